@@ -1,0 +1,106 @@
+//! The `ibq` command line: global options and subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "ibq", version, about = "Operator console and durable request queue for one IB gateway connection")]
+pub struct Cli {
+    /// Root folder of the Delta tables (default from ibq.toml, else ./data/lake).
+    #[arg(long, global = true, env = "IBQ_LAKE")]
+    pub lake: Option<PathBuf>,
+    /// Configuration file (default ./ibq.toml, else the user config dir).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Key map file overriding the default bindings.
+    #[arg(long, global = true)]
+    pub keymap: Option<PathBuf>,
+    /// Gateway address HOST:PORT (overrides ibq.toml).
+    #[arg(long, global = true)]
+    pub gateway: Option<String>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add a request to the queue.
+    Enqueue(queue::EnqueueArgs),
+    /// List requests.
+    List(queue::ListArgs),
+    /// Show one request and its whole transition history.
+    Show(queue::ShowArgs),
+    /// Put FAILED requests back to PENDING.
+    Retry(queue::RetryArgs),
+    /// Change the priority of a PENDING or FAILED request.
+    Reprioritize(queue::ReprioritizeArgs),
+    /// Cancel a PENDING request.
+    Cancel(queue::CancelArgs),
+    /// Rewrite the queue table to the newest row per request.
+    Compact,
+    /// Configuration helpers.
+    Config(ConfigArgs),
+    /// Run the gateway simulator.
+    Sim(crate::sim::cli::SimArgs),
+    /// Print the scheduler's plan for a day.
+    Schedule(crate::scheduler::cli::ScheduleArgs),
+    /// Benchmarks.
+    Bench(crate::cli::bench::BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Print the default configuration, every key documented.
+    #[arg(long)]
+    pub print_default: bool,
+}
+
+pub mod bench;
+pub mod queue;
+
+/// Resolves the configuration and the command-line overrides into one `Config`.
+pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(lake) = &cli.lake {
+        config.lake.root = lake.clone();
+    }
+    if let Some(gateway) = &cli.gateway {
+        config.gateway.address = gateway.clone();
+    }
+    Ok(config)
+}
+
+/// Runs the parsed command line; the error is printed by `main` as one line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let command = match cli.command {
+        Some(Command::Config(args)) => {
+            if args.print_default {
+                print!("{}", crate::config::DEFAULT_CONFIG);
+                return Ok(());
+            }
+            anyhow::bail!("ibq config: nothing to do (try --print-default)");
+        }
+        Some(Command::Sim(args)) => return crate::sim::cli::run(args).await,
+        Some(c) => c,
+        None => anyhow::bail!("the console is not built yet; try `ibq list`"),
+    };
+    let config = resolve_config(&Cli {
+        command: None,
+        ..cli
+    })?;
+    match command {
+        Command::Enqueue(a) => queue::enqueue(a, &config).await,
+        Command::List(a) => queue::list(a, &config).await,
+        Command::Show(a) => queue::show(a, &config).await,
+        Command::Retry(a) => queue::retry(a, &config).await,
+        Command::Reprioritize(a) => queue::reprioritize(a, &config).await,
+        Command::Cancel(a) => queue::cancel(a, &config).await,
+        Command::Compact => queue::compact(&config).await,
+        Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
+        Command::Bench(a) => bench::run(a, &config).await,
+        Command::Config(_) | Command::Sim(_) => unreachable!("handled above"),
+    }
+}

@@ -1,0 +1,272 @@
+//! `ibq.toml`: every key optional, defaults in `assets/ibq.default.toml`.
+//!
+//! Unknown keys and wrong types are errors that name the file, line and key, never ignored.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::scheduler::config::SchedulerConfig;
+
+/// The embedded default configuration, documented key by key.
+pub const DEFAULT_CONFIG: &str = include_str!("../../assets/ibq.default.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub lake: LakeConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub gateway: GatewayConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    #[serde(default)]
+    pub lines: LinesConfig,
+    #[serde(default)]
+    pub streaming: StreamingConfig,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        toml::from_str(DEFAULT_CONFIG).expect("the embedded default configuration parses")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeConfig {
+    pub root: PathBuf,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("./data/lake"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    pub lease_secs: u64,
+    pub compact_at_files: usize,
+    pub checkpoint_every: u64,
+    pub poll_external_secs: u64,
+    pub max_batch: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            lease_secs: 300,
+            compact_at_files: 64,
+            checkpoint_every: 50,
+            poll_external_secs: 2,
+            max_batch: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub address: String,
+    pub client_id: i32,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:4002".into(),
+            client_id: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub poll_secs: u64,
+    pub batch_size: usize,
+    pub max_attempts: u32,
+    pub max_age_secs: u64,
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
+    pub request_timeout_secs: u64,
+    pub max_messages_per_sec: u32,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            poll_secs: 5,
+            batch_size: 50,
+            max_attempts: 5,
+            max_age_secs: 86_400,
+            backoff_base_secs: 5,
+            backoff_max_secs: 600,
+            request_timeout_secs: 120,
+            max_messages_per_sec: 45,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinesConfig {
+    pub limit: u32,
+    pub margin: u32,
+}
+
+impl Default for LinesConfig {
+    fn default() -> Self {
+        Self {
+            limit: 100,
+            margin: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    pub write_interval_secs: u64,
+    pub stale_after_secs: u64,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        Self {
+            write_interval_secs: 5,
+            stale_after_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    pub dir: PathBuf,
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("./data/logs"),
+            level: "info".into(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}, line {line}, key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parses a configuration text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let start = e.span().map(|s| s.start.min(text.len())).unwrap_or(0);
+            let line = text[..start].matches('\n').count() + 1;
+            // The key is what stands before `=` on the offending line (or the table header).
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .map(|l| l.split('=').next().unwrap_or(l).trim().to_string())
+                .unwrap_or_default();
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+
+    /// Loads `explicit`, else `./ibq.toml`, else `<user config dir>/ibq/ibq.toml`, else defaults.
+    /// An explicit path that does not exist is an error; the implicit ones are optional.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Self::implicit_path(),
+        };
+        match path {
+            None => Ok(Self::default()),
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::parse(&text, &path)
+            }
+        }
+    }
+
+    fn implicit_path() -> Option<PathBuf> {
+        let local = PathBuf::from("ibq.toml");
+        if local.is_file() {
+            return Some(local);
+        }
+        let user = dirs::config_dir()?.join("ibq").join("ibq.toml");
+        user.is_file().then_some(user)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_match_the_code_defaults() {
+        let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
+        let empty: Config = toml::from_str("").unwrap();
+        assert_eq!(parsed, empty, "assets/ibq.default.toml and the Default impls disagree");
+    }
+
+    #[test]
+    fn a_partial_file_overrides_only_what_it_names() {
+        let c = Config::parse("[worker]\nbatch_size = 7\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.worker.batch_size, 7);
+        assert_eq!(c.worker.poll_secs, WorkerConfig::default().poll_secs);
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_line_and_key() {
+        let err = Config::parse("[worker]\npoll_secs = 5\nbatch_sise = 7\n", Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("my.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("batch_sise"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_line_and_key() {
+        let err = Config::parse("[lines]\nlimit = \"many\"\n", Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("`limit`"), "{err}");
+    }
+}

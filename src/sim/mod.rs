@@ -1,0 +1,2 @@
+//! `ibq sim`: a gateway simulator speaking the TWS API protocol.
+pub mod cli;
