@@ -1,11 +1,141 @@
-//! `ibq bench`: benchmarks that compare against a baseline in the same run.
+//! `ibq bench`: benchmarks that compare against a baseline in the same run and report
+//! ratios, so a noisy machine moves both sides alike.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::json;
+
+use crate::config::{Config, QueueConfig};
+use crate::queue::store::QueueStore;
+use crate::queue::{Actor, NewRequest, Priority, RequestType};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// What to measure.
-    pub what: String,
+    #[command(subcommand)]
+    pub what: BenchWhat,
 }
 
-pub async fn run(_args: BenchArgs, _config: &crate::config::Config) -> anyhow::Result<()> {
-    anyhow::bail!("no benchmarks yet")
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// The full life of N requests (enqueue, claim, succeed) through the durable store with
+    /// grouped commits, against one commit per change; then start-up time with a large queue.
+    Queue {
+        /// Requests through the grouped design.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Requests through the one-commit-per-change baseline (it is much slower).
+        #[arg(long, default_value_t = 300)]
+        baseline_requests: usize,
+        /// Requests in the table when start-up (recovery) is timed.
+        #[arg(long, default_value_t = 100_000)]
+        startup_requests: usize,
+        /// Requests claimed (and completed) per commit, like the worker's batch.
+        #[arg(long, default_value_t = 50)]
+        batch: usize,
+    },
+}
+
+fn request(i: usize) -> NewRequest {
+    NewRequest {
+        request_type: RequestType::PositionUpdate,
+        symbol: "ALL".into(),
+        priority: Priority::try_from(1 + (i % 3) as i64).expect("1..=3"),
+        parameters: json!({"conid": i + 1}),
+        changed_by: Actor::Operator,
+        schedule_key: None,
+    }
+}
+
+struct Run {
+    secs: f64,
+    commits: i64,
+    files: usize,
+}
+
+/// Enqueue in commits of `enqueue_batch`, then claim and complete `batch` at a time.
+async fn full_life(
+    store: &mut QueueStore,
+    n: usize,
+    enqueue_batch: usize,
+    batch: usize,
+) -> anyhow::Result<Run> {
+    let v0 = store.table_version();
+    let started = Instant::now();
+    let mut made = 0;
+    while made < n {
+        let k = enqueue_batch.min(n - made);
+        store
+            .enqueue_many((made..made + k).map(request).collect())
+            .await?;
+        made += k;
+    }
+    loop {
+        let claimed = store.claim(batch, "bench", Utc::now()).await?;
+        if claimed.is_empty() {
+            break;
+        }
+        let ids: Vec<_> = claimed.iter().map(|r| r.request_id).collect();
+        let now = Utc::now();
+        store
+            .change_each(&ids, |q, id| q.prepare_succeed(id, json!({"rows": 1}), now))
+            .await?;
+    }
+    Ok(Run {
+        secs: started.elapsed().as_secs_f64(),
+        commits: store.table_version() - v0,
+        files: store.live_files().await?,
+    })
+}
+
+pub async fn run(args: BenchArgs, _config: &Config) -> anyhow::Result<()> {
+    let BenchWhat::Queue {
+        requests,
+        baseline_requests,
+        startup_requests,
+        batch,
+    } = args.what;
+    let dir = tempfile_dir()?;
+    let config = QueueConfig::default();
+    println!("ibq bench queue (lake in {})", dir.display());
+
+    let mut grouped = QueueStore::open(&dir.join("grouped"), config.clone()).await?;
+    let g = full_life(&mut grouped, requests, 1000, batch).await?;
+    drop(grouped);
+    let mut single = QueueStore::open(&dir.join("single"), config.clone()).await?;
+    let s = full_life(&mut single, baseline_requests, 1, 1).await?;
+    drop(single);
+    let g_rate = requests as f64 / g.secs;
+    let s_rate = baseline_requests as f64 / s.secs;
+    println!("grouped commits:  {requests:>7} requests in {:>7.2} s = {g_rate:>9.0} req/s, {} commits, {} live data files", g.secs, g.commits, g.files);
+    println!("commit per change:{baseline_requests:>7} requests in {:>7.2} s = {s_rate:>9.0} req/s, {} commits, {} live data files", s.secs, s.commits, s.files);
+    println!("ratio: {:.0}x", g_rate / s_rate);
+
+    let root = dir.join("startup");
+    let mut big = QueueStore::open(&root, config.clone()).await?;
+    let b = full_life(&mut big, startup_requests, 1000, 500).await?;
+    let files = big.live_files().await?;
+    drop(big);
+    let mut recoveries = Vec::new();
+    for _ in 0..3 {
+        let reopened = QueueStore::open(&root, config.clone()).await?;
+        anyhow::ensure!(
+            reopened.state().len() == startup_requests,
+            "start-up lost requests"
+        );
+        recoveries.push(reopened.recovery.as_secs_f64());
+    }
+    recoveries.sort_by(f64::total_cmp);
+    println!(
+        "start-up with {startup_requests} requests ({} commits, {files} live data files): median {:.3} s (of {:?})",
+        b.commits, recoveries[1], recoveries
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("ibq-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "ibq", version, about = "Operator console and durable request queue for one IB gateway connection")]
+#[command(
+    name = "ibq",
+    version,
+    about = "Operator console and durable request queue for one IB gateway connection"
+)]
 pub struct Cli {
     /// Root folder of the Delta tables (default from ibq.toml, else ./data/lake).
     #[arg(long, global = true, env = "IBQ_LAKE")]
@@ -49,6 +53,9 @@ pub enum Command {
     Schedule(crate::scheduler::cli::ScheduleArgs),
     /// Benchmarks.
     Bench(crate::cli::bench::BenchArgs),
+    /// Tools for tests.
+    #[command(hide = true)]
+    Debug(debug::DebugArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +66,7 @@ pub struct ConfigArgs {
 }
 
 pub mod bench;
+pub mod debug;
 pub mod queue;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
@@ -101,6 +109,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compact => queue::compact(&config).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Bench(a) => bench::run(a, &config).await,
+        Command::Debug(a) => debug::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) => unreachable!("handled above"),
     }
 }

@@ -1,23 +1,388 @@
 //! Queue subcommands: enqueue, list, show, retry, reprioritize, cancel, compact.
+//!
+//! When no engine runs, the command opens the queue as its owner and commits directly.
+//! When an engine owns the lake, `enqueue` appends the row as any other writer would (the
+//! engine takes it in within seconds) and read commands read the tables as they stand.
+
+use std::io::Write;
+
+use chrono::Utc;
+use uuid::Uuid;
+
 use crate::config::Config;
+use crate::queue::params::{params_from_pairs, Params};
+use crate::queue::store::{self, QueueStore, StoreError};
+use crate::queue::{
+    Actor, Enqueued, NewRequest, Priority, QueueError, QueueState, Request, RequestType, Status,
+};
 
 #[derive(Debug, clap::Args)]
-pub struct EnqueueArgs {}
-#[derive(Debug, clap::Args)]
-pub struct ListArgs {}
-#[derive(Debug, clap::Args)]
-pub struct ShowArgs {}
-#[derive(Debug, clap::Args)]
-pub struct RetryArgs {}
-#[derive(Debug, clap::Args)]
-pub struct ReprioritizeArgs {}
-#[derive(Debug, clap::Args)]
-pub struct CancelArgs {}
+pub struct EnqueueArgs {
+    /// option_chain, futures_snapshot, market_bars, position_update or derived_stats.
+    pub request_type: String,
+    /// Underlying or contract symbol (e.g. SPY, ES).
+    pub symbol: String,
+    /// 1 immediate, 2 normal, 3 background.
+    #[arg(long, default_value = "2")]
+    pub priority: String,
+    /// A parameter as KEY=VALUE (repeatable), e.g. --param target_dte=30.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Print the request as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub async fn enqueue(_a: EnqueueArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn list(_a: ListArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn show(_a: ShowArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn retry(_a: RetryArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn reprioritize(_a: ReprioritizeArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn cancel(_a: CancelArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn compact(_c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only requests with this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Print a JSON array of request objects keyed by the column names.
+    #[arg(long)]
+    pub json: bool,
+    /// Most rows to print (newest first); 0 for all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// Request id (a unique prefix is enough).
+    pub id: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// Request id (a unique prefix is enough).
+    #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+    pub id: Option<String>,
+    /// Retry every FAILED request.
+    #[arg(long)]
+    pub all_failed: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReprioritizeArgs {
+    pub id: String,
+    /// 1 immediate, 2 normal, 3 background.
+    pub priority: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CancelArgs {
+    pub id: String,
+}
+
+/// Opens the queue as owner, or explains that a running engine owns it.
+async fn open_owner(config: &Config) -> anyhow::Result<QueueStore> {
+    match QueueStore::open(&config.lake.root, config.queue.clone()).await {
+        Ok(s) => Ok(s),
+        Err(StoreError::Locked(root, _)) => anyhow::bail!(
+            "an ibq engine is running on the lake {} and owns the queue; make this change from its console",
+            root.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finds the request a full id or unique prefix names.
+fn resolve_id(state: &QueueState, text: &str) -> anyhow::Result<Uuid> {
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Ok(id);
+    }
+    let text = text.to_ascii_lowercase();
+    if text.len() < 4 || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        anyhow::bail!(
+            "`{text}` is not a request id (give the UUID or at least its first 4 characters)"
+        );
+    }
+    let matches: Vec<Uuid> = state
+        .all()
+        .map(|r| r.request_id)
+        .filter(|id| id.to_string().starts_with(&text))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(*one),
+        [] => anyhow::bail!("no request id starts with `{text}`"),
+        many => anyhow::bail!(
+            "`{text}` matches {} requests; give more characters",
+            many.len()
+        ),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
+    let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
+    let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
+    let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
+    let new = NewRequest {
+        request_type,
+        symbol: args.symbol,
+        priority,
+        parameters,
+        changed_by: Actor::Operator,
+        schedule_key: None,
+    };
+    let (outcome, via_engine) =
+        match QueueStore::open(&config.lake.root, config.queue.clone()).await {
+            Ok(mut s) => (s.enqueue(new).await?, false),
+            Err(StoreError::Locked(..)) => {
+                let state = store::read_state(&config.lake.root).await?;
+                (
+                    store::append_as_guest(&config.lake.root, &state, new).await?,
+                    true,
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
+    if args.json {
+        return print_json(outcome.request());
+    }
+    match &outcome {
+        Enqueued::Added(r) => {
+            println!(
+                "enqueued {} {} {} priority {}",
+                r.request_id, r.request_type, r.symbol, r.priority
+            );
+            if via_engine {
+                println!(
+                    "(the running engine picks it up within {} s)",
+                    config.queue.poll_external_secs
+                );
+            }
+        }
+        Enqueued::Duplicate(r) => println!(
+            "duplicate: {} {} is already {} as {}; nothing added",
+            r.request_type, r.symbol, r.status, r.request_id
+        ),
+    }
+    Ok(())
+}
+
+fn age(t: chrono::DateTime<Utc>) -> String {
+    let s = (Utc::now() - t).num_seconds().max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+fn param_summary(r: &Request) -> String {
+    Params::parse(r.request_type, &r.parameters)
+        .map(|p| p.summary())
+        .unwrap_or_else(|_| r.parameters.to_string())
+}
+
+pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
+    let status: Option<Status> = args
+        .status
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let state = store::read_state(&config.lake.root).await?;
+    let mut rows: Vec<&Request> = state
+        .all()
+        .map(|r| r.as_ref())
+        .filter(|r| status.is_none_or(|s| r.status == s))
+        .collect();
+    rows.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.seq.cmp(&a.seq)));
+    if args.limit > 0 {
+        rows.truncate(args.limit);
+    }
+    if args.json {
+        return print_json(&rows);
+    }
+    let c = state.counts();
+    println!(
+        "{} requests: {} pending, {} processing, {} success, {} failed, {} cancelled (lake {})",
+        c.total(),
+        c.pending,
+        c.processing,
+        c.success,
+        c.failed,
+        c.cancelled,
+        config.lake.root.display()
+    );
+    if rows.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "{:<8}  {:<16} {:<6} {:>1}  {:<10} {:>3}  {:>6}  {:<22} ERROR",
+        "ID", "TYPE", "SYMBOL", "P", "STATUS", "ATT", "AGE", "PARAMETERS"
+    );
+    for r in rows {
+        let id = r.request_id.to_string();
+        println!(
+            "{:<8}  {:<16} {:<6} {:>1}  {:<10} {:>3}  {:>6}  {:<22} {}",
+            &id[..8],
+            r.request_type.as_str(),
+            r.symbol,
+            r.priority,
+            r.status.as_str(),
+            r.attempts,
+            age(r.created_at),
+            truncate(&param_summary(r), 22),
+            r.error_message
+                .as_deref()
+                .map(|e| truncate(e, 60))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
+    let state = store::read_state(&config.lake.root).await?;
+    let id = resolve_id(&state, &args.id)?;
+    let current = state.get(&id).ok_or(QueueError::NotFound(id))?;
+    let history = store::history(&config.lake.root, id).await?;
+    if args.json {
+        return print_json(&serde_json::json!({"request": current, "history": history}));
+    }
+    let r = current.as_ref();
+    println!("request_id     {}", r.request_id);
+    println!("request_type   {}", r.request_type);
+    println!("symbol         {}", r.symbol);
+    println!("priority       {}", r.priority);
+    println!("status         {}", r.status);
+    println!(
+        "parameters     {}",
+        serde_json::to_string_pretty(&r.parameters)?.replace('\n', "\n               ")
+    );
+    println!("result_table   {}", r.result_table);
+    println!("created_at     {}", r.created_at.to_rfc3339());
+    println!("updated_at     {}", r.updated_at.to_rfc3339());
+    if let Some(d) = &r.result_data {
+        println!(
+            "result_data    {}",
+            serde_json::to_string_pretty(d)?.replace('\n', "\n               ")
+        );
+    }
+    if let Some(e) = &r.error_message {
+        println!("error_message  {e}");
+    }
+    println!(
+        "attempts       {} ({} counted against the retry limit)",
+        r.attempts, r.failures
+    );
+    if let Some(t) = r.next_attempt_at {
+        println!("next_attempt   {}", t.to_rfc3339());
+    }
+    if let Some(k) = &r.schedule_key {
+        println!("schedule_key   {k}");
+    }
+    println!("\nhistory ({} rows):", history.len());
+    for h in &history {
+        println!(
+            "  {}  {:<15} {:<10} by {:<9} p{} {}",
+            h.updated_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            h.event.as_str(),
+            h.status.as_str(),
+            h.changed_by.as_str(),
+            h.priority,
+            h.error_message.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Prints one line per change and fails when any change was refused.
+fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Result<()> {
+    let mut refused = 0;
+    for r in &results {
+        match r {
+            Ok(r) => println!(
+                "{verb} {} ({} {}): now {} priority {}",
+                r.request_id, r.request_type, r.symbol, r.status, r.priority
+            ),
+            Err(e) => {
+                refused += 1;
+                eprintln!("refused: {e}");
+            }
+        }
+    }
+    if refused > 0 {
+        anyhow::bail!("{refused} of {} changes refused", results.len());
+    }
+    Ok(())
+}
+
+pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
+    let mut s = open_owner(config).await?;
+    let ids: Vec<Uuid> = match &args.id {
+        Some(text) => vec![resolve_id(s.state(), text)?],
+        None => s.state().failed().map(|r| r.request_id).collect(),
+    };
+    if ids.is_empty() {
+        println!("no FAILED requests");
+        return Ok(());
+    }
+    let now = Utc::now();
+    let results = s
+        .change_each(&ids, |q, id| q.prepare_retry(id, Actor::Operator, now))
+        .await?;
+    report("retried", results)
+}
+
+pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Result<()> {
+    let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
+    let mut s = open_owner(config).await?;
+    let id = resolve_id(s.state(), &args.id)?;
+    let now = Utc::now();
+    let results = s
+        .change_each(&[id], |q, id| {
+            q.prepare_reprioritize(id, priority, Actor::Operator, now)
+        })
+        .await?;
+    report("reprioritized", results)
+}
+
+pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
+    let mut s = open_owner(config).await?;
+    let id = resolve_id(s.state(), &args.id)?;
+    let now = Utc::now();
+    let results = s
+        .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, now))
+        .await?;
+    report("cancelled", results)
+}
+
+pub async fn compact(config: &Config) -> anyhow::Result<()> {
+    let mut s = open_owner(config).await?;
+    let r = s.compact().await?;
+    println!(
+        "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} superseded rows moved to {}, version {}",
+        crate::queue::rows::QUEUE_TABLE,
+        r.files_before,
+        r.files_after,
+        r.rows_read,
+        r.rows_kept,
+        r.rows_moved_to_history,
+        crate::queue::rows::HISTORY_TABLE,
+        r.version
+    );
+    Ok(())
+}

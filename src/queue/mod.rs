@@ -1,1 +1,11 @@
-//! queue
+//! The durable request queue: the model, typed parameters, the in-memory state with its
+//! checked transitions, and the store that persists every change to Delta Lake.
+
+pub mod model;
+pub mod params;
+pub mod state;
+
+pub use model::{Actor, Event, Priority, Request, RequestType, Status};
+pub use state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, StatusCounts};
+pub mod rows;
+pub mod store;

@@ -1,1 +1,6 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary, one module per area. They run the real `ibq` binary,
+//! real Delta tables in temporary folders and, where a gateway is needed, `ibq sim`.
+
+mod common;
+mod queue_cli;
+mod queue_store;

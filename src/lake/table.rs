@@ -1,0 +1,303 @@
+//! One Delta table: create or open, append a batch in one commit, list and read live files,
+//! and replace files in one commit (compaction).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use deltalake::arrow::array::RecordBatch;
+use deltalake::datafile::reader::ParquetFileReader;
+use deltalake::datafile::DataFileReader;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Remove};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
+use deltalake::DeltaTable;
+use futures::TryStreamExt;
+
+use super::columns::{delta_fields, Col};
+
+/// A table operation that failed, with the table's name and folder.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    #[error("cannot create the lake folder {path}: {source}")]
+    Folder {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("table {name} at {path}: {message}")]
+    Table {
+        name: String,
+        path: PathBuf,
+        message: String,
+    },
+}
+
+/// A live data file: its path relative to the table root and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DataFile {
+    pub path: String,
+    pub size: i64,
+}
+
+pub struct LakeTable {
+    name: String,
+    path: PathBuf,
+    cols: &'static [Col],
+    table: DeltaTable,
+}
+
+impl std::fmt::Debug for LakeTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LakeTable")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// The first line of an error: delta-kernel errors append a backtrace to their text when
+/// RUST_BACKTRACE is set, which is noise to someone reading one clear message.
+fn brief(e: impl std::fmt::Display) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+fn table_url(path: &Path) -> Result<url::Url, String> {
+    let abs = std::path::absolute(path).map_err(|e| e.to_string())?;
+    url::Url::from_directory_path(&abs).map_err(|_| format!("not a usable path: {}", abs.display()))
+}
+
+impl LakeTable {
+    fn err(&self, e: impl std::fmt::Display) -> LakeError {
+        LakeError::Table {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            message: brief(e),
+        }
+    }
+
+    /// Opens `<root>/<name>`, creating it with `cols` when it does not exist yet.
+    pub async fn open_or_create(
+        root: &Path,
+        name: &str,
+        cols: &'static [Col],
+    ) -> Result<Self, LakeError> {
+        let path = root.join(name);
+        std::fs::create_dir_all(&path).map_err(|source| LakeError::Folder {
+            path: path.clone(),
+            source,
+        })?;
+        let err = |message: String| LakeError::Table {
+            name: name.to_string(),
+            path: path.clone(),
+            message,
+        };
+        let url = table_url(&path).map_err(err)?;
+        let has_log = path.join("_delta_log").is_dir()
+            && std::fs::read_dir(path.join("_delta_log"))
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+        let table = if has_log {
+            deltalake::open_table(url).await.map_err(|e| {
+                err(format!(
+                    "cannot open the table (is its _delta_log damaged?): {}",
+                    brief(e)
+                ))
+            })?
+        } else {
+            DeltaTable::try_from_url(url)
+                .await
+                .map_err(|e| err(brief(e)))?
+                .create()
+                .with_table_name(name)
+                .with_columns(delta_fields(cols))
+                .with_save_mode(SaveMode::Ignore)
+                .await
+                .map_err(|e| err(format!("cannot create the table: {}", brief(e))))?
+        };
+        Ok(Self {
+            name: name.to_string(),
+            path,
+            cols,
+            table,
+        })
+    }
+
+    /// Opens `<root>/<name>` for reading; `None` when the table does not exist.
+    pub async fn open_existing(
+        root: &Path,
+        name: &str,
+        cols: &'static [Col],
+    ) -> Result<Option<Self>, LakeError> {
+        if !root.join(name).join("_delta_log").is_dir() {
+            return Ok(None);
+        }
+        Self::open_or_create(root, name, cols).await.map(Some)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn version(&self) -> i64 {
+        self.table.version().map(|v| v as i64).unwrap_or(-1)
+    }
+
+    /// Loads commits made since this handle last looked (by any writer). True if any.
+    pub async fn refresh(&mut self) -> Result<bool, LakeError> {
+        let before = self.version();
+        self.table
+            .update_incremental(None)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(self.version() != before)
+    }
+
+    /// The live data files of the loaded version.
+    pub async fn files(&self) -> Result<Vec<DataFile>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let log_store = self.table.log_store();
+        snapshot
+            .snapshot()
+            .file_views(log_store.as_ref(), None)
+            .map_ok(|v| DataFile {
+                path: v.path().to_string(),
+                size: v.size(),
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Reads whole data files (raw parquet, each with the schema its writer used).
+    pub async fn read(&self, files: &[DataFile]) -> Result<Vec<RecordBatch>, LakeError> {
+        let reader = ParquetFileReader::new(self.table.log_store().object_store(None));
+        let mut batches = Vec::new();
+        for f in files {
+            let path = deltalake::Path::parse(&f.path)
+                .unwrap_or_else(|_| deltalake::Path::from(f.path.as_str()));
+            let stream = reader
+                .read_file(path)
+                .await
+                .map_err(|e| self.err(format!("reading {}: {e}", f.path)))?;
+            let mut part: Vec<RecordBatch> = stream
+                .try_collect()
+                .await
+                .map_err(|e| self.err(format!("reading {}: {e}", f.path)))?;
+            batches.append(&mut part);
+        }
+        Ok(batches)
+    }
+
+    /// Every row of the loaded version.
+    pub async fn read_all(&self) -> Result<Vec<RecordBatch>, LakeError> {
+        let files = self.files().await?;
+        self.read(&files).await
+    }
+
+    async fn write_files(&self, batches: &[RecordBatch]) -> Result<Vec<Action>, LakeError> {
+        let mut writer = RecordBatchWriter::for_table(&self.table).map_err(|e| self.err(e))?;
+        for b in batches.iter().filter(|b| b.num_rows() > 0) {
+            writer.write(b.clone()).await.map_err(|e| self.err(e))?;
+        }
+        let adds = writer.flush().await.map_err(|e| self.err(e))?;
+        Ok(adds.into_iter().map(Action::Add).collect())
+    }
+
+    async fn commit(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+    ) -> Result<i64, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let finalized = CommitBuilder::default()
+            .with_actions(actions)
+            .build(Some(snapshot), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.err(format!("commit failed: {e}")))?;
+        self.table.state = Some(finalized.snapshot());
+        Ok(finalized.version() as i64)
+    }
+
+    /// Appends the batches as one commit and returns its version and the files it added.
+    /// Nothing is visible to readers until the commit succeeds.
+    pub async fn append(
+        &mut self,
+        batches: &[RecordBatch],
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        let actions = self.write_files(batches).await?;
+        let added = added_files(&actions);
+        if actions.is_empty() {
+            return Ok((self.version(), added));
+        }
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let version = self.commit(actions, op).await?;
+        Ok((version, added))
+    }
+
+    /// Replaces `remove` with the rows of `batches` in one commit: readers see either all
+    /// the old files or the new ones. Files other writers added meanwhile stay untouched.
+    pub async fn replace(
+        &mut self,
+        remove: &[DataFile],
+        batches: &[RecordBatch],
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        let mut actions = self.write_files(batches).await?;
+        let added = added_files(&actions);
+        let now = chrono::Utc::now().timestamp_millis();
+        actions.extend(remove.iter().map(|f| {
+            Action::Remove(Remove {
+                path: f.path.clone(),
+                data_change: true,
+                deletion_timestamp: Some(now),
+                extended_file_metadata: Some(true),
+                partition_values: Some(HashMap::new()),
+                size: Some(f.size),
+                ..Default::default()
+            })
+        }));
+        let op = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: 0,
+        };
+        let version = self.commit(actions, op).await?;
+        Ok((version, added))
+    }
+
+    /// Writes a checkpoint of the loaded version so opening the table reads one file
+    /// instead of replaying every commit.
+    pub async fn checkpoint(&self) -> Result<(), LakeError> {
+        deltalake::checkpoints::create_checkpoint(&self.table, None)
+            .await
+            .map_err(|e| self.err(format!("checkpoint failed: {e}")))
+    }
+
+    pub fn columns(&self) -> &'static [Col] {
+        self.cols
+    }
+}
+
+fn added_files(actions: &[Action]) -> Vec<DataFile> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Add(add) => Some(DataFile {
+                path: add.path.clone(),
+                size: add.size,
+            }),
+            _ => None,
+        })
+        .collect()
+}

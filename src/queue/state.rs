@@ -1,0 +1,774 @@
+//! The queue in memory: the newest row of every request, the claim order and the duplicate
+//! index. Pure logic: every change is checked here and returns the row to persist.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::model::{Actor, DedupKey, Event, Priority, Request, RequestType, Status};
+use super::params::Params;
+
+/// A change the queue refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueueError {
+    #[error("no request with id {0}")]
+    NotFound(Uuid),
+    #[error("cannot {action} request {id}: it is {status} (allowed from {allowed})")]
+    IllegalTransition {
+        id: Uuid,
+        action: &'static str,
+        status: Status,
+        allowed: &'static str,
+    },
+    #[error(transparent)]
+    InvalidParams(#[from] super::params::ParamError),
+    #[error("invalid symbol `{0}`: expected 1-12 letters, digits, '.', '/' or '-'")]
+    InvalidSymbol(String),
+}
+
+/// A request to add, before it has an id.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub request_type: RequestType,
+    pub symbol: String,
+    pub priority: Priority,
+    pub parameters: serde_json::Value,
+    pub changed_by: Actor,
+    pub schedule_key: Option<String>,
+}
+
+/// What enqueue did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueued {
+    Added(Request),
+    /// An identical request is still open; nothing was added.
+    Duplicate(Request),
+}
+
+impl Enqueued {
+    pub fn request(&self) -> &Request {
+        match self {
+            Enqueued::Added(r) | Enqueued::Duplicate(r) => r,
+        }
+    }
+}
+
+/// When a failed attempt is retried automatically.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub max_age: Duration,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl RetryPolicy {
+    /// Backoff before automatic retry number `failures` (1-based): base·2^(n-1), capped,
+    /// then stretched by `jitter` (0..1 → up to +20%) so retries of a burst spread out.
+    pub fn backoff(&self, failures: u32, jitter: f64) -> Duration {
+        let exp = 2i64.saturating_pow(failures.saturating_sub(1).min(30));
+        let base = self.backoff_base.num_milliseconds().saturating_mul(exp);
+        let capped = base.min(self.backoff_max.num_milliseconds());
+        let jittered = capped as f64 * (1.0 + 0.2 * jitter.clamp(0.0, 1.0));
+        Duration::milliseconds(jittered as i64)
+    }
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StatusCounts {
+    pub pending: usize,
+    pub processing: usize,
+    pub success: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl StatusCounts {
+    fn slot(&mut self, s: Status) -> &mut usize {
+        match s {
+            Status::Pending => &mut self.pending,
+            Status::Processing => &mut self.processing,
+            Status::Success => &mut self.success,
+            Status::Failed => &mut self.failed,
+            Status::Cancelled => &mut self.cancelled,
+        }
+    }
+    pub fn get(&self, s: Status) -> usize {
+        match s {
+            Status::Pending => self.pending,
+            Status::Processing => self.processing,
+            Status::Success => self.success,
+            Status::Failed => self.failed,
+            Status::Cancelled => self.cancelled,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.pending + self.processing + self.success + self.failed + self.cancelled
+    }
+}
+
+type OrderKey = (Priority, DateTime<Utc>, Uuid);
+
+fn order_key(r: &Request) -> OrderKey {
+    (r.priority, r.created_at, r.request_id)
+}
+
+/// The newest row of every request, indexed for claiming and duplicate checks.
+#[derive(Debug, Default, Clone)]
+pub struct QueueState {
+    requests: HashMap<Uuid, Arc<Request>>,
+    /// PENDING requests in order of service: priority, then age.
+    pending: BTreeSet<OrderKey>,
+    processing: BTreeSet<OrderKey>,
+    failed: BTreeSet<(DateTime<Utc>, Uuid)>,
+    open: HashMap<DedupKey, Uuid>,
+    schedule_keys: HashSet<String>,
+    counts: StatusCounts,
+    next_seq: i64,
+    /// Bumped on every change so readers can tell whether to redraw.
+    generation: u64,
+}
+
+impl QueueState {
+    pub fn new() -> Self {
+        Self {
+            next_seq: 1,
+            ..Default::default()
+        }
+    }
+
+    pub fn get(&self, id: &Uuid) -> Option<&Arc<Request>> {
+        self.requests.get(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty()
+    }
+
+    pub fn counts(&self) -> StatusCounts {
+        self.counts
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn next_seq(&self) -> i64 {
+        self.next_seq
+    }
+
+    pub fn has_schedule_key(&self, key: &str) -> bool {
+        self.schedule_keys.contains(key)
+    }
+
+    /// Every request, in no particular order.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Request>> {
+        self.requests.values()
+    }
+
+    /// PENDING requests in order of service.
+    pub fn pending(&self) -> impl DoubleEndedIterator<Item = &Arc<Request>> + '_ {
+        self.pending.iter().map(|k| &self.requests[&k.2])
+    }
+
+    pub fn processing(&self) -> impl DoubleEndedIterator<Item = &Arc<Request>> + '_ {
+        self.processing.iter().map(|k| &self.requests[&k.2])
+    }
+
+    /// FAILED requests, newest failure first.
+    pub fn failed(&self) -> impl Iterator<Item = &Arc<Request>> + '_ {
+        self.failed.iter().rev().map(|k| &self.requests[&k.1])
+    }
+
+    /// The earliest time a PENDING request becomes due, if any is waiting on a backoff.
+    pub fn next_due_at(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.pending()
+            .filter_map(|r| r.next_attempt_at.filter(|t| *t > now))
+            .min()
+    }
+
+    /// Is a PENDING priority-1 request due now? (It wakes the worker at once.)
+    pub fn has_due_immediate(&self, now: DateTime<Utc>) -> bool {
+        self.pending()
+            .take_while(|r| r.priority == Priority::IMMEDIATE)
+            .any(|r| r.is_due(now))
+    }
+
+    /// Installs `row` as the newest row of its request and returns the row it replaced.
+    /// The row gets the next sequence number of this process here.
+    pub fn apply(&mut self, mut row: Request) -> (Request, Option<Arc<Request>>) {
+        row.seq = Some(self.next_seq);
+        self.next_seq += 1;
+        let previous = self.install(Arc::new(row.clone()));
+        (row, previous)
+    }
+
+    /// Puts back `previous` (or removes the request) after a commit that failed.
+    pub fn undo(&mut self, id: Uuid, previous: Option<Arc<Request>>) {
+        self.remove_indexes(&id);
+        match previous {
+            Some(p) => {
+                self.add_indexes(&p);
+                self.requests.insert(id, p);
+            }
+            None => {
+                self.requests.remove(&id);
+            }
+        }
+        self.generation += 1;
+    }
+
+    /// Replays a stored row: it wins when it is newer than what is known for its request.
+    /// Rows without a sequence number (other writers) are older than any numbered row.
+    pub fn replay(&mut self, row: Request) {
+        if let Some(seq) = row.seq {
+            self.next_seq = self.next_seq.max(seq + 1);
+        }
+        let newer = match self.requests.get(&row.request_id) {
+            None => true,
+            Some(known) => row.seq > known.seq,
+        };
+        if newer {
+            self.install(Arc::new(row));
+        }
+    }
+
+    fn install(&mut self, row: Arc<Request>) -> Option<Arc<Request>> {
+        let id = row.request_id;
+        self.remove_indexes(&id);
+        self.add_indexes(&row);
+        self.generation += 1;
+        self.requests.insert(id, row)
+    }
+
+    fn remove_indexes(&mut self, id: &Uuid) {
+        let Some(old) = self.requests.get(id).cloned() else {
+            return;
+        };
+        *self.counts.slot(old.status) -= 1;
+        match old.status {
+            Status::Pending => {
+                self.pending.remove(&order_key(&old));
+            }
+            Status::Processing => {
+                self.processing.remove(&order_key(&old));
+            }
+            Status::Failed => {
+                self.failed.remove(&(old.updated_at, old.request_id));
+            }
+            Status::Success | Status::Cancelled => {}
+        }
+        if old.status.is_open() {
+            let key = old.dedup_key();
+            if self.open.get(&key) == Some(id) {
+                self.open.remove(&key);
+            }
+        }
+    }
+
+    fn add_indexes(&mut self, r: &Arc<Request>) {
+        *self.counts.slot(r.status) += 1;
+        match r.status {
+            Status::Pending => {
+                self.pending.insert(order_key(r));
+            }
+            Status::Processing => {
+                self.processing.insert(order_key(r));
+            }
+            Status::Failed => {
+                self.failed.insert((r.updated_at, r.request_id));
+            }
+            Status::Success | Status::Cancelled => {}
+        }
+        if r.status.is_open() {
+            self.open.entry(r.dedup_key()).or_insert(r.request_id);
+        }
+        if let Some(k) = &r.schedule_key {
+            self.schedule_keys.insert(k.clone());
+        }
+    }
+
+    /// Checks a new request and builds its first row, or finds the open duplicate.
+    pub fn prepare_enqueue(
+        &self,
+        new: NewRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, QueueError> {
+        let symbol = normalize_symbol(&new.symbol)?;
+        let params = Params::parse(new.request_type, &new.parameters)?;
+        let parameters = params.to_json();
+        let key = DedupKey::new(new.request_type, &symbol, &parameters);
+        if let Some(existing) = self.open.get(&key) {
+            return Ok(Enqueued::Duplicate((*self.requests[existing]).clone()));
+        }
+        Ok(Enqueued::Added(Request {
+            request_id: Uuid::new_v4(),
+            request_type: new.request_type,
+            symbol,
+            priority: new.priority,
+            status: Status::Pending,
+            parameters,
+            result_table: new.request_type.result_table().to_string(),
+            created_at: now,
+            updated_at: now,
+            result_data: None,
+            error_message: None,
+            attempts: 0,
+            failures: 0,
+            next_attempt_at: None,
+            changed_by: new.changed_by,
+            event: Event::Enqueued,
+            seq: None,
+            lease_owner: None,
+            lease_expires_at: None,
+            schedule_key: new.schedule_key,
+        }))
+    }
+
+    fn transition(
+        &self,
+        id: Uuid,
+        action: &'static str,
+        allowed: &'static [Status],
+        allowed_text: &'static str,
+    ) -> Result<Request, QueueError> {
+        let current = self.requests.get(&id).ok_or(QueueError::NotFound(id))?;
+        if !allowed.contains(&current.status) {
+            return Err(QueueError::IllegalTransition {
+                id,
+                action,
+                status: current.status,
+                allowed: allowed_text,
+            });
+        }
+        Ok((**current).clone())
+    }
+
+    /// FAILED → PENDING by the operator; the retry limit starts over.
+    pub fn prepare_retry(
+        &self,
+        id: Uuid,
+        by: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "retry", &[Status::Failed], "FAILED")?;
+        r.status = Status::Pending;
+        r.failures = 0;
+        r.next_attempt_at = None;
+        r.error_message = None;
+        r.event = Event::Retried;
+        r.changed_by = by;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// New priority for a PENDING or FAILED request.
+    pub fn prepare_reprioritize(
+        &self,
+        id: Uuid,
+        priority: Priority,
+        by: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(
+            id,
+            "reprioritize",
+            &[Status::Pending, Status::Failed],
+            "PENDING or FAILED",
+        )?;
+        r.priority = priority;
+        r.event = Event::Reprioritized;
+        r.changed_by = by;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// PENDING → CANCELLED.
+    pub fn prepare_cancel(
+        &self,
+        id: Uuid,
+        by: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "cancel", &[Status::Pending], "PENDING")?;
+        r.status = Status::Cancelled;
+        r.event = Event::Cancelled;
+        r.changed_by = by;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// Up to `limit` due PENDING requests in order of service, as PROCESSING rows leased to
+    /// `owner` until `now + lease`.
+    pub fn prepare_claim(
+        &self,
+        limit: usize,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Vec<Request> {
+        self.pending()
+            .filter(|r| r.is_due(now))
+            .take(limit)
+            .map(|r| {
+                let mut r = (**r).clone();
+                r.status = Status::Processing;
+                r.event = Event::Claimed;
+                r.changed_by = Actor::Worker;
+                r.updated_at = now;
+                r.lease_owner = Some(owner.to_string());
+                r.lease_expires_at = Some(now + lease);
+                r
+            })
+            .collect()
+    }
+
+    /// PROCESSING → SUCCESS with a summary of what was written.
+    pub fn prepare_succeed(
+        &self,
+        id: Uuid,
+        result_data: serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "complete", &[Status::Processing], "PROCESSING")?;
+        r.status = Status::Success;
+        r.event = Event::Succeeded;
+        r.changed_by = Actor::Worker;
+        r.attempts += 1;
+        r.result_data = Some(result_data);
+        r.error_message = None;
+        r.next_attempt_at = None;
+        r.lease_owner = None;
+        r.lease_expires_at = None;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// PROCESSING → PENDING after a backoff when the error is retryable and the limits
+    /// allow, else FAILED.
+    pub fn prepare_fail(
+        &self,
+        id: Uuid,
+        error: &str,
+        retryable: bool,
+        policy: &RetryPolicy,
+        jitter: f64,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "fail", &[Status::Processing], "PROCESSING")?;
+        r.attempts += 1;
+        r.failures += 1;
+        r.error_message = Some(error.to_string());
+        r.changed_by = Actor::Worker;
+        r.updated_at = now;
+        r.lease_owner = None;
+        r.lease_expires_at = None;
+        let young_enough = now - r.created_at < policy.max_age;
+        if retryable && r.failures < policy.max_attempts && young_enough {
+            r.status = Status::Pending;
+            r.event = Event::RetryScheduled;
+            r.next_attempt_at = Some(now + policy.backoff(r.failures, jitter));
+        } else {
+            r.status = Status::Failed;
+            r.event = Event::Failed;
+            r.next_attempt_at = None;
+        }
+        Ok(r)
+    }
+
+    /// PROCESSING → PENDING without counting an attempt (lost connection, shutdown).
+    pub fn prepare_release(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "release", &[Status::Processing], "PROCESSING")?;
+        r.status = Status::Pending;
+        r.event = Event::Released;
+        r.changed_by = Actor::Worker;
+        r.error_message = Some(reason.to_string());
+        r.lease_owner = None;
+        r.lease_expires_at = None;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// PROCESSING requests whose lease ended before `now`, released back to PENDING.
+    pub fn prepare_expired_leases(&self, now: DateTime<Utc>) -> Vec<Request> {
+        self.processing()
+            .filter(|r| r.lease_expires_at.is_none_or(|t| t <= now))
+            .filter_map(|r| {
+                self.prepare_release(r.request_id, "lease expired", now)
+                    .ok()
+            })
+            .collect()
+    }
+}
+
+/// Symbols are upper case; anything else a gateway would not know is refused.
+pub fn normalize_symbol(symbol: &str) -> Result<String, QueueError> {
+    let s = symbol.trim().to_ascii_uppercase();
+    let ok = !s.is_empty()
+        && s.len() <= 12
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '/' | '-'));
+    if ok {
+        Ok(s)
+    } else {
+        Err(QueueError::InvalidSymbol(symbol.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t0() -> DateTime<Utc> {
+        "2026-11-23T15:00:00Z".parse().unwrap()
+    }
+
+    fn new(ty: RequestType, sym: &str, prio: u8) -> NewRequest {
+        NewRequest {
+            request_type: ty,
+            symbol: sym.into(),
+            priority: Priority::try_from(prio as i64).unwrap(),
+            parameters: json!({}),
+            changed_by: Actor::Operator,
+            schedule_key: None,
+        }
+    }
+
+    fn add(q: &mut QueueState, n: NewRequest, at: DateTime<Utc>) -> Uuid {
+        match q.prepare_enqueue(n, at).unwrap() {
+            Enqueued::Added(r) => q.apply(r).0.request_id,
+            Enqueued::Duplicate(_) => panic!("unexpected duplicate"),
+        }
+    }
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            max_age: Duration::hours(1),
+            backoff_base: Duration::seconds(5),
+            backoff_max: Duration::seconds(60),
+        }
+    }
+
+    #[test]
+    fn claims_by_priority_then_age() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 3), t0());
+        let b = add(
+            &mut q,
+            new(RequestType::MarketBars, "QQQ", 2),
+            t0() + Duration::seconds(1),
+        );
+        let c = add(
+            &mut q,
+            new(RequestType::MarketBars, "IWM", 2),
+            t0() + Duration::seconds(2),
+        );
+        let d = add(
+            &mut q,
+            new(RequestType::OptionChain, "SPY", 1),
+            t0() + Duration::seconds(3),
+        );
+        let claimed: Vec<_> = q
+            .prepare_claim(10, "w", Duration::minutes(5), t0() + Duration::seconds(10))
+            .into_iter()
+            .map(|r| r.request_id)
+            .collect();
+        assert_eq!(claimed, vec![d, b, c, a]);
+        let two = q.prepare_claim(2, "w", Duration::minutes(5), t0() + Duration::seconds(10));
+        assert_eq!(two.len(), 2);
+    }
+
+    #[test]
+    fn never_claimed_before_its_next_attempt() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 1), t0());
+        for r in q.prepare_claim(1, "w", Duration::minutes(5), t0()) {
+            q.apply(r);
+        }
+        let failed = q
+            .prepare_fail(a, "162 pacing", true, &policy(), 0.0, t0())
+            .unwrap();
+        assert_eq!(failed.status, Status::Pending);
+        assert_eq!(failed.next_attempt_at, Some(t0() + Duration::seconds(5)));
+        q.apply(failed);
+        assert!(q
+            .prepare_claim(1, "w", Duration::minutes(5), t0() + Duration::seconds(4))
+            .is_empty());
+        assert!(!q.has_due_immediate(t0() + Duration::seconds(4)));
+        assert_eq!(
+            q.prepare_claim(1, "w", Duration::minutes(5), t0() + Duration::seconds(5))
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn duplicates_of_open_requests_return_the_existing_one() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::OptionChain, "spy", 2), t0());
+        // Same type, symbol (case folded) and parameters once defaults are filled in.
+        let mut again = new(RequestType::OptionChain, "SPY", 1);
+        again.parameters = json!({"target_dte": 45});
+        match q.prepare_enqueue(again.clone(), t0()).unwrap() {
+            Enqueued::Duplicate(r) => assert_eq!(r.request_id, a),
+            other => panic!("expected duplicate, got {other:?}"),
+        }
+        // Different parameters are a different request.
+        let mut other = again.clone();
+        other.parameters = json!({"target_dte": 30});
+        assert!(matches!(
+            q.prepare_enqueue(other, t0()).unwrap(),
+            Enqueued::Added(_)
+        ));
+        // Once done, the same request may be added again.
+        for r in q.prepare_claim(1, "w", Duration::minutes(5), t0()) {
+            q.apply(r);
+        }
+        let done = q.prepare_succeed(a, json!({}), t0()).unwrap();
+        q.apply(done);
+        assert!(matches!(
+            q.prepare_enqueue(again, t0()).unwrap(),
+            Enqueued::Added(_)
+        ));
+    }
+
+    #[test]
+    fn transitions_are_checked() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        // retry needs FAILED
+        let e = q.prepare_retry(a, Actor::Operator, t0()).unwrap_err();
+        assert!(matches!(
+            e,
+            QueueError::IllegalTransition {
+                action: "retry",
+                status: Status::Pending,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("it is PENDING"), "{e}");
+        // succeed needs PROCESSING
+        assert!(q.prepare_succeed(a, json!({}), t0()).is_err());
+        // reprioritize works on PENDING
+        let r = q
+            .prepare_reprioritize(a, Priority::IMMEDIATE, Actor::Operator, t0())
+            .unwrap();
+        q.apply(r);
+        assert_eq!(q.get(&a).unwrap().priority, Priority::IMMEDIATE);
+        // cancel works on PENDING, then nothing but reads
+        let r = q.prepare_cancel(a, Actor::Operator, t0()).unwrap();
+        q.apply(r);
+        assert!(q.prepare_cancel(a, Actor::Operator, t0()).is_err());
+        assert!(q
+            .prepare_reprioritize(a, Priority::NORMAL, Actor::Operator, t0())
+            .is_err());
+        assert!(q
+            .prepare_claim(5, "w", Duration::minutes(1), t0())
+            .is_empty());
+        assert!(matches!(
+            q.prepare_cancel(Uuid::new_v4(), Actor::Operator, t0()),
+            Err(QueueError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn permanent_errors_and_exhausted_retries_fail_and_manual_retry_starts_over() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        let mut now = t0();
+        for _ in 0..3 {
+            now += Duration::minutes(2);
+            for r in q.prepare_claim(1, "w", Duration::minutes(5), now) {
+                q.apply(r);
+            }
+            let r = q
+                .prepare_fail(a, "162 pacing", true, &policy(), 0.5, now)
+                .unwrap();
+            q.apply(r);
+        }
+        let r = q.get(&a).unwrap();
+        assert_eq!((r.status, r.attempts, r.failures), (Status::Failed, 3, 3));
+        let r = q.prepare_retry(a, Actor::Operator, now).unwrap();
+        assert_eq!((r.status, r.failures, r.attempts), (Status::Pending, 0, 3));
+        q.apply(r);
+        for r in q.prepare_claim(1, "w", Duration::minutes(5), now) {
+            q.apply(r);
+        }
+        let r = q
+            .prepare_fail(a, "200 no security definition", false, &policy(), 0.0, now)
+            .unwrap();
+        assert_eq!(r.status, Status::Failed);
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = policy();
+        assert_eq!(p.backoff(1, 0.0), Duration::seconds(5));
+        assert_eq!(p.backoff(2, 0.0), Duration::seconds(10));
+        assert_eq!(p.backoff(10, 0.0), Duration::seconds(60));
+        assert_eq!(p.backoff(1, 1.0), Duration::seconds(6));
+    }
+
+    #[test]
+    fn replay_keeps_the_newest_row_and_expired_leases_are_released() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        let claimed = q
+            .prepare_claim(1, "w", Duration::minutes(5), t0())
+            .remove(0);
+        let (claimed, _) = q.apply(claimed);
+        let first = (**q.get(&a).unwrap()).clone();
+        let mut replayed = QueueState::new();
+        replayed.replay(claimed.clone());
+        let mut enq = first.clone();
+        enq.status = Status::Pending;
+        enq.seq = Some(1);
+        replayed.replay(enq);
+        assert_eq!(replayed.get(&a).unwrap().status, Status::Processing);
+        assert!(replayed
+            .prepare_expired_leases(t0() + Duration::minutes(1))
+            .is_empty());
+        let released = replayed.prepare_expired_leases(t0() + Duration::minutes(6));
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].status, Status::Pending);
+        assert_eq!(
+            released[0].attempts, 0,
+            "a released request does not count an attempt"
+        );
+    }
+
+    #[test]
+    fn undo_restores_indexes() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        let r = q.prepare_cancel(a, Actor::Operator, t0()).unwrap();
+        let (_, prev) = q.apply(r);
+        assert_eq!(q.counts().cancelled, 1);
+        q.undo(a, prev);
+        assert_eq!(q.counts().pending, 1);
+        assert_eq!(q.counts().cancelled, 0);
+        assert_eq!(q.pending().count(), 1);
+    }
+
+    #[test]
+    fn symbols_are_checked() {
+        assert_eq!(normalize_symbol(" spy ").unwrap(), "SPY");
+        assert!(normalize_symbol("").is_err());
+        assert!(normalize_symbol("SP Y").is_err());
+        assert!(normalize_symbol("ABCDEFGHIJKLMN").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The `ibq` binary cargo built for these tests.
+pub fn ibq_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ibq")
+}
+
+/// Runs `ibq` with `--lake <lake>` and the given arguments, isolated from any ibq.toml.
+pub fn ibq(lake: &Path, args: &[&str]) -> Output {
+    Command::new(ibq_bin())
+        .args(args)
+        .arg("--lake")
+        .arg(lake)
+        .env_remove("IBQ_LAKE")
+        .env("NO_COLOR", "1")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("the ibq binary runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a Python snippet with the `deltalake` package (installed by `.ci/run`). A missing
+/// interpreter or package fails the test: it never skips.
+pub fn python(script: &str) -> String {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python3 runs (installed with the toolchain; .ci/run installs deltalake)");
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
