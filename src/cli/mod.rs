@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "ibq", version, about = "Operator console and durable request queue for one IB gateway connection")]
+#[command(
+    name = "ibq",
+    version,
+    about = "Operator console and durable request queue for one IB gateway connection"
+)]
 pub struct Cli {
     /// Root folder of the Delta tables (default from ibq.toml, else ./data/lake).
     #[arg(long, global = true, env = "IBQ_LAKE")]

@@ -14,10 +14,24 @@ pub struct ReprioritizeArgs {}
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {}
 
-pub async fn enqueue(_a: EnqueueArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn list(_a: ListArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn show(_a: ShowArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn retry(_a: RetryArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn reprioritize(_a: ReprioritizeArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn cancel(_a: CancelArgs, _c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
-pub async fn compact(_c: &Config) -> anyhow::Result<()> { anyhow::bail!("todo") }
+pub async fn enqueue(_a: EnqueueArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn list(_a: ListArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn show(_a: ShowArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn retry(_a: RetryArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn reprioritize(_a: ReprioritizeArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn cancel(_a: CancelArgs, _c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}
+pub async fn compact(_c: &Config) -> anyhow::Result<()> {
+    anyhow::bail!("todo")
+}

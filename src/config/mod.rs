@@ -241,7 +241,10 @@ mod tests {
     fn embedded_defaults_match_the_code_defaults() {
         let parsed: Config = toml::from_str(DEFAULT_CONFIG).unwrap();
         let empty: Config = toml::from_str("").unwrap();
-        assert_eq!(parsed, empty, "assets/ibq.default.toml and the Default impls disagree");
+        assert_eq!(
+            parsed, empty,
+            "assets/ibq.default.toml and the Default impls disagree"
+        );
     }
 
     #[test]
@@ -253,9 +256,12 @@ mod tests {
 
     #[test]
     fn an_unknown_key_names_file_line_and_key() {
-        let err = Config::parse("[worker]\npoll_secs = 5\nbatch_sise = 7\n", Path::new("my.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[worker]\npoll_secs = 5\nbatch_sise = 7\n",
+            Path::new("my.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("my.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("batch_sise"), "{err}");
