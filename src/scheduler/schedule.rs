@@ -293,18 +293,7 @@ impl Schedule {
 
     /// Every occurrence of the New York date `date`, by slot, then job order, then symbol.
     pub fn occurrences_on(&self, date: NaiveDate, calendar: &MarketCalendar) -> Vec<Occurrence> {
-        let mut out: Vec<(DateTime<Utc>, usize, Vec<Occurrence>)> = self
-            .jobs
-            .iter()
-            .enumerate()
-            .flat_map(|(i, job)| {
-                job.slots_on(date, calendar)
-                    .into_iter()
-                    .map(move |slot| (slot, i, job.occurrences_at(slot)))
-            })
-            .collect();
-        out.sort_by_key(|(slot, i, _)| (*slot, *i));
-        out.into_iter().flat_map(|(_, _, occ)| occ).collect()
+        self.occurrences_on_where(date, calendar, |_| true)
     }
 
     /// The occurrences whose slot is in `(after, until]`, in order.
@@ -318,8 +307,35 @@ impl Schedule {
         first
             .iter_days()
             .take_while(|d| *d <= last)
-            .flat_map(|d| self.occurrences_on(d, calendar))
-            .filter(|o| o.slot > after && o.slot <= until)
+            .flat_map(|d| {
+                self.occurrences_on_where(d, calendar, |slot| slot > after && slot <= until)
+            })
+            .collect()
+    }
+
+    /// The occurrences of `date` whose slot passes `keep`; slots are filtered before any
+    /// occurrence is built because the runner asks for short windows many times a day.
+    fn occurrences_on_where(
+        &self,
+        date: NaiveDate,
+        calendar: &MarketCalendar,
+        keep: impl Fn(DateTime<Utc>) -> bool,
+    ) -> Vec<Occurrence> {
+        let mut slots: Vec<(DateTime<Utc>, usize)> = self
+            .jobs
+            .iter()
+            .enumerate()
+            .flat_map(|(i, job)| {
+                job.slots_on(date, calendar)
+                    .into_iter()
+                    .filter(|s| keep(*s))
+                    .map(move |slot| (slot, i))
+            })
+            .collect();
+        slots.sort();
+        slots
+            .into_iter()
+            .flat_map(|(slot, i)| self.jobs[i].occurrences_at(slot))
             .collect()
     }
 
