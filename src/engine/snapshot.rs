@@ -1,0 +1,182 @@
+//! What the console draws: an immutable picture of the engine, published on a `watch`
+//! channel whenever something changed (coalesced, so a burst of changes is one picture).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::queue::{Request, StatusCounts};
+
+/// The state of the one gateway connection.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum GatewayState {
+    Connecting {
+        address: String,
+    },
+    Connected {
+        address: String,
+        server_version: i32,
+        account: String,
+        since: DateTime<Utc>,
+    },
+    /// IB lost its own connectivity (1100); the socket is still open.
+    Degraded {
+        address: String,
+        code: i32,
+        message: String,
+        since: DateTime<Utc>,
+    },
+    Reconnecting {
+        address: String,
+        attempt: u32,
+        next_try_at: Option<DateTime<Utc>>,
+        reason: String,
+    },
+    Disconnected {
+        address: String,
+        reason: String,
+    },
+}
+
+impl GatewayState {
+    pub fn is_connected(&self) -> bool {
+        matches!(self, GatewayState::Connected { .. })
+    }
+}
+
+/// The market phase (closed, pre-market, regular, post-market) and when it changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MarketView {
+    pub phase: String,
+    pub next_phase: String,
+    pub next_change_at: Option<DateTime<Utc>>,
+}
+
+/// Worker counters since start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorkerStats {
+    pub running: bool,
+    pub paused: bool,
+    pub processed: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub released: u64,
+    pub last_batch_at: Option<DateTime<Utc>>,
+    pub last_batch_size: usize,
+    pub last_batch_ms: u64,
+    /// Requests completed in each of the last 60 minutes, oldest first.
+    pub completed_per_minute: Vec<u64>,
+}
+
+/// The market-data line budget shared by streams and snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LineBudgetView {
+    pub limit: u32,
+    pub margin: u32,
+    pub streams: u32,
+    pub snapshots: u32,
+}
+
+impl LineBudgetView {
+    /// Lines anything may still take: limit less margin less what is held.
+    pub fn free(&self) -> u32 {
+        self.limit
+            .saturating_sub(self.margin)
+            .saturating_sub(self.streams + self.snapshots)
+    }
+}
+
+/// Whether a leg's stream is live.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LegState {
+    Subscribing,
+    Streaming,
+    /// The gateway ended the subscription or the connection dropped.
+    Stalled {
+        reason: String,
+    },
+}
+
+/// One active leg with its latest quote.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LegView {
+    pub conid: i32,
+    pub symbol: String,
+    pub sec_type: String,
+    pub expiry: Option<String>,
+    pub strike: Option<f64>,
+    pub right: Option<String>,
+    pub strategy: Option<String>,
+    pub quantity: f64,
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+    pub last: Option<f64>,
+    pub bid_size: Option<f64>,
+    pub ask_size: Option<f64>,
+    pub volume: Option<f64>,
+    pub last_tick_at: Option<DateTime<Utc>>,
+    pub state: LegState,
+}
+
+/// A scheduler job and its next run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobView {
+    pub name: String,
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+/// Everything the console shows, as of `taken_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub taken_at: DateTime<Utc>,
+    pub lake: PathBuf,
+    /// True when this console only observes a lake whose worker runs elsewhere.
+    pub observer: bool,
+    pub gateway: GatewayState,
+    pub market: MarketView,
+    pub worker: WorkerStats,
+    pub counts: StatusCounts,
+    /// PENDING requests in order of service.
+    pub pending: Arc<[Arc<Request>]>,
+    pub processing: Arc<[Arc<Request>]>,
+    /// FAILED requests, newest first.
+    pub failed: Arc<[Arc<Request>]>,
+    pub lines: LineBudgetView,
+    pub legs: Arc<[LegView]>,
+    pub jobs: Arc<[JobView]>,
+    /// A problem the engine wants the operator to see (a background task that died).
+    pub alert: Option<String>,
+}
+
+impl Snapshot {
+    /// An empty picture, before the engine has published anything.
+    pub fn empty(lake: PathBuf, gateway_address: &str) -> Self {
+        Self {
+            taken_at: Utc::now(),
+            lake,
+            observer: false,
+            gateway: GatewayState::Connecting {
+                address: gateway_address.to_string(),
+            },
+            market: MarketView {
+                phase: "closed".into(),
+                next_phase: "pre-market".into(),
+                next_change_at: None,
+            },
+            worker: WorkerStats::default(),
+            counts: StatusCounts::default(),
+            pending: Arc::from(Vec::new()),
+            processing: Arc::from(Vec::new()),
+            failed: Arc::from(Vec::new()),
+            lines: LineBudgetView::default(),
+            legs: Arc::from(Vec::new()),
+            jobs: Arc::from(Vec::new()),
+            alert: None,
+        }
+    }
+}
