@@ -89,6 +89,8 @@ pub struct QueueStore {
     /// Data files whose rows are in `state` (ours, or other writers' already ingested).
     seen: HashSet<String>,
     commits_since_checkpoint: u64,
+    /// Rows applied to the state but not yet committed, with what they replaced.
+    staged: Vec<(Request, Uuid, Option<std::sync::Arc<Request>>)>,
     /// Time the last open took to replay the table.
     pub recovery: std::time::Duration,
     _lock: OwnerLock,
@@ -112,6 +114,7 @@ impl QueueStore {
             config,
             seen: HashSet::new(),
             commits_since_checkpoint: 0,
+            staged: Vec::new(),
             recovery: Default::default(),
             _lock: lock,
         };
@@ -137,6 +140,10 @@ impl QueueStore {
         &self.root
     }
 
+    pub fn lease_secs(&self) -> u64 {
+        self.config.lease_secs
+    }
+
     pub fn table_version(&self) -> i64 {
         self.table.version()
     }
@@ -149,26 +156,35 @@ impl QueueStore {
     /// Delta commit. On a failed commit the state is rolled back and nothing is
     /// acknowledged. Returns the rows as stored (with their sequence numbers).
     pub async fn commit(&mut self, rows: Vec<Request>) -> Result<Vec<Request>, StoreError> {
-        if rows.is_empty() {
-            return Ok(rows);
+        let stored: Vec<Request> = rows.into_iter().map(|r| self.stage(r)).collect();
+        self.flush().await?;
+        Ok(stored)
+    }
+
+    /// Applies one checked row to the state and holds it for the next `flush`, so later
+    /// changes in the same group see it.
+    pub fn stage(&mut self, row: Request) -> Request {
+        let id = row.request_id;
+        let (row, previous) = self.state.apply(row);
+        self.staged.push((row.clone(), id, previous));
+        row
+    }
+
+    /// Commits every staged row as one Delta commit; on failure the state is rolled back.
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.staged.is_empty() {
+            return Ok(());
         }
-        let mut undo = Vec::with_capacity(rows.len());
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = row.request_id;
-            let (row, previous) = self.state.apply(row);
-            undo.push((id, previous));
-            stored.push(row);
-        }
-        let batch = rows::encode(&stored);
-        match self.table.append(&[batch]).await {
+        let staged = std::mem::take(&mut self.staged);
+        let rows: Vec<Request> = staged.iter().map(|(r, _, _)| r.clone()).collect();
+        match self.table.append(&[rows::encode(&rows)]).await {
             Ok((_, added)) => {
                 self.seen.extend(added.into_iter().map(|f| f.path));
                 self.after_commit().await;
-                Ok(stored)
+                Ok(())
             }
             Err(e) => {
-                for (id, previous) in undo.into_iter().rev() {
+                for (_, id, previous) in staged.into_iter().rev() {
                     self.state.undo(id, previous);
                 }
                 Err(e.into())

@@ -1,1 +1,324 @@
-//! worker
+//! The worker: claims due requests from the queue in order of service and runs them over
+//! the one gateway connection, within the gateway's limits, writing results to Delta.
+//!
+//! It keeps up to `batch_size` requests in flight and tops up as they finish, so a backlog
+//! runs at the pace the limits allow (lines, message rate, historical pacing) rather than
+//! batch by batch. It claims nothing while paused or disconnected; a request that loses
+//! its connection goes back to PENDING without counting an attempt.
+
+pub mod errors;
+pub mod handlers;
+pub mod ib;
+pub mod results;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::engine::WorkerStats;
+use crate::gateway::pacing::HistoricalPacer;
+use crate::gateway::{Gateway, LineBudget};
+use crate::queue::service::{Change, QueueHandle};
+use crate::queue::{Request, RetryPolicy};
+use errors::WorkError;
+use handlers::ActiveLegs;
+use results::ResultTables;
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    pub poll: Duration,
+    pub batch_size: usize,
+    pub policy: RetryPolicy,
+    pub request_timeout: Duration,
+    pub snapshot_timeout: Duration,
+    /// Names this worker in the lease of the rows it claims.
+    pub owner: String,
+    /// How long a graceful stop waits for in-flight requests before releasing them.
+    pub stop_deadline: Duration,
+}
+
+/// Counters shared with the engine's snapshot.
+#[derive(Debug, Default)]
+struct Counters {
+    stats: WorkerStats,
+    /// Completion times within the last hour, for requests per minute.
+    completed: VecDeque<chrono::DateTime<Utc>>,
+}
+
+#[derive(Clone)]
+pub struct WorkerHandle {
+    paused: watch::Sender<bool>,
+    stop: watch::Sender<bool>,
+    counters: Arc<Mutex<Counters>>,
+    finished: watch::Receiver<bool>,
+}
+
+impl WorkerHandle {
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = c.stats.clone();
+        s.paused = self.is_paused();
+        let now = Utc::now();
+        let mut per_minute = vec![0u64; 60];
+        for t in &c.completed {
+            let age = (now - *t).num_minutes();
+            if (0..60).contains(&age) {
+                per_minute[59 - age as usize] += 1;
+            }
+        }
+        s.completed_per_minute = per_minute;
+        s
+    }
+
+    /// Stops claiming, waits for in-flight requests up to the deadline, releases the rest.
+    pub async fn stop(&self) {
+        self.stop.send_replace(true);
+        let mut finished = self.finished.clone();
+        while !*finished.borrow_and_update() {
+            if finished.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+struct Shared {
+    queue: QueueHandle,
+    gateway: Arc<Gateway>,
+    lines: LineBudget,
+    pacer: Arc<tokio::sync::Mutex<HistoricalPacer>>,
+    results: Arc<ResultTables>,
+    legs: Arc<dyn ActiveLegs>,
+    settings: WorkerSettings,
+    counters: Arc<Mutex<Counters>>,
+}
+
+/// What became of one request.
+enum Outcome {
+    Done(serde_json::Value),
+    Failed(WorkError),
+}
+
+pub fn start(
+    queue: QueueHandle,
+    gateway: Arc<Gateway>,
+    lines: LineBudget,
+    results: Arc<ResultTables>,
+    legs: Arc<dyn ActiveLegs>,
+    settings: WorkerSettings,
+) -> WorkerHandle {
+    let (paused, paused_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(false);
+    let (finished_tx, finished) = watch::channel(false);
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    let shared = Arc::new(Shared {
+        queue,
+        gateway,
+        lines,
+        pacer: Arc::new(tokio::sync::Mutex::new(HistoricalPacer::default())),
+        results,
+        legs,
+        settings,
+        counters: Arc::clone(&counters),
+    });
+    tokio::spawn(async move {
+        run(shared, paused_rx, stop_rx).await;
+        finished_tx.send_replace(true);
+    });
+    WorkerHandle {
+        paused,
+        stop,
+        counters,
+        finished,
+    }
+}
+
+async fn run(shared: Arc<Shared>, mut paused: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+    let s = &shared.settings;
+    let immediate = shared.queue.immediate();
+    let mut gateway_state = shared.gateway.state();
+    let mut tick = tokio::time::interval(s.poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight: JoinSet<(Uuid, Outcome)> = JoinSet::new();
+    let mut running: HashMap<Uuid, Request> = HashMap::new();
+    // True while the last claim came back full: more is due, top up as requests finish.
+    let mut backlog = false;
+    let mut batch_started: Option<(Instant, usize)> = None;
+    shared.counters.lock().unwrap_or_else(|p| p.into_inner()).stats.running = true;
+
+    loop {
+        let want_claim = !*paused.borrow() && shared.gateway.client().is_some() && running.len() < s.batch_size;
+        if want_claim && (backlog || running.is_empty()) {
+            let room = s.batch_size - running.len();
+            match shared.queue.claim(room, &s.owner).await {
+                Ok(claimed) => {
+                    backlog = claimed.len() == room;
+                    if !claimed.is_empty() {
+                        batch_started.get_or_insert((Instant::now(), 0)).1 += claimed.len();
+                    }
+                    for r in claimed {
+                        spawn_request(&shared, &mut in_flight, &r);
+                        running.insert(r.request_id, r);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming requests failed");
+                    backlog = false;
+                }
+            }
+        }
+        tokio::select! {
+            _ = stop.changed() => {
+                if *stop.borrow() {
+                    break;
+                }
+            }
+            _ = tick.tick() => {}
+            _ = immediate.notified() => backlog = true,
+            _ = paused.changed() => {}
+            _ = gateway_state.changed() => {}
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                if let Ok((id, outcome)) = joined {
+                    if let Some(req) = running.remove(&id) {
+                        finish(&shared, &req, outcome).await;
+                    }
+                }
+                if running.is_empty() {
+                    if let Some((t, n)) = batch_started.take() {
+                        let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
+                        c.stats.last_batch_at = Some(Utc::now());
+                        c.stats.last_batch_size = n;
+                        c.stats.last_batch_ms = t.elapsed().as_millis() as u64;
+                    }
+                }
+            }
+        }
+    }
+
+    // Graceful stop: let what runs finish within the deadline, release the rest.
+    let deadline = tokio::time::sleep(s.stop_deadline);
+    tokio::pin!(deadline);
+    while !in_flight.is_empty() {
+        tokio::select! {
+            _ = &mut deadline => break,
+            Some(joined) = in_flight.join_next() => {
+                if let Ok((id, outcome)) = joined {
+                    if let Some(req) = running.remove(&id) {
+                        finish(&shared, &req, outcome).await;
+                    }
+                }
+            }
+        }
+    }
+    in_flight.abort_all();
+    if !running.is_empty() {
+        let ids: Vec<Uuid> = running.keys().copied().collect();
+        tracing::info!(count = ids.len(), "releasing in-flight requests at shutdown");
+        if let Err(e) = shared
+            .queue
+            .change(ids, Change::Release("worker stopped before finishing".into()))
+            .await
+        {
+            tracing::error!(error = %e, "releasing in-flight requests failed; their leases will expire");
+        }
+    }
+    shared.counters.lock().unwrap_or_else(|p| p.into_inner()).stats.running = false;
+}
+
+fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: &Request) {
+    let shared = Arc::clone(shared);
+    let req = req.clone();
+    set.spawn(async move {
+        let id = req.request_id;
+        let timeout = shared.settings.request_timeout;
+        let outcome = match shared.gateway.client() {
+            None => Outcome::Failed(WorkError::ConnectionLost("not connected".into())),
+            Some(client) => {
+                let ib = ib::Ib {
+                    client,
+                    lines: shared.lines.clone(),
+                    pacer: Arc::clone(&shared.pacer),
+                    snapshot_timeout: shared.settings.snapshot_timeout,
+                };
+                let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, Utc::now());
+                match tokio::time::timeout(timeout, work).await {
+                    Ok(Ok(data)) => Outcome::Done(data),
+                    Ok(Err(e)) => Outcome::Failed(e),
+                    Err(_) => Outcome::Failed(WorkError::Timeout(timeout.as_secs())),
+                }
+            }
+        };
+        (id, outcome)
+    });
+}
+
+async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
+    let (change, label) = match outcome {
+        Outcome::Done(data) => (Change::Succeed(data), "succeeded"),
+        Outcome::Failed(WorkError::ConnectionLost(m)) => (Change::Release(format!("connection lost: {m}")), "released"),
+        Outcome::Failed(e) => {
+            let retryable = e.retryable();
+            (
+                Change::Fail {
+                    error: e.to_string(),
+                    retryable,
+                    policy: shared.settings.policy,
+                },
+                if retryable { "failed (will retry)" } else { "failed" },
+            )
+        }
+    };
+    let result = shared.queue.change(vec![req.request_id], change).await;
+    let stored = match result {
+        Ok(mut rows) => rows.pop().and_then(|r| r.ok()),
+        Err(e) => {
+            tracing::error!(request_id = %req.request_id, error = %e, "recording the outcome failed; the lease will expire and the request will run again");
+            None
+        }
+    };
+    let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
+    match label {
+        "succeeded" => {
+            c.stats.processed += 1;
+            c.stats.succeeded += 1;
+            let now = Utc::now();
+            c.completed.push_back(now);
+            while c.completed.front().is_some_and(|t| (now - *t).num_minutes() >= 60) {
+                c.completed.pop_front();
+            }
+        }
+        "released" => c.stats.released += 1,
+        _ => {
+            c.stats.processed += 1;
+            if stored.as_ref().is_some_and(|r| r.status == crate::queue::Status::Pending) {
+                c.stats.retried += 1;
+            } else {
+                c.stats.failed += 1;
+            }
+        }
+    }
+    drop(c);
+    if let Some(r) = stored {
+        match r.status {
+            crate::queue::Status::Failed => tracing::warn!(
+                request_id = %r.request_id, request_type = %r.request_type, symbol = %r.symbol,
+                error = r.error_message.as_deref().unwrap_or(""), "request failed"),
+            _ => tracing::info!(
+                request_id = %r.request_id, request_type = %r.request_type, symbol = %r.symbol,
+                status = %r.status, "request {label}"),
+        }
+    }
+}

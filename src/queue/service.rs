@@ -1,0 +1,300 @@
+//! The queue as a service inside the engine: one task owns the `QueueStore`; the worker,
+//! the scheduler and the console send it operations. Operations that arrive together are
+//! grouped into one commit (group commit), and every caller hears back only after that
+//! commit. A read-only view for the console is republished at most a few times a second.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use uuid::Uuid;
+
+use super::model::{Actor, Priority, Request};
+use super::state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, StatusCounts};
+use super::store::{self, CompactReport, QueueStore};
+
+/// A change to apply to each of a set of requests.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Retry(Actor),
+    SetPriority(Priority, Actor),
+    /// One step more urgent (`true`) or less urgent.
+    Bump(bool, Actor),
+    Cancel(Actor),
+    Succeed(serde_json::Value),
+    Fail {
+        error: String,
+        retryable: bool,
+        policy: RetryPolicy,
+    },
+    Release(String),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, String>>;
+
+enum Op {
+    Enqueue(Vec<NewRequest>, Reply<Vec<Result<Enqueued, QueueError>>>),
+    Change(Vec<Uuid>, Change, Reply<Vec<Result<Request, QueueError>>>),
+    Claim(usize, String, Reply<Vec<Request>>),
+    HasScheduleKey(String, oneshot::Sender<bool>),
+    Compact(Reply<CompactReport>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// What the console shows of the queue.
+#[derive(Debug, Clone, Default)]
+pub struct QueueView {
+    pub generation: u64,
+    pub counts: StatusCounts,
+    pub pending: Arc<[Arc<Request>]>,
+    pub processing: Arc<[Arc<Request>]>,
+    pub failed: Arc<[Arc<Request>]>,
+}
+
+impl QueueView {
+    fn of(state: &QueueState) -> Self {
+        Self {
+            generation: state.generation(),
+            counts: state.counts(),
+            pending: state.pending().cloned().collect(),
+            processing: state.processing().cloned().collect(),
+            failed: state.failed().cloned().collect(),
+        }
+    }
+}
+
+/// A cheap handle to the queue service.
+#[derive(Clone)]
+pub struct QueueHandle {
+    tx: mpsc::Sender<Op>,
+    view: watch::Receiver<Arc<QueueView>>,
+    /// Notified when a due priority-1 request was committed: the worker claims at once.
+    immediate: Arc<Notify>,
+    root: PathBuf,
+}
+
+const STOPPED: &str = "the queue service has stopped";
+
+impl QueueHandle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).await.map_err(|_| STOPPED.to_string())?;
+        rx.await.map_err(|_| STOPPED.to_string())?
+    }
+
+    pub async fn enqueue(&self, news: Vec<NewRequest>) -> Result<Vec<Result<Enqueued, QueueError>>, String> {
+        self.ask(|r| Op::Enqueue(news, r)).await
+    }
+
+    pub async fn change(&self, ids: Vec<Uuid>, change: Change) -> Result<Vec<Result<Request, QueueError>>, String> {
+        self.ask(|r| Op::Change(ids, change, r)).await
+    }
+
+    pub async fn claim(&self, limit: usize, owner: &str) -> Result<Vec<Request>, String> {
+        let owner = owner.to_string();
+        self.ask(|r| Op::Claim(limit, owner, r)).await
+    }
+
+    pub async fn compact(&self) -> Result<CompactReport, String> {
+        self.ask(Op::Compact).await
+    }
+
+    pub async fn has_schedule_key(&self, key: &str) -> bool {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::HasScheduleKey(key.to_string(), tx)).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// The whole stored history of one request (read from the tables, not the service).
+    pub async fn history(&self, id: Uuid) -> Result<Vec<Request>, String> {
+        store::history(&self.root, id).await.map_err(|e| e.to_string())
+    }
+
+    pub fn view(&self) -> watch::Receiver<Arc<QueueView>> {
+        self.view.clone()
+    }
+
+    pub fn immediate(&self) -> Arc<Notify> {
+        Arc::clone(&self.immediate)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Commits what is pending and stops the service.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::Stop(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts the service on an opened store.
+pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    let (view_tx, view) = watch::channel(Arc::new(QueueView::of(store.state())));
+    let immediate = Arc::new(Notify::new());
+    let root = store.root().to_path_buf();
+    tokio::spawn(run(store, rx, view_tx, Arc::clone(&immediate), poll_external));
+    QueueHandle {
+        tx,
+        view,
+        immediate,
+        root,
+    }
+}
+
+/// Most operations grouped into one commit.
+const MAX_GROUP: usize = 512;
+
+async fn run(
+    mut store: QueueStore,
+    mut rx: mpsc::Receiver<Op>,
+    view_tx: watch::Sender<Arc<QueueView>>,
+    immediate: Arc<Notify>,
+    poll_external: Duration,
+) {
+    let mut poll = tokio::time::interval(poll_external.max(Duration::from_millis(100)));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut publish = tokio::time::interval(Duration::from_millis(200));
+    let mut published = store.state().generation();
+    loop {
+        tokio::select! {
+            op = rx.recv() => {
+                let Some(op) = op else { break };
+                let mut group = vec![op];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(op) => group.push(op),
+                        Err(_) => break,
+                    }
+                }
+                if !serve(&mut store, group, &immediate).await {
+                    break;
+                }
+            }
+            _ = poll.tick() => {
+                match store.poll_external().await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(count = n, "took in requests other programs appended");
+                        if store.state().has_due_immediate(Utc::now()) {
+                            immediate.notify_one();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading rows other programs appended failed"),
+                }
+            }
+            _ = publish.tick() => {
+                let g = store.state().generation();
+                if g != published {
+                    published = g;
+                    view_tx.send_replace(Arc::new(QueueView::of(store.state())));
+                }
+            }
+        }
+    }
+    if let Err(e) = store.flush().await {
+        tracing::error!(error = %e, "final commit of the queue failed");
+    }
+}
+
+/// Serves one group of operations with one commit. Returns false when asked to stop.
+async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bool {
+    let now = Utc::now();
+    let lease = chrono::Duration::seconds(store.lease_secs() as i64);
+    enum Done {
+        Enqueue(Reply<Vec<Result<Enqueued, QueueError>>>, Vec<Result<Enqueued, QueueError>>),
+        Change(Reply<Vec<Result<Request, QueueError>>>, Vec<Result<Request, QueueError>>),
+        Claim(Reply<Vec<Request>>, Vec<Request>),
+    }
+    let mut done = Vec::with_capacity(group.len());
+    let mut stop = None;
+    let mut compacts = Vec::new();
+    for op in group {
+        match op {
+            Op::Enqueue(news, reply) => {
+                let mut out = Vec::with_capacity(news.len());
+                for new in news {
+                    // Checked against the state as this group has already changed it, so
+                    // duplicates within one group are caught too.
+                    out.push(match store.state().prepare_enqueue(new, now) {
+                        Ok(Enqueued::Added(r)) => Ok(Enqueued::Added(store.stage(r))),
+                        other => other,
+                    });
+                }
+                done.push(Done::Enqueue(reply, out));
+            }
+            Op::Change(ids, change, reply) => {
+                let out = ids
+                    .into_iter()
+                    .map(|id| prepare_change(store.state(), id, &change, now).map(|r| store.stage(r)))
+                    .collect();
+                done.push(Done::Change(reply, out));
+            }
+            Op::Claim(limit, owner, reply) => {
+                let rows = store.state().prepare_claim(limit, &owner, lease, now);
+                let rows = rows.into_iter().map(|r| store.stage(r)).collect();
+                done.push(Done::Claim(reply, rows));
+            }
+            Op::HasScheduleKey(key, reply) => {
+                let _ = reply.send(store.state().has_schedule_key(&key));
+            }
+            Op::Compact(reply) => compacts.push(reply),
+            Op::Stop(reply) => stop = Some(reply),
+        }
+    }
+    let committed = store.flush().await.map_err(|e| e.to_string());
+    if committed.is_ok() && store.state().has_due_immediate(now) {
+        immediate.notify_one();
+    }
+    for d in done {
+        match d {
+            Done::Enqueue(reply, out) => {
+                let _ = reply.send(committed.clone().map(|_| out));
+            }
+            Done::Change(reply, out) => {
+                let _ = reply.send(committed.clone().map(|_| out));
+            }
+            Done::Claim(reply, out) => {
+                let _ = reply.send(committed.clone().map(|_| out));
+            }
+        }
+    }
+    for reply in compacts {
+        let _ = reply.send(store.compact().await.map_err(|e| e.to_string()));
+    }
+    match stop {
+        Some(reply) => {
+            let _ = reply.send(());
+            false
+        }
+        None => true,
+    }
+}
+
+fn prepare_change(state: &QueueState, id: Uuid, change: &Change, now: DateTime<Utc>) -> Result<Request, QueueError> {
+    match change {
+        Change::Retry(by) => state.prepare_retry(id, *by, now),
+        Change::SetPriority(p, by) => state.prepare_reprioritize(id, *p, *by, now),
+        Change::Bump(up, by) => {
+            let current = state.get(&id).ok_or(QueueError::NotFound(id))?.priority;
+            let p = if *up { current.raised() } else { current.lowered() };
+            state.prepare_reprioritize(id, p, *by, now)
+        }
+        Change::Cancel(by) => state.prepare_cancel(id, *by, now),
+        Change::Succeed(data) => state.prepare_succeed(id, data.clone(), now),
+        Change::Fail {
+            error,
+            retryable,
+            policy,
+        } => state.prepare_fail(id, error, *retryable, policy, rand::random::<f64>(), now),
+        Change::Release(reason) => state.prepare_release(id, reason, now),
+    }
+}

@@ -1,0 +1,241 @@
+//! The result tables and their writer. Every row carries the id of the request that wrote
+//! it; before writing, the worker asks whether a request's rows are already there, so a
+//! request re-run after a crash or a lost connection is never written twice.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use deltalake::arrow::array::RecordBatch;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::lake::columns::{col, BatchReader, Col, ColumnKind::*};
+use crate::lake::{LakeError, LakeTable};
+
+pub const OPTION_SNAPSHOTS: &str = "option_snapshots";
+pub const FUTURES_SNAPSHOTS: &str = "futures_snapshots";
+pub const MARKET_BARS: &str = "market_bars";
+pub const POSITION_UPDATES: &str = "position_updates";
+pub const DERIVED_STATS: &str = "derived_stats";
+
+pub const OPTION_SNAPSHOT_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("snapshot_at", Timestamp),
+    col("underlying", Utf8),
+    col("underlying_price", Float64),
+    col("conid", Int64),
+    col("local_symbol", Utf8),
+    col("expiry", Utf8),
+    col("dte", Int64),
+    col("strike", Float64),
+    col("right", Utf8),
+    col("bid", Float64),
+    col("ask", Float64),
+    col("last", Float64),
+    col("bid_size", Float64),
+    col("ask_size", Float64),
+    col("volume", Float64),
+    col("implied_vol", Float64),
+    col("delta", Float64),
+    col("gamma", Float64),
+    col("vega", Float64),
+    col("theta", Float64),
+    col("model_price", Float64),
+];
+
+pub const FUTURES_SNAPSHOT_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("snapshot_at", Timestamp),
+    col("symbol", Utf8),
+    col("conid", Int64),
+    col("local_symbol", Utf8),
+    col("contract_month", Utf8),
+    col("bid", Float64),
+    col("ask", Float64),
+    col("last", Float64),
+    col("bid_size", Float64),
+    col("ask_size", Float64),
+    col("volume", Float64),
+    col("high", Float64),
+    col("low", Float64),
+    col("close", Float64),
+];
+
+pub const MARKET_BAR_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("symbol", Utf8),
+    col("conid", Int64),
+    col("bar_size", Utf8),
+    col("what_to_show", Utf8),
+    col("bar_time", Timestamp),
+    col("open", Float64),
+    col("high", Float64),
+    col("low", Float64),
+    col("close", Float64),
+    col("volume", Float64),
+    col("wap", Float64),
+    col("bar_count", Int64),
+    col("written_at", Timestamp),
+];
+
+pub const POSITION_UPDATE_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("source", Utf8),
+    col("updated_at", Timestamp),
+    col("account", Utf8),
+    col("conid", Int64),
+    col("symbol", Utf8),
+    col("sec_type", Utf8),
+    col("expiry", Utf8),
+    col("strike", Float64),
+    col("right", Utf8),
+    col("quantity", Float64),
+    col("avg_cost", Float64),
+    col("market_price", Float64),
+    col("market_value", Float64),
+];
+
+pub const DERIVED_STATS_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("date", Date),
+    col("symbol", Utf8),
+    col("open", Float64),
+    col("high", Float64),
+    col("low", Float64),
+    col("close", Float64),
+    col("daily_range", Float64),
+    col("daily_return", Float64),
+    col("atm_implied_vol", Float64),
+    col("put_call_volume_ratio", Float64),
+    col("computed_at", Timestamp),
+];
+
+pub fn columns_of(table: &str) -> &'static [Col] {
+    match table {
+        OPTION_SNAPSHOTS => OPTION_SNAPSHOT_COLUMNS,
+        FUTURES_SNAPSHOTS => FUTURES_SNAPSHOT_COLUMNS,
+        MARKET_BARS => MARKET_BAR_COLUMNS,
+        POSITION_UPDATES => POSITION_UPDATE_COLUMNS,
+        _ => DERIVED_STATS_COLUMNS,
+    }
+}
+
+/// What one write did, for the request's `result_data`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Written {
+    pub table: String,
+    pub rows: usize,
+    pub version: i64,
+}
+
+struct Open {
+    table: LakeTable,
+    /// Request ids with rows in the table (loaded on first use).
+    written: HashSet<Uuid>,
+}
+
+/// The result tables of one lake, opened on first use.
+pub struct ResultTables {
+    root: PathBuf,
+    open: Mutex<HashMap<String, Open>>,
+    /// (symbol, bar size, what to show) → bar times already stored.
+    bars: Mutex<HashMap<(String, String, String), HashSet<i64>>>,
+}
+
+impl ResultTables {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            open: Mutex::new(HashMap::new()),
+            bars: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn with_table<T>(
+        &self,
+        name: &str,
+        f: impl AsyncFnOnce(&mut Open) -> Result<T, LakeError>,
+    ) -> Result<T, LakeError> {
+        let mut open = self.open.lock().await;
+        if !open.contains_key(name) {
+            let table = LakeTable::open_or_create(&self.root, name, columns_of(name)).await?;
+            let mut written = HashSet::new();
+            for batch in table.read_all().await? {
+                let ids = BatchReader::new(&batch).utf8("request_id").map_err(|m| LakeError::Table {
+                    name: name.into(),
+                    path: table.path().to_path_buf(),
+                    message: m,
+                })?;
+                written.extend(ids.into_iter().flatten().filter_map(|s| Uuid::parse_str(&s).ok()));
+            }
+            open.insert(name.to_string(), Open { table, written });
+        }
+        f(open.get_mut(name).expect("inserted above")).await
+    }
+
+    /// True when rows of `request_id` are already in `table`.
+    pub async fn already_written(&self, table: &str, request_id: Uuid) -> Result<bool, LakeError> {
+        self.with_table(table, async |o| Ok(o.written.contains(&request_id))).await
+    }
+
+    /// Appends `batch` to `table` in one commit on behalf of `request_id`.
+    pub async fn write(&self, table: &str, request_id: Option<Uuid>, batch: RecordBatch) -> Result<Written, LakeError> {
+        let rows = batch.num_rows();
+        self.with_table(table, async |o| {
+            let (version, _) = o.table.append(&[batch]).await?;
+            if let Some(id) = request_id {
+                o.written.insert(id);
+            }
+            Ok(Written {
+                table: table.to_string(),
+                rows,
+                version,
+            })
+        })
+        .await
+    }
+
+    /// Every row of `table` (for derived statistics).
+    pub async fn read_all(&self, table: &str) -> Result<Vec<RecordBatch>, LakeError> {
+        self.with_table(table, async |o| {
+            o.table.refresh().await?;
+            o.table.read_all().await
+        })
+        .await
+    }
+
+    /// Bar times (epoch seconds) already stored for a series, loaded once from the table.
+    pub async fn stored_bar_times(&self, key: &(String, String, String)) -> Result<HashSet<i64>, LakeError> {
+        let mut bars = self.bars.lock().await;
+        if let Some(known) = bars.get(key) {
+            return Ok(known.clone());
+        }
+        let mut times = HashSet::new();
+        for batch in self.read_all(MARKET_BARS).await? {
+            let r = BatchReader::new(&batch);
+            let err = |m| LakeError::Table {
+                name: MARKET_BARS.into(),
+                path: self.root.join(MARKET_BARS),
+                message: m,
+            };
+            let sym = r.utf8("symbol").map_err(err)?;
+            let size = r.utf8("bar_size").map_err(err)?;
+            let what = r.utf8("what_to_show").map_err(err)?;
+            let at = r.timestamp("bar_time").map_err(err)?;
+            for i in 0..r.len() {
+                if sym[i].as_deref() == Some(&key.0) && size[i].as_deref() == Some(&key.1) && what[i].as_deref() == Some(&key.2) {
+                    if let Some(t) = at[i] {
+                        times.insert(t.timestamp());
+                    }
+                }
+            }
+        }
+        bars.insert(key.clone(), times.clone());
+        Ok(times)
+    }
+
+    /// Remembers bar times just written.
+    pub async fn add_bar_times(&self, key: &(String, String, String), times: impl IntoIterator<Item = i64>) {
+        self.bars.lock().await.entry(key.clone()).or_default().extend(times);
+    }
+}
