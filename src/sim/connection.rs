@@ -37,6 +37,8 @@ enum ConnError {
     HandshakeTimeout(Duration),
     #[error("hello longer than any version range")]
     HelloTooLong,
+    #[error("refused: {0}")]
+    Refused(&'static str),
 }
 
 struct Subscription {
@@ -155,8 +157,7 @@ impl Conn {
         match handshake {
             Err(_) => return Err(ConnError::HandshakeTimeout(timeout)),
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(false)) => return Ok(()),
-            Ok(Ok(true)) => {}
+            Ok(Ok(())) => {}
         }
         let ticker = tokio::spawn(tick_loop(Arc::clone(&self.shared), Arc::clone(&self.subs), self.tx.clone()));
         let result = self.session(&mut rd, &mut buf, &mut events).await;
@@ -164,8 +165,8 @@ impl Conn {
         result
     }
 
-    /// Hello, version, StartApi, client id. `Ok(false)` when the client is refused.
-    async fn handshake(&mut self, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<bool, ConnError> {
+    /// Hello, version, StartApi, client id.
+    async fn handshake(&mut self, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<(), ConnError> {
         let (min, max) = loop {
             if let Some(range) = frame::take_hello(buf)? {
                 break range;
@@ -181,7 +182,7 @@ impl Conn {
                 tracing::warn!("refusing client: {e}");
                 self.shared.count_error(530);
                 self.send(frame::encode_text_error(530, &e.to_string())).await;
-                return Ok(false);
+                return Err(ConnError::Refused("unsupported API version"));
             }
         };
         let now = self.shared.clock.now().with_timezone(&New_York);
@@ -210,7 +211,7 @@ impl Conn {
         if !registered {
             tracing::warn!(client_id, "client id already in use");
             self.send_error(-1, 326, error_text(326)).await;
-            return Ok(false);
+            return Err(ConnError::Refused("client id in use"));
         }
         self.client_id = Some(client_id);
         tracing::info!(client_id, version, "client connected");
@@ -223,7 +224,7 @@ impl Conn {
         for code in [2104, 2106, 2158] {
             self.send_error(-1, code, error_text(code)).await;
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn session(

@@ -597,7 +597,7 @@ impl Universe {
                 .map(|u| Instrument { conid: u.conid(), underlying: u, kind: Kind::Stock })
                 .into_iter()
                 .collect(),
-            "IND" => (symbol == "VIX" && exchange_ok(&["CBOE"]))
+            "IND" => (symbol == "VIX" && exchange_ok(&["CBOE", "SMART"]))
                 .then(|| Instrument { conid: Underlying::Vix.conid(), underlying: Underlying::Vix, kind: Kind::Index })
                 .into_iter()
                 .collect(),
