@@ -69,7 +69,8 @@ pub struct SimArgs {
 }
 
 fn parse_clock(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
-    chrono::DateTime::parse_from_rfc3339(s).map_err(|e| format!("expected RFC 3339 like 2026-11-23T09:25:00-05:00: {e}"))
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("expected RFC 3339 like 2026-11-23T09:25:00-05:00: {e}"))
 }
 
 fn parse_reset_code(s: &str) -> Result<i32, String> {
@@ -88,8 +89,14 @@ fn parse_speed(s: &str) -> Result<f64, String> {
 }
 
 fn split_kind(s: &str) -> Result<(RequestKind, &str), String> {
-    let (kind, value) = s.split_once('=').ok_or_else(|| format!("expected KIND=VALUE, got {s:?}"))?;
-    Ok((kind.parse().map_err(|e: super::UnknownKind| e.to_string())?, value))
+    let (kind, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KIND=VALUE, got {s:?}"))?;
+    Ok((
+        kind.parse()
+            .map_err(|e: super::UnknownKind| e.to_string())?,
+        value,
+    ))
 }
 
 fn parse_rate(s: &str) -> Result<(RequestKind, f64), String> {
@@ -102,15 +109,24 @@ fn parse_rate(s: &str) -> Result<(RequestKind, f64), String> {
 
 fn parse_latency(s: &str) -> Result<(RequestKind, u64), String> {
     let (kind, value) = split_kind(s)?;
-    Ok((kind, value.parse().map_err(|_| format!("invalid milliseconds {value:?}"))?))
+    Ok((
+        kind,
+        value
+            .parse()
+            .map_err(|_| format!("invalid milliseconds {value:?}"))?,
+    ))
 }
 
 fn parse_fail_next(s: &str) -> Result<(RequestKind, u32, i32), String> {
     let (kind, value) = split_kind(s)?;
-    let (count, code) = value.split_once(':').ok_or_else(|| format!("expected COUNT:CODE, got {value:?}"))?;
+    let (count, code) = value
+        .split_once(':')
+        .ok_or_else(|| format!("expected COUNT:CODE, got {value:?}"))?;
     Ok((
         kind,
-        count.parse().map_err(|_| format!("invalid count {count:?}"))?,
+        count
+            .parse()
+            .map_err(|_| format!("invalid count {count:?}"))?,
         code.parse().map_err(|_| format!("invalid code {code:?}"))?,
     ))
 }
@@ -141,13 +157,24 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
     for (kind, count, code) in &args.fail_next {
         sim.fail_next(*kind, *count, *code);
     }
-    let control = sim.control_address().map(|a| format!(", control {a}")).unwrap_or_default();
-    println!("ibq sim listening on {} (seed {}, {} lines{control})", sim.address(), args.seed, args.lines);
+    let control = sim
+        .control_address()
+        .map(|a| format!(", control {a}"))
+        .unwrap_or_default();
+    println!(
+        "ibq sim listening on {} (seed {}, {} lines{control})",
+        sim.address(),
+        args.seed,
+        args.lines
+    );
     if let Some(secs) = args.restart_every.filter(|s| *s > 0) {
         let sim = sim.clone();
         let down = Duration::from_millis(args.restart_down_ms);
         tokio::spawn(async move {
-            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(secs), Duration::from_secs(secs));
+            let mut every = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(secs),
+                Duration::from_secs(secs),
+            );
             loop {
                 every.tick().await;
                 sim.restart(down);
@@ -158,14 +185,19 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         let sim = sim.clone();
         let (code, after) = (args.reset_code, Duration::from_millis(args.reset_after_ms));
         tokio::spawn(async move {
-            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + Duration::from_secs(secs), Duration::from_secs(secs));
+            let mut every = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(secs),
+                Duration::from_secs(secs),
+            );
             loop {
                 every.tick().await;
                 sim.nightly_reset(code, after);
             }
         });
     }
-    wait_for_signal().await.context("waiting for SIGINT/SIGTERM")?;
+    wait_for_signal()
+        .await
+        .context("waiting for SIGINT/SIGTERM")?;
     sim.shutdown().await;
     Ok(())
 }

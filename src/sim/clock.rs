@@ -18,7 +18,11 @@ impl SimClock {
         Self {
             origin_real: Instant::now(),
             origin_sim: start.map_or_else(Utc::now, |s| s.with_timezone(&Utc)),
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 1.0 },
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                1.0
+            },
         }
     }
 

@@ -147,7 +147,11 @@ impl Conn {
         self.send(error_frame(id, code, message)).await;
     }
 
-    async fn run(&mut self, mut rd: OwnedReadHalf, mut events: broadcast::Receiver<ConnEvent>) -> Result<(), ConnError> {
+    async fn run(
+        &mut self,
+        mut rd: OwnedReadHalf,
+        mut events: broadcast::Receiver<ConnEvent>,
+    ) -> Result<(), ConnError> {
         let mut buf = BytesMut::with_capacity(8192);
         let timeout = self.shared.config.handshake_timeout;
         let handshake = tokio::select! {
@@ -159,14 +163,22 @@ impl Conn {
             Ok(Err(e)) => return Err(e),
             Ok(Ok(())) => {}
         }
-        let ticker = tokio::spawn(tick_loop(Arc::clone(&self.shared), Arc::clone(&self.subs), self.tx.clone()));
+        let ticker = tokio::spawn(tick_loop(
+            Arc::clone(&self.shared),
+            Arc::clone(&self.subs),
+            self.tx.clone(),
+        ));
         let result = self.session(&mut rd, &mut buf, &mut events).await;
         ticker.abort();
         result
     }
 
     /// Hello, version, StartApi, client id.
-    async fn handshake(&mut self, rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> Result<(), ConnError> {
+    async fn handshake(
+        &mut self,
+        rd: &mut OwnedReadHalf,
+        buf: &mut BytesMut,
+    ) -> Result<(), ConnError> {
         let (min, max) = loop {
             if let Some(range) = frame::take_hello(buf)? {
                 break range;
@@ -181,17 +193,25 @@ impl Conn {
             Err(e) => {
                 tracing::warn!("refusing client: {e}");
                 self.shared.count_error(530);
-                self.send(frame::encode_text_error(530, &e.to_string())).await;
+                self.send(frame::encode_text_error(530, &e.to_string()))
+                    .await;
                 return Err(ConnError::Refused("unsupported API version"));
             }
         };
         let now = self.shared.clock.now().with_timezone(&New_York);
-        self.send(frame::encode_hello_reply(version, &now.format("%Y%m%d %H:%M:%S US/Eastern").to_string())).await;
+        self.send(frame::encode_hello_reply(
+            version,
+            &now.format("%Y%m%d %H:%M:%S US/Eastern").to_string(),
+        ))
+        .await;
         let client_id = loop {
             match frame::take_frame(buf)? {
                 Some(body) => match frame::split_message(&body) {
                     Some((id, payload)) if id == inbound::START_API + PROTOBUF_OFFSET => {
-                        break proto::StartApiRequest::decode(payload).ok().and_then(|r| r.client_id).unwrap_or(0);
+                        break proto::StartApiRequest::decode(payload)
+                            .ok()
+                            .and_then(|r| r.client_id)
+                            .unwrap_or(0);
                     }
                     _ => tracing::debug!("ignoring a frame before StartApi"),
                 },
@@ -215,10 +235,16 @@ impl Conn {
         }
         self.client_id = Some(client_id);
         tracing::info!(client_id, version, "client connected");
-        self.send(encode_proto(outbound::NEXT_VALID_ID, &proto::NextValidId { order_id: Some(1) })).await;
+        self.send(encode_proto(
+            outbound::NEXT_VALID_ID,
+            &proto::NextValidId { order_id: Some(1) },
+        ))
+        .await;
         self.send(encode_proto(
             outbound::MANAGED_ACCOUNTS,
-            &proto::ManagedAccounts { accounts_list: Some(self.shared.config.account.clone()) },
+            &proto::ManagedAccounts {
+                accounts_list: Some(self.shared.config.account.clone()),
+            },
         ))
         .await;
         for code in [2104, 2106, 2158] {
@@ -245,11 +271,23 @@ impl Conn {
                             .and_then(|r| r.req_id)
                             .unwrap_or(-1);
                         let limit = self.shared.config.max_messages_per_sec;
-                        self.send_error(id, 100, &format!("Max rate of messages per second has been exceeded:max={limit}")).await;
+                        self.send_error(
+                            id,
+                            100,
+                            &format!(
+                                "Max rate of messages per second has been exceeded:max={limit}"
+                            ),
+                        )
+                        .await;
                     }
                     RateVerdict::Disconnect => {
                         tracing::warn!(conn_id = self.conn_id, "message flood: disconnecting");
-                        self.send_error(-1, 100, "Max rate of messages per second has been exceeded: disconnecting").await;
+                        self.send_error(
+                            -1,
+                            100,
+                            "Max rate of messages per second has been exceeded: disconnecting",
+                        )
+                        .await;
                         return Err(ConnError::Eof);
                     }
                 }
@@ -283,47 +321,100 @@ impl Conn {
 
     async fn dispatch(&mut self, body: &[u8]) {
         let Some((id, payload)) = frame::split_message(body) else {
-            self.send_error(-1, 320, "Error reading request: frame shorter than a message id").await;
+            self.send_error(
+                -1,
+                320,
+                "Error reading request: frame shorter than a message id",
+            )
+            .await;
             return;
         };
         if id <= PROTOBUF_OFFSET {
-            self.send_error(-1, 320, &format!("Error reading request: text message {id} is not supported (protobuf only)")).await;
+            self.send_error(
+                -1,
+                320,
+                &format!(
+                    "Error reading request: text message {id} is not supported (protobuf only)"
+                ),
+            )
+            .await;
             return;
         }
         let msg_type = id - PROTOBUF_OFFSET;
         let decoded = match msg_type {
-            inbound::REQUEST_MARKET_DATA => proto::MarketDataRequest::decode(payload).map(|r| self.market_data(r)).map(Some),
+            inbound::REQUEST_MARKET_DATA => proto::MarketDataRequest::decode(payload)
+                .map(|r| self.market_data(r))
+                .map(Some),
             inbound::CANCEL_MARKET_DATA => proto::ReqIdOnly::decode(payload).map(|r| {
                 self.cancel_market_data(r.req_id.unwrap_or(-1));
                 None
             }),
-            inbound::REQUEST_MARKET_DATA_TYPE => proto::MarketDataTypeRequest::decode(payload).map(|_| None),
-            inbound::REQUEST_CONTRACT_DATA => proto::ContractDataRequest::decode(payload).map(|r| Some(self.contract_data(r))),
-            inbound::REQUEST_HISTORICAL_DATA => proto::HistoricalDataRequest::decode(payload).map(|r| Some(self.historical(r))),
-            inbound::REQUEST_POSITIONS => proto::Empty::decode(payload).map(|_| Some(self.positions())),
-            inbound::REQUEST_SEC_DEF_OPT_PARAMS => proto::SecDefOptParamsRequest::decode(payload).map(|r| Some(self.sec_def(r))),
-            inbound::REQUEST_CURRENT_TIME => proto::Empty::decode(payload).map(|_| Some(self.current_time())),
-            inbound::REQUEST_IDS => Ok(Some(Reply::now(vec![encode_proto(outbound::NEXT_VALID_ID, &proto::NextValidId { order_id: Some(1) })]))),
+            inbound::REQUEST_MARKET_DATA_TYPE => {
+                proto::MarketDataTypeRequest::decode(payload).map(|_| None)
+            }
+            inbound::REQUEST_CONTRACT_DATA => {
+                proto::ContractDataRequest::decode(payload).map(|r| Some(self.contract_data(r)))
+            }
+            inbound::REQUEST_HISTORICAL_DATA => {
+                proto::HistoricalDataRequest::decode(payload).map(|r| Some(self.historical(r)))
+            }
+            inbound::REQUEST_POSITIONS => {
+                proto::Empty::decode(payload).map(|_| Some(self.positions()))
+            }
+            inbound::REQUEST_SEC_DEF_OPT_PARAMS => {
+                proto::SecDefOptParamsRequest::decode(payload).map(|r| Some(self.sec_def(r)))
+            }
+            inbound::REQUEST_CURRENT_TIME => {
+                proto::Empty::decode(payload).map(|_| Some(self.current_time()))
+            }
+            inbound::REQUEST_IDS => Ok(Some(Reply::now(vec![encode_proto(
+                outbound::NEXT_VALID_ID,
+                &proto::NextValidId { order_id: Some(1) },
+            )]))),
             inbound::REQUEST_MANAGED_ACCOUNTS => Ok(Some(Reply::now(vec![encode_proto(
                 outbound::MANAGED_ACCOUNTS,
-                &proto::ManagedAccounts { accounts_list: Some(self.shared.config.account.clone()) },
+                &proto::ManagedAccounts {
+                    accounts_list: Some(self.shared.config.account.clone()),
+                },
             )]))),
-            inbound::CANCEL_HISTORICAL_DATA | inbound::CANCEL_CONTRACT_DATA | inbound::CANCEL_POSITIONS | inbound::START_API => Ok(None),
+            inbound::CANCEL_HISTORICAL_DATA
+            | inbound::CANCEL_CONTRACT_DATA
+            | inbound::CANCEL_POSITIONS
+            | inbound::START_API => Ok(None),
             other => {
-                self.send_error(-1, 320, &format!("Error reading request: message type {other} is not supported by ibq sim")).await;
+                self.send_error(
+                    -1,
+                    320,
+                    &format!(
+                        "Error reading request: message type {other} is not supported by ibq sim"
+                    ),
+                )
+                .await;
                 return;
             }
         };
         match decoded {
             Ok(Some(reply)) => self.deliver(reply).await,
             Ok(None) => {}
-            Err(e) => self.send_error(-1, 320, &format!("Error reading request: malformed message {msg_type}: {e}")).await,
+            Err(e) => {
+                self.send_error(
+                    -1,
+                    320,
+                    &format!("Error reading request: malformed message {msg_type}: {e}"),
+                )
+                .await
+            }
         }
     }
 
     /// Sends a reply now, or later from a task when a latency fault applies.
     async fn deliver(&self, reply: Reply) {
-        let Reply { mut frames, latency, errors, after } = reply;
+        let Reply {
+            mut frames,
+            latency,
+            errors,
+            after,
+        } = reply;
         if latency.is_zero() {
             if let Some(after) = after {
                 frames.extend(after().await);
@@ -363,7 +454,9 @@ impl Conn {
 
     fn resolve_one(&self, contract: Option<&proto::Contract>) -> Option<Instrument> {
         let found = self.shared.universe.resolve(contract?);
-        (found.len() == 1).then(|| found.into_iter().next()).flatten()
+        (found.len() == 1)
+            .then(|| found.into_iter().next())
+            .flatten()
     }
 
     fn contract_data(&self, r: proto::ContractDataRequest) -> Reply {
@@ -394,8 +487,18 @@ impl Conn {
                 )
             })
             .collect();
-        frames.push(encode_proto(outbound::CONTRACT_DATA_END, &proto::ReqIdOnly { req_id: Some(req_id) }));
-        Reply { frames, latency: v.latency, errors: Vec::new(), after: None }
+        frames.push(encode_proto(
+            outbound::CONTRACT_DATA_END,
+            &proto::ReqIdOnly {
+                req_id: Some(req_id),
+            },
+        ));
+        Reply {
+            frames,
+            latency: v.latency,
+            errors: Vec::new(),
+            after: None,
+        }
     }
 
     fn market_data(&mut self, r: proto::MarketDataRequest) -> Reply {
@@ -405,7 +508,12 @@ impl Conn {
             return Reply::error(req_id, 200, v.latency);
         };
         if lock(&self.subs).contains_key(&req_id) {
-            return Reply::error_text(req_id, 322, "Error processing request:-'bW' : cause - Duplicate ticker id", v.latency);
+            return Reply::error_text(
+                req_id,
+                322,
+                "Error processing request:-'bW' : cause - Duplicate ticker id",
+                v.latency,
+            );
         }
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
@@ -414,7 +522,8 @@ impl Conn {
             return Reply::error(req_id, 101, v.latency);
         }
         let snapshot = r.snapshot.unwrap_or(false) || r.regulatory_snapshot.unwrap_or(false);
-        let frozen = self.shared.market_closed.load(Ordering::SeqCst) && !matches!(inst.kind, Kind::Future { .. });
+        let frozen = self.shared.market_closed.load(Ordering::SeqCst)
+            && !matches!(inst.kind, Kind::Future { .. });
         let shared = Arc::clone(&self.shared);
         if snapshot {
             // The line is held until the snapshot ends.
@@ -426,7 +535,14 @@ impl Conn {
             };
             return Reply::later(v.latency, burst);
         }
-        lock(&self.subs).insert(req_id, Subscription { inst: inst.clone(), last: None, frozen });
+        lock(&self.subs).insert(
+            req_id,
+            Subscription {
+                inst: inst.clone(),
+                last: None,
+                frozen,
+            },
+        );
         let subs = Arc::clone(&self.subs);
         Reply::later(v.latency, move || {
             let (frames, quote) = first_burst(&shared, req_id, &inst, frozen);
@@ -456,10 +572,16 @@ impl Conn {
         }
         let request = match BarRequest::parse(&r, self.shared.clock.now()) {
             Ok(req) => req,
-            Err(e @ historical::HistoricalError::Invalid(_)) => return Reply::error_text(req_id, 321, &e.to_string(), v.latency),
+            Err(e @ historical::HistoricalError::Invalid(_)) => {
+                return Reply::error_text(req_id, 321, &e.to_string(), v.latency)
+            }
             Err(e) => return Reply::error_text(req_id, 162, &e.to_string(), v.latency),
         };
-        let exchange = r.contract.as_ref().and_then(|c| c.exchange.clone()).unwrap_or_default();
+        let exchange = r
+            .contract
+            .as_ref()
+            .and_then(|c| c.exchange.clone())
+            .unwrap_or_default();
         let what = r.what_to_show.clone().unwrap_or_default();
         let group = format!("{}|{exchange}|{what}", inst.conid);
         let whole = format!(
@@ -477,15 +599,28 @@ impl Conn {
         let shared = Arc::clone(&self.shared);
         Reply::later_async(v.latency, move || {
             Box::pin(async move {
-                let built = tokio::task::spawn_blocking(move || historical::bars(&market, &inst, &request).map(|b| (b, request))).await;
+                let built = tokio::task::spawn_blocking(move || {
+                    historical::bars(&market, &inst, &request).map(|b| (b, request))
+                })
+                .await;
                 match built {
                     Ok(Ok((bars, request))) => {
                         let (start, end) = request.window_text();
                         vec![
-                            encode_proto(outbound::HISTORICAL_DATA, &proto::HistoricalData { req_id: Some(req_id), historical_data_bars: bars }),
+                            encode_proto(
+                                outbound::HISTORICAL_DATA,
+                                &proto::HistoricalData {
+                                    req_id: Some(req_id),
+                                    historical_data_bars: bars,
+                                },
+                            ),
                             encode_proto(
                                 outbound::HISTORICAL_DATA_END,
-                                &proto::HistoricalDataEnd { req_id: Some(req_id), start_date_str: Some(start), end_date_str: Some(end) },
+                                &proto::HistoricalDataEnd {
+                                    req_id: Some(req_id),
+                                    start_date_str: Some(start),
+                                    end_date_str: Some(end),
+                                },
                             ),
                         ]
                     }
@@ -526,7 +661,12 @@ impl Conn {
             })
             .collect();
         frames.push(encode_proto(outbound::POSITION_END, &proto::Empty {}));
-        Reply { frames, latency: v.latency, errors: Vec::new(), after: None }
+        Reply {
+            frames,
+            latency: v.latency,
+            errors: Vec::new(),
+            after: None,
+        }
     }
 
     fn sec_def(&self, r: proto::SecDefOptParamsRequest) -> Reply {
@@ -535,14 +675,17 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
-        let chain = self
-            .shared
-            .universe
-            .chain(r.underlying_con_id.unwrap_or(0), r.underlying_symbol.as_deref().unwrap_or(""));
+        let chain = self.shared.universe.chain(
+            r.underlying_con_id.unwrap_or(0),
+            r.underlying_symbol.as_deref().unwrap_or(""),
+        );
         let Some((u, expiries, strikes)) = chain else {
             return Reply::error(req_id, 200, v.latency);
         };
-        let expirations: Vec<String> = expiries.iter().map(|d| d.format("%Y%m%d").to_string()).collect();
+        let expirations: Vec<String> = expiries
+            .iter()
+            .map(|d| d.format("%Y%m%d").to_string())
+            .collect();
         let mut frames: Vec<Bytes> = ["SMART", "CBOE"]
             .iter()
             .map(|exchange| {
@@ -560,8 +703,18 @@ impl Conn {
                 )
             })
             .collect();
-        frames.push(encode_proto(outbound::SEC_DEF_OPT_PARAMETER_END, &proto::ReqIdOnly { req_id: Some(req_id) }));
-        Reply { frames, latency: v.latency, errors: Vec::new(), after: None }
+        frames.push(encode_proto(
+            outbound::SEC_DEF_OPT_PARAMETER_END,
+            &proto::ReqIdOnly {
+                req_id: Some(req_id),
+            },
+        ));
+        Reply {
+            frames,
+            latency: v.latency,
+            errors: Vec::new(),
+            after: None,
+        }
     }
 
     fn current_time(&self) -> Reply {
@@ -570,11 +723,21 @@ impl Conn {
             return Reply::error(-1, code, v.latency);
         }
         let now = self.shared.clock.now().timestamp();
-        Reply::now_after(vec![encode_proto(outbound::CURRENT_TIME, &proto::CurrentTime { current_time: Some(now) })], v.latency)
+        Reply::now_after(
+            vec![encode_proto(
+                outbound::CURRENT_TIME,
+                &proto::CurrentTime {
+                    current_time: Some(now),
+                },
+            )],
+            v.latency,
+        )
     }
 }
 
-type Later = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Bytes>> + Send>> + Send>;
+type Later = Box<
+    dyn FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Bytes>> + Send>> + Send,
+>;
 
 /// The answer to one request: frames to send (after `latency`), error codes they carry, and
 /// frames computed only when the latency has passed.
@@ -587,11 +750,21 @@ struct Reply {
 
 impl Reply {
     fn now(frames: Vec<Bytes>) -> Self {
-        Self { frames, latency: Duration::ZERO, errors: Vec::new(), after: None }
+        Self {
+            frames,
+            latency: Duration::ZERO,
+            errors: Vec::new(),
+            after: None,
+        }
     }
 
     fn now_after(frames: Vec<Bytes>, latency: Duration) -> Self {
-        Self { frames, latency, errors: Vec::new(), after: None }
+        Self {
+            frames,
+            latency,
+            errors: Vec::new(),
+            after: None,
+        }
     }
 
     fn error(req_id: i32, code: i32, latency: Duration) -> Self {
@@ -599,25 +772,52 @@ impl Reply {
     }
 
     fn error_text(req_id: i32, code: i32, text: &str, latency: Duration) -> Self {
-        Self { frames: vec![error_frame(req_id, code, text)], latency, errors: vec![code], after: None }
+        Self {
+            frames: vec![error_frame(req_id, code, text)],
+            latency,
+            errors: vec![code],
+            after: None,
+        }
     }
 
     fn later(latency: Duration, build: impl FnOnce() -> Vec<Bytes> + Send + 'static) -> Self {
         Self::later_async(latency, move || Box::pin(async move { build() }))
     }
 
-    fn later_async(latency: Duration, build: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Bytes>> + Send>> + Send + 'static) -> Self {
-        Self { frames: Vec::new(), latency, errors: Vec::new(), after: Some(Box::new(build)) }
+    fn later_async(
+        latency: Duration,
+        build: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Bytes>> + Send>>
+            + Send
+            + 'static,
+    ) -> Self {
+        Self {
+            frames: Vec::new(),
+            latency,
+            errors: Vec::new(),
+            after: Some(Box::new(build)),
+        }
     }
 }
 
 /// What a gateway sends first for a market-data request: the request parameters, the market
 /// data type, session statistics and the full quote.
-fn first_burst(shared: &Shared, req_id: i32, inst: &Instrument, frozen: bool) -> (Vec<Bytes>, Quote) {
+fn first_burst(
+    shared: &Shared,
+    req_id: i32,
+    inst: &Instrument,
+    frozen: bool,
+) -> (Vec<Bytes>, Quote) {
     let now = shared.clock.now();
-    let at = if frozen { pricing::last_close_before(now) } else { now };
+    let at = if frozen {
+        pricing::last_close_before(now)
+    } else {
+        now
+    };
     let mut frames = market_data::preamble(req_id, if frozen { 2 } else { 1 }, inst);
-    frames.extend(market_data::stats_ticks(req_id, &market_data::session_stats(&shared.market, inst, at)));
+    frames.extend(market_data::stats_ticks(
+        req_id,
+        &market_data::session_stats(&shared.market, inst, at),
+    ));
     let quote = market_data::quote(&shared.market, inst, at);
     frames.extend(market_data::ticks(req_id, None, &quote));
     (frames, quote)

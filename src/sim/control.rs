@@ -19,7 +19,11 @@ const MAX_LINE: u64 = 1024;
 
 const HELP: &str = "commands: restart [DOWN_MS] | nightly_reset [1101|1102] [AFTER_MS] | error_rate KIND RATE | latency KIND MS | fail_next KIND COUNT CODE | market_closed on|off | stats | now | help; KIND = contract_details|market_data|historical_data|positions|sec_def_opt_params|current_time";
 
-pub(crate) async fn serve(handle: SimHandle, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn serve(
+    handle: SimHandle,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -58,7 +62,9 @@ async fn session(handle: SimHandle, stream: TcpStream) {
 }
 
 fn kind(arg: Option<&str>) -> Result<RequestKind, String> {
-    arg.ok_or("missing request kind")?.parse().map_err(|e: super::faults::UnknownKind| e.to_string())
+    arg.ok_or("missing request kind")?
+        .parse()
+        .map_err(|e: super::faults::UnknownKind| e.to_string())
 }
 
 fn number<T: std::str::FromStr>(arg: Option<&str>, what: &str) -> Result<T, String> {

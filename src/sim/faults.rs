@@ -93,11 +93,15 @@ pub fn error_text(code: i32) -> &'static str {
         320 => "Server error when reading an API client request.",
         321 => "Error validating request.",
         322 => "Error processing request.",
-        326 => "Unable to connect as the client id is already in use. Retry with a unique client id.",
+        326 => {
+            "Unable to connect as the client id is already in use. Retry with a unique client id."
+        }
         354 => "Requested market data is not subscribed.",
         1100 => "Connectivity between IB and Trader Workstation has been lost.",
         1101 => "Connectivity between IB and Trader Workstation has been restored - data lost.",
-        1102 => "Connectivity between IB and Trader Workstation has been restored - data maintained.",
+        1102 => {
+            "Connectivity between IB and Trader Workstation has been restored - data maintained."
+        }
         2104 => "Market data farm connection is OK:usfarm",
         2106 => "HMDS data farm connection is OK:ushmds",
         2158 => "Sec-def data farm connection is OK:secdefnj",
@@ -141,7 +145,11 @@ impl Faults {
 
     /// Fails each request of `kind` with probability `rate` (clamped to 0..=1).
     pub fn set_error_rate(&mut self, kind: RequestKind, rate: f64) {
-        self.kinds[kind.index()].error_rate = if rate.is_finite() { rate.clamp(0.0, 1.0) } else { 0.0 };
+        self.kinds[kind.index()].error_rate = if rate.is_finite() {
+            rate.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
     }
 
     /// Delays every answer of `kind`.
@@ -167,7 +175,10 @@ impl Faults {
         } else {
             None
         };
-        Verdict { error, latency: k.latency }
+        Verdict {
+            error,
+            latency: k.latency,
+        }
     }
 }
 

@@ -80,7 +80,10 @@ pub fn take_hello(buf: &mut BytesMut) -> Result<Option<(i32, i32)>, FrameError> 
 /// Parses `v213..226` (or a single `v226`) into `(min, max)`.
 pub fn parse_version_range(text: &str) -> Result<(i32, i32), FrameError> {
     let bad = || FrameError::BadVersionRange(text.chars().take(64).collect());
-    let body = text.trim_end_matches('\0').strip_prefix('v').ok_or_else(bad)?;
+    let body = text
+        .trim_end_matches('\0')
+        .strip_prefix('v')
+        .ok_or_else(bad)?;
     let (min, max) = match body.split_once("..") {
         Some((min, max)) => (min, max),
         None => (body, body),
@@ -97,7 +100,10 @@ pub fn parse_version_range(text: &str) -> Result<(i32, i32), FrameError> {
 pub fn negotiate(client_min: i32, client_max: i32) -> Result<i32, VersionMismatch> {
     let version = client_max.min(MAX_SERVER_VERSION);
     if version < MIN_SERVER_VERSION || version < client_min {
-        return Err(VersionMismatch { client_min, client_max });
+        return Err(VersionMismatch {
+            client_min,
+            client_max,
+        });
     }
     Ok(version)
 }

@@ -46,8 +46,13 @@ fn invalid(msg: impl Into<String>) -> HistoricalError {
 }
 
 fn parse_bar_size(text: &str) -> Result<(i64, bool), HistoricalError> {
-    let (n, unit) = text.trim().split_once(' ').ok_or_else(|| invalid(format!("invalid bar size {text:?}")))?;
-    let n: i64 = n.parse().map_err(|_| invalid(format!("invalid bar size {text:?}")))?;
+    let (n, unit) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(|| invalid(format!("invalid bar size {text:?}")))?;
+    let n: i64 = n
+        .parse()
+        .map_err(|_| invalid(format!("invalid bar size {text:?}")))?;
     let unit_secs = match unit.trim().trim_end_matches('s') {
         "sec" => 1,
         "min" => 60,
@@ -94,23 +99,39 @@ pub fn parse_end(text: &str) -> Result<Option<DateTime<Utc>>, HistoricalError> {
     let (Some(date), Some(time)) = (parts.next(), parts.next()) else {
         return Err(bad());
     };
-    let naive = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y%m%d %H:%M:%S").map_err(|_| bad())?;
+    let naive = NaiveDateTime::parse_from_str(&format!("{date} {time}"), "%Y%m%d %H:%M:%S")
+        .map_err(|_| bad())?;
     let zone = parts.next().map(str::trim).unwrap_or("US/Eastern");
-    let tz: chrono_tz::Tz = if zone.eq_ignore_ascii_case("UTC") || zone.eq_ignore_ascii_case("GMT") {
+    let tz: chrono_tz::Tz = if zone.eq_ignore_ascii_case("UTC") || zone.eq_ignore_ascii_case("GMT")
+    {
         chrono_tz::UTC
     } else {
         zone.parse().map_err(|_| bad())?
     };
-    tz.from_local_datetime(&naive).earliest().map(|d| Some(d.with_timezone(&Utc))).ok_or_else(bad)
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|d| Some(d.with_timezone(&Utc)))
+        .ok_or_else(bad)
 }
 
 impl BarRequest {
     /// Validates a request against the clock time `now` (a later end is clamped to now).
-    pub fn parse(req: &proto::HistoricalDataRequest, now: DateTime<Utc>) -> Result<Self, HistoricalError> {
+    pub fn parse(
+        req: &proto::HistoricalDataRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Self, HistoricalError> {
         let (bar_secs, daily) = parse_bar_size(req.bar_size_setting.as_deref().unwrap_or(""))?;
         let duration = parse_duration(req.duration.as_deref().unwrap_or(""))?;
-        let end = parse_end(req.end_date_time.as_deref().unwrap_or(""))?.unwrap_or(now).min(now);
-        let what = match req.what_to_show.as_deref().unwrap_or("TRADES").to_ascii_uppercase().as_str() {
+        let end = parse_end(req.end_date_time.as_deref().unwrap_or(""))?
+            .unwrap_or(now)
+            .min(now);
+        let what = match req
+            .what_to_show
+            .as_deref()
+            .unwrap_or("TRADES")
+            .to_ascii_uppercase()
+            .as_str()
+        {
             "TRADES" | "ADJUSTED_LAST" | "" => What::Trades,
             "MIDPOINT" | "BID_ASK" => What::Midpoint,
             "BID" => What::Bid,
@@ -164,12 +185,23 @@ struct Ohlc {
 }
 
 /// Open/high/low/close of `inst` over [from, to], sampled often enough for the bar size.
-fn ohlc(market: &Market, inst: &Instrument, from: DateTime<Utc>, to: DateTime<Utc>, shift: f64) -> Ohlc {
+fn ohlc(
+    market: &Market,
+    inst: &Instrument,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    shift: f64,
+) -> Ohlc {
     let span = (to - from).num_seconds().max(1);
     let step = (span / 8).clamp(1, 300);
     let mut t = from;
     let first = market.mid(inst, from) + shift;
-    let mut o = Ohlc { open: first, high: first, low: first, close: first };
+    let mut o = Ohlc {
+        open: first,
+        high: first,
+        low: first,
+        close: first,
+    };
     while t < to {
         t = (t + Duration::seconds(step)).min(to);
         let p = market.mid(inst, t) + shift;
@@ -185,7 +217,11 @@ fn round(x: f64, tick: f64) -> f64 {
 }
 
 /// The bars of a request, oldest first.
-pub fn bars(market: &Market, inst: &Instrument, req: &BarRequest) -> Result<Vec<proto::HistoricalDataBar>, HistoricalError> {
+pub fn bars(
+    market: &Market,
+    inst: &Instrument,
+    req: &BarRequest,
+) -> Result<Vec<proto::HistoricalDataBar>, HistoricalError> {
     let tick = inst.min_tick();
     let shift = match req.what {
         What::Trades | What::Midpoint => 0.0,
@@ -207,11 +243,24 @@ pub fn bars(market: &Market, inst: &Instrument, req: &BarRequest) -> Result<Vec<
                 .iter()
                 .map(|(o, c)| (at_minute(date, *o), at_minute(date, *c)))
                 .collect();
-            let expired = |t: DateTime<Utc>| inst.expiry().is_some_and(|e| t > pricing::expiry_instant(e) + Duration::hours(1));
+            let expired = |t: DateTime<Utc>| {
+                inst.expiry()
+                    .is_some_and(|e| t > pricing::expiry_instant(e) + Duration::hours(1))
+            };
             if req.daily {
                 let (open, close) = (windows[0].0, windows[windows.len() - 1].1.min(req.end));
                 if open < req.end && close > req.start && !expired(open) {
-                    push_bar(&mut out, market, inst, req, (open, close), date.format("%Y%m%d").to_string(), daily_volume, shift, tick);
+                    push_bar(
+                        &mut out,
+                        market,
+                        inst,
+                        req,
+                        (open, close),
+                        date.format("%Y%m%d").to_string(),
+                        daily_volume,
+                        shift,
+                        tick,
+                    );
                 }
             } else {
                 let midnight = pricing::ny_instant(date, 0, 0);
@@ -220,7 +269,9 @@ pub fn bars(market: &Market, inst: &Instrument, req: &BarRequest) -> Result<Vec<
                     let mut k = first;
                     loop {
                         let start = (midnight + Duration::seconds(k * req.bar_secs)).max(open);
-                        let stop = (midnight + Duration::seconds((k + 1) * req.bar_secs)).min(close).min(req.end);
+                        let stop = (midnight + Duration::seconds((k + 1) * req.bar_secs))
+                            .min(close)
+                            .min(req.end);
                         if start >= close || start >= req.end {
                             break;
                         }
@@ -228,10 +279,24 @@ pub fn bars(market: &Market, inst: &Instrument, req: &BarRequest) -> Result<Vec<
                             let label = if req.epoch_dates {
                                 start.timestamp().to_string()
                             } else {
-                                start.with_timezone(&New_York).format("%Y%m%d %H:%M:%S US/Eastern").to_string()
+                                start
+                                    .with_timezone(&New_York)
+                                    .format("%Y%m%d %H:%M:%S US/Eastern")
+                                    .to_string()
                             };
-                            let share = daily_volume * (stop - start).num_seconds() as f64 / 23_400.0;
-                            push_bar(&mut out, market, inst, req, (start, stop), label, share, shift, tick);
+                            let share =
+                                daily_volume * (stop - start).num_seconds() as f64 / 23_400.0;
+                            push_bar(
+                                &mut out,
+                                market,
+                                inst,
+                                req,
+                                (start, stop),
+                                label,
+                                share,
+                                shift,
+                                tick,
+                            );
                             if out.len() > MAX_BARS {
                                 return Err(HistoricalError::TooLong);
                             }
@@ -262,8 +327,13 @@ fn push_bar(
     tick: f64,
 ) {
     let o = ohlc(market, inst, from, to, shift);
-    let noise = 0.5 + (mix(inst.conid as u64 ^ mix(from.timestamp() as u64)) % 1000) as f64 / 1000.0;
-    let volume = if req.what == What::Trades { (volume * noise).floor() } else { -1.0 };
+    let noise =
+        0.5 + (mix(inst.conid as u64 ^ mix(from.timestamp() as u64)) % 1000) as f64 / 1000.0;
+    let volume = if req.what == What::Trades {
+        (volume * noise).floor()
+    } else {
+        -1.0
+    };
     let wap = (o.open + o.high + o.low + o.close) / 4.0;
     out.push(proto::HistoricalDataBar {
         date: Some(label),
@@ -272,8 +342,15 @@ fn push_bar(
         low: Some(round(o.low, tick)),
         close: Some(round(o.close, tick)),
         volume: Some(format!("{volume}")),
-        wap: Some(format!("{:.4}", if req.what == What::Trades { wap } else { -1.0 })),
-        bar_count: Some(if req.what == What::Trades { (volume / 100.0).max(1.0) as i32 } else { -1 }),
+        wap: Some(format!(
+            "{:.4}",
+            if req.what == What::Trades { wap } else { -1.0 }
+        )),
+        bar_count: Some(if req.what == What::Trades {
+            (volume / 100.0).max(1.0) as i32
+        } else {
+            -1
+        }),
     });
 }
 
@@ -284,11 +361,20 @@ mod tests {
     #[test]
     fn parses_ibapi_formats() {
         let t = parse_end("20261123 15:00:00 UTC").ok().flatten();
-        assert_eq!(t.map(|t| t.to_rfc3339()), Some("2026-11-23T15:00:00+00:00".into()));
+        assert_eq!(
+            t.map(|t| t.to_rfc3339()),
+            Some("2026-11-23T15:00:00+00:00".into())
+        );
         let t = parse_end("20261123-15:00:00").ok().flatten();
-        assert_eq!(t.map(|t| t.to_rfc3339()), Some("2026-11-23T15:00:00+00:00".into()));
+        assert_eq!(
+            t.map(|t| t.to_rfc3339()),
+            Some("2026-11-23T15:00:00+00:00".into())
+        );
         let t = parse_end("20261123 10:00:00 US/Eastern").ok().flatten();
-        assert_eq!(t.map(|t| t.to_rfc3339()), Some("2026-11-23T15:00:00+00:00".into()));
+        assert_eq!(
+            t.map(|t| t.to_rfc3339()),
+            Some("2026-11-23T15:00:00+00:00".into())
+        );
         assert!(parse_end("yesterday").is_err());
         assert_eq!(parse_bar_size("5 mins"), Ok((300, false)));
         assert_eq!(parse_bar_size("1 day"), Ok((86_400, true)));

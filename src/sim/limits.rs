@@ -14,7 +14,11 @@ pub struct LineBudget {
 impl LineBudget {
     /// A budget of `limit` lines.
     pub fn new(limit: u32) -> Self {
-        Self { limit, in_use: 0, max_in_use: 0 }
+        Self {
+            limit,
+            in_use: 0,
+            max_in_use: 0,
+        }
     }
 
     /// Takes a line; false when all are in use (the request gets error 101).
@@ -73,7 +77,12 @@ pub struct HistoricalPacing {
 impl HistoricalPacing {
     /// Records a request if it keeps to the rules. `request` identifies the whole request,
     /// `group` its contract, exchange and tick type.
-    pub fn check(&mut self, now: Instant, request: &str, group: &str) -> Result<(), PacingViolation> {
+    pub fn check(
+        &mut self,
+        now: Instant,
+        request: &str,
+        group: &str,
+    ) -> Result<(), PacingViolation> {
         while self
             .accepted
             .front()
@@ -82,17 +91,26 @@ impl HistoricalPacing {
             self.accepted.pop_front();
         }
         let within = |t: &Instant, w: Duration| now.saturating_duration_since(*t) <= w;
-        if self.accepted.iter().any(|(t, r, _)| r == request && within(t, IDENTICAL_WINDOW)) {
+        if self
+            .accepted
+            .iter()
+            .any(|(t, r, _)| r == request && within(t, IDENTICAL_WINDOW))
+        {
             return Err(PacingViolation::Identical);
         }
-        let burst = self.accepted.iter().filter(|(t, _, g)| g == group && within(t, BURST_WINDOW)).count();
+        let burst = self
+            .accepted
+            .iter()
+            .filter(|(t, _, g)| g == group && within(t, BURST_WINDOW))
+            .count();
         if burst >= BURST_MAX {
             return Err(PacingViolation::SameContractBurst);
         }
         if self.accepted.len() >= LONG_MAX {
             return Err(PacingViolation::TooMany);
         }
-        self.accepted.push_back((now, request.to_string(), group.to_string()));
+        self.accepted
+            .push_back((now, request.to_string(), group.to_string()));
         Ok(())
     }
 }
@@ -122,7 +140,13 @@ pub struct MessageRate {
 impl MessageRate {
     /// `limit` messages per second (0 = unlimited).
     pub fn new(limit: u32, now: Instant) -> Self {
-        Self { limit, flood_seconds: 2, window_start: now, count: 0, flooded_windows: 0 }
+        Self {
+            limit,
+            flood_seconds: 2,
+            window_start: now,
+            count: 0,
+            flooded_windows: 0,
+        }
     }
 
     /// Counts one message arriving at `now`.
@@ -134,7 +158,11 @@ impl MessageRate {
         if elapsed >= Duration::from_secs(1) {
             let flooded = self.count > self.limit * 2;
             // A gap of more than one window means the flood has stopped.
-            self.flooded_windows = if flooded && elapsed < Duration::from_secs(2) { self.flooded_windows + 1 } else { 0 };
+            self.flooded_windows = if flooded && elapsed < Duration::from_secs(2) {
+                self.flooded_windows + 1
+            } else {
+                0
+            };
             self.window_start = now;
             self.count = 0;
         }
@@ -173,13 +201,26 @@ mod tests {
         for i in 0..4 {
             assert_eq!(p.check(t0, &format!("b{i}"), "spy"), Ok(()));
         }
-        assert_eq!(p.check(t0, "c", "spy"), Err(PacingViolation::SameContractBurst));
+        assert_eq!(
+            p.check(t0, "c", "spy"),
+            Err(PacingViolation::SameContractBurst)
+        );
         assert_eq!(p.check(t0 + Duration::from_secs(3), "c", "spy"), Ok(()));
         let mut p = HistoricalPacing::default();
         for i in 0..60 {
-            assert_eq!(p.check(t0 + Duration::from_secs(i * 3), &i.to_string(), &i.to_string()), Ok(()));
+            assert_eq!(
+                p.check(
+                    t0 + Duration::from_secs(i * 3),
+                    &i.to_string(),
+                    &i.to_string()
+                ),
+                Ok(())
+            );
         }
-        assert_eq!(p.check(t0 + Duration::from_secs(200), "x", "x"), Err(PacingViolation::TooMany));
+        assert_eq!(
+            p.check(t0 + Duration::from_secs(200), "x", "x"),
+            Err(PacingViolation::TooMany)
+        );
     }
 
     #[test]

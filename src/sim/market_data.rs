@@ -87,7 +87,11 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
             last_time,
             option: None,
         },
-        Kind::Option { expiry, strike, right } => {
+        Kind::Option {
+            expiry,
+            strike,
+            right,
+        } => {
             let value = market.option_value(inst.underlying, expiry, strike, right, t);
             let spread = (0.01 + 0.002 * value.price).clamp(0.01, 0.25);
             let bid = round_to((value.price - spread / 2.0).max(0.0), tick);
@@ -98,7 +102,7 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
             Quote {
                 bid: Some(bid),
                 ask: Some(ask),
-                last: if h % 2 == 0 { bid } else { ask },
+                last: if h.is_multiple_of(2) { bid } else { ask },
                 bid_size: size(1),
                 ask_size: size(2),
                 last_size: size(3).min(20.0),
@@ -114,7 +118,7 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
             Quote {
                 bid: Some(bid),
                 ask: Some(ask),
-                last: if h % 2 == 0 { bid } else { ask },
+                last: if h.is_multiple_of(2) { bid } else { ask },
                 bid_size: size(1),
                 ask_size: size(2),
                 last_size: size(3).min(5.0 * lot),
@@ -137,7 +141,10 @@ pub struct SessionStats {
 /// Session statistics sampled every five minutes from today's 09:30 open.
 pub fn session_stats(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> SessionStats {
     let open_at = pricing::ny_instant(pricing::ny_date(t), 9, 30);
-    let close = round_to(market.mid(inst, pricing::last_close_before(open_at)), inst.min_tick());
+    let close = round_to(
+        market.mid(inst, pricing::last_close_before(open_at)),
+        inst.min_tick(),
+    );
     let mut samples = Vec::new();
     let mut s = open_at;
     while s <= t && s < open_at + Duration::hours(7) {
@@ -159,15 +166,34 @@ pub fn session_stats(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Se
 fn price(req_id: i32, tick_type: i32, price: f64) -> Bytes {
     encode_proto(
         outbound::TICK_PRICE,
-        &proto::TickPrice { req_id: Some(req_id), tick_type: Some(tick_type), price: Some(price), size: None, attr_mask: Some(0) },
+        &proto::TickPrice {
+            req_id: Some(req_id),
+            tick_type: Some(tick_type),
+            price: Some(price),
+            size: None,
+            attr_mask: Some(0),
+        },
     )
 }
 
 fn size(req_id: i32, tick_type: i32, size: f64) -> Bytes {
-    encode_proto(outbound::TICK_SIZE, &proto::TickSize { req_id: Some(req_id), tick_type: Some(tick_type), size: Some(format!("{size}")) })
+    encode_proto(
+        outbound::TICK_SIZE,
+        &proto::TickSize {
+            req_id: Some(req_id),
+            tick_type: Some(tick_type),
+            size: Some(format!("{size}")),
+        },
+    )
 }
 
-fn option_tick(req_id: i32, tick_type: i32, value: &OptionValue, iv: Option<f64>, opt_price: f64) -> Bytes {
+fn option_tick(
+    req_id: i32,
+    tick_type: i32,
+    value: &OptionValue,
+    iv: Option<f64>,
+    opt_price: f64,
+) -> Bytes {
     encode_proto(
         outbound::TICK_OPTION_COMPUTATION,
         &proto::TickOptionComputation {
@@ -209,7 +235,11 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
         }
         out.push(encode_proto(
             outbound::TICK_STRING,
-            &proto::TickString { req_id: Some(req_id), tick_type: Some(tick::LAST_TIMESTAMP), value: Some(q.last_time.to_string()) },
+            &proto::TickString {
+                req_id: Some(req_id),
+                tick_type: Some(tick::LAST_TIMESTAMP),
+                value: Some(q.last_time.to_string()),
+            },
         ));
     }
     if let Some(volume) = q.volume {
@@ -219,10 +249,34 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
     }
     if let Some((value, bid_iv, ask_iv)) = &q.option {
         if prev.is_none_or(|p| p.option.as_ref().map(|o| o.0) != Some(*value)) {
-            out.push(option_tick(req_id, tick::BID_OPTION, value, *bid_iv, q.bid.unwrap_or_default()));
-            out.push(option_tick(req_id, tick::ASK_OPTION, value, *ask_iv, q.ask.unwrap_or_default()));
-            out.push(option_tick(req_id, tick::LAST_OPTION, value, Some(value.vol), q.last));
-            out.push(option_tick(req_id, tick::MODEL_OPTION, value, Some(value.vol), value.price));
+            out.push(option_tick(
+                req_id,
+                tick::BID_OPTION,
+                value,
+                *bid_iv,
+                q.bid.unwrap_or_default(),
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::ASK_OPTION,
+                value,
+                *ask_iv,
+                q.ask.unwrap_or_default(),
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::LAST_OPTION,
+                value,
+                Some(value.vol),
+                q.last,
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::MODEL_OPTION,
+                value,
+                Some(value.vol),
+                value.price,
+            ));
         }
     }
     out
@@ -231,7 +285,12 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
 /// Ticks for the session statistics (sent once, first).
 pub fn stats_ticks(req_id: i32, s: &SessionStats) -> Vec<Bytes> {
     let mut out = Vec::new();
-    for (tick_type, value) in [(tick::HIGH, s.high), (tick::LOW, s.low), (tick::OPEN, s.open), (tick::CLOSE, Some(s.close))] {
+    for (tick_type, value) in [
+        (tick::HIGH, s.high),
+        (tick::LOW, s.low),
+        (tick::OPEN, s.open),
+        (tick::CLOSE, Some(s.close)),
+    ] {
         if let Some(v) = value {
             out.push(price(req_id, tick_type, v));
         }
@@ -251,11 +310,22 @@ pub fn preamble(req_id: i32, market_data_type: i32, inst: &Instrument) -> Vec<By
                 snapshot_permissions: Some(3),
             },
         ),
-        encode_proto(outbound::MARKET_DATA_TYPE, &proto::MarketDataType { req_id: Some(req_id), market_data_type: Some(market_data_type) }),
+        encode_proto(
+            outbound::MARKET_DATA_TYPE,
+            &proto::MarketDataType {
+                req_id: Some(req_id),
+                market_data_type: Some(market_data_type),
+            },
+        ),
     ]
 }
 
 /// The end of a snapshot.
 pub fn snapshot_end(req_id: i32) -> Bytes {
-    encode_proto(outbound::TICK_SNAPSHOT_END, &proto::ReqIdOnly { req_id: Some(req_id) })
+    encode_proto(
+        outbound::TICK_SNAPSHOT_END,
+        &proto::ReqIdOnly {
+            req_id: Some(req_id),
+        },
+    )
 }

@@ -33,9 +33,17 @@ pub fn demo(market: &Market, start: DateTime<Utc>) -> Vec<PositionSpec> {
     let today = pricing::ny_date(start);
     let mut out = Vec::new();
     let mut push = |inst: Instrument, quantity: f64, markup: f64| {
-        out.push(PositionSpec { conid: inst.conid, quantity, avg_cost: cost(market, &inst, start, markup) });
+        out.push(PositionSpec {
+            conid: inst.conid,
+            quantity,
+            avg_cost: cost(market, &inst, start, markup),
+        });
     };
-    let stock = |u: Underlying| Instrument { conid: u.conid(), underlying: u, kind: Kind::Stock };
+    let stock = |u: Underlying| Instrument {
+        conid: u.conid(),
+        underlying: u,
+        kind: Kind::Stock,
+    };
     push(stock(Underlying::Spy), 200.0, 0.97);
     push(stock(Underlying::Qqq), 100.0, 0.95);
     push(stock(Underlying::Iwm), -150.0, 1.02);
@@ -44,17 +52,30 @@ pub fn demo(market: &Market, start: DateTime<Utc>) -> Vec<PositionSpec> {
             push(f, qty, 0.99);
         }
     }
-    let expiry = universe::listed_expiries(today)
-        .into_iter()
-        .find(|e| *e >= today + Duration::days(30) && universe::third_friday(e.year(), e.month()) == Some(*e));
+    let expiry = universe::listed_expiries(today).into_iter().find(|e| {
+        *e >= today + Duration::days(30) && universe::third_friday(e.year(), e.month()) == Some(*e)
+    });
     let Some(expiry) = expiry else {
         return out;
     };
     let option = |u: Underlying, strike: f64, right: Right| {
-        universe::option_conid(u, expiry, strike, right).map(|conid| Instrument { conid, underlying: u, kind: Kind::Option { expiry, strike, right } })
+        universe::option_conid(u, expiry, strike, right).map(|conid| Instrument {
+            conid,
+            underlying: u,
+            kind: Kind::Option {
+                expiry,
+                strike,
+                right,
+            },
+        })
     };
     let spy = market.previous_close(Underlying::Spy, start);
-    let legs = [(0.92, Right::Put, 5.0), (0.95, Right::Put, -5.0), (1.04, Right::Call, -5.0), (1.07, Right::Call, 5.0)];
+    let legs = [
+        (0.92, Right::Put, 5.0),
+        (0.95, Right::Put, -5.0),
+        (1.04, Right::Call, -5.0),
+        (1.07, Right::Call, 5.0),
+    ];
     for (moneyness, right, qty) in legs {
         if let Some(leg) = option(Underlying::Spy, round5(spy * moneyness), right) {
             push(leg, qty, 1.0);
@@ -66,4 +87,3 @@ pub fn demo(market: &Market, start: DateTime<Utc>) -> Vec<PositionSpec> {
     }
     out
 }
-

@@ -36,10 +36,30 @@ struct Spec {
 
 fn spec(u: Underlying) -> Spec {
     match u {
-        Underlying::Spy => Spec { base: 600.0, daily_vol: 0.010, reversion: 0.01, market_beta: 0.95 },
-        Underlying::Qqq => Spec { base: 520.0, daily_vol: 0.013, reversion: 0.01, market_beta: 0.90 },
-        Underlying::Iwm => Spec { base: 230.0, daily_vol: 0.014, reversion: 0.01, market_beta: 0.80 },
-        Underlying::Vix => Spec { base: 16.0, daily_vol: 0.07, reversion: 0.06, market_beta: -0.75 },
+        Underlying::Spy => Spec {
+            base: 600.0,
+            daily_vol: 0.010,
+            reversion: 0.01,
+            market_beta: 0.95,
+        },
+        Underlying::Qqq => Spec {
+            base: 520.0,
+            daily_vol: 0.013,
+            reversion: 0.01,
+            market_beta: 0.90,
+        },
+        Underlying::Iwm => Spec {
+            base: 230.0,
+            daily_vol: 0.014,
+            reversion: 0.01,
+            market_beta: 0.80,
+        },
+        Underlying::Vix => Spec {
+            base: 16.0,
+            daily_vol: 0.07,
+            reversion: 0.06,
+            market_beta: -0.75,
+        },
     }
 }
 
@@ -77,11 +97,14 @@ struct Daily {
     rng: ChaCha8Rng,
 }
 
+/// (underlying, walk day) of a cached intraday path.
+type DayKey = (usize, i64);
+
 /// The price paths of every underlying, deterministic for a seed.
 pub struct Market {
     seed: u64,
     daily: Mutex<Daily>,
-    intraday: Mutex<HashMap<(usize, i64), Arc<[f64]>>>,
+    intraday: Mutex<HashMap<DayKey, Arc<[f64]>>>,
 }
 
 impl std::fmt::Debug for Market {
@@ -108,7 +131,10 @@ impl Market {
     pub fn new(seed: u64) -> Self {
         Self {
             seed,
-            daily: Mutex::new(Daily { levels: Vec::new(), rng: ChaCha8Rng::seed_from_u64(seed) }),
+            daily: Mutex::new(Daily {
+                levels: Vec::new(),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+            }),
             intraday: Mutex::new(HashMap::new()),
         }
     }
@@ -122,7 +148,11 @@ impl Market {
         let mut daily = self.daily.lock().unwrap_or_else(|e| e.into_inner());
         while daily.levels.len() <= day {
             let i = daily.levels.len();
-            let prev = if i == 0 { [0.0; 4] } else { daily.levels[i - 1] };
+            let prev = if i == 0 {
+                [0.0; 4]
+            } else {
+                daily.levels[i - 1]
+            };
             let market = normal(&mut daily.rng);
             let mut next = prev;
             for u in Underlying::ALL {
@@ -141,14 +171,20 @@ impl Market {
 
     fn day_path(&self, u: Underlying, day: i64) -> Arc<[f64]> {
         let key = (u as usize, day);
-        if let Some(path) = self.intraday.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(path) = self
+            .intraday
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Arc::clone(path);
         }
         let start = self.day_levels(day - 1)[u as usize];
         let end = self.day_levels(day)[u as usize];
         let mut path = vec![start; MINUTES + 1];
         if !is_weekend_day(day) {
-            let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix((u as u64) << 32 ^ day as u64)));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix((u as u64) << 32 ^ day as u64)));
             let step = spec(u).daily_vol * 0.6 / (MINUTES as f64).sqrt();
             let mut w = vec![0.0; MINUTES + 1];
             for k in 1..=MINUTES {
@@ -198,12 +234,26 @@ impl Market {
                 let years = years_to(*expiry, t);
                 s * root.index_factor() * ((RATE - dividend_yield(inst.underlying)) * years).exp()
             }
-            Kind::Option { expiry, strike, right } => self.option_value(inst.underlying, *expiry, *strike, *right, t).price,
+            Kind::Option {
+                expiry,
+                strike,
+                right,
+            } => {
+                self.option_value(inst.underlying, *expiry, *strike, *right, t)
+                    .price
+            }
         }
     }
 
     /// Black-Scholes value and greeks of an option at `t`, on the simulator's vol surface.
-    pub fn option_value(&self, u: Underlying, expiry: NaiveDate, strike: f64, right: Right, t: DateTime<Utc>) -> OptionValue {
+    pub fn option_value(
+        &self,
+        u: Underlying,
+        expiry: NaiveDate,
+        strike: f64,
+        right: Right,
+        t: DateTime<Utc>,
+    ) -> OptionValue {
         let s = self.underlying(u, t);
         let years = years_to(expiry, t).max(1.0 / (365.0 * 24.0 * 60.0));
         let q = dividend_yield(u);
@@ -311,7 +361,9 @@ fn erfc(x: f64) -> f64 {
                     + t * (0.096_784_18
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
-                                + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     if x >= 0.0 {
         r
@@ -329,7 +381,15 @@ fn norm_pdf(x: f64) -> f64 {
 }
 
 /// Black-Scholes-Merton with a continuous dividend yield.
-pub fn black_scholes(s: f64, k: f64, t: f64, r: f64, q: f64, vol: f64, right: Right) -> OptionValue {
+pub fn black_scholes(
+    s: f64,
+    k: f64,
+    t: f64,
+    r: f64,
+    q: f64,
+    vol: f64,
+    right: Right,
+) -> OptionValue {
     let sq = vol * t.sqrt();
     let d1 = ((s / k).ln() + (r - q + 0.5 * vol * vol) * t) / sq;
     let d2 = d1 - sq;
@@ -384,7 +444,10 @@ mod tests {
 
     #[test]
     fn paths_are_deterministic_and_sane() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).single().unwrap_or_default();
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 23, 15, 0, 0)
+            .single()
+            .unwrap_or_default();
         let a = Market::new(42);
         let b = Market::new(42);
         let c = Market::new(7);

@@ -92,10 +92,19 @@ impl std::fmt::Display for SimStats {
         write!(
             f,
             "connections_open={} connections_total={} messages={} lines_in_use={} max_lines={}",
-            self.connections_open, self.connections_total, self.messages_received, self.lines_in_use, self.max_lines_in_use
+            self.connections_open,
+            self.connections_total,
+            self.messages_received,
+            self.lines_in_use,
+            self.max_lines_in_use
         )?;
         for kind in RequestKind::ALL {
-            write!(f, " {}={}", kind, self.requests.get(&kind).copied().unwrap_or(0))?;
+            write!(
+                f,
+                " {}={}",
+                kind,
+                self.requests.get(&kind).copied().unwrap_or(0)
+            )?;
         }
         let mut codes: Vec<_> = self.errors.iter().collect();
         codes.sort();
@@ -167,13 +176,20 @@ impl Simulator {
     /// Binds 127.0.0.1:`config.port` (and the control port), then serves in the background
     /// until [`SimHandle::shutdown`].
     pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
-        anyhow::ensure!(config.speed.is_finite() && config.speed > 0.0, "speed must be a positive number, got {}", config.speed);
+        anyhow::ensure!(
+            config.speed.is_finite() && config.speed > 0.0,
+            "speed must be a positive number, got {}",
+            config.speed
+        );
         let listener = bind(config.port).await?;
         let port = listener.local_addr()?.port();
         let clock = SimClock::new(config.clock_start, config.speed);
         let market = Arc::new(Market::new(config.seed));
         let universe = Universe::new(Arc::clone(&market), clock.clone());
-        let portfolio = config.portfolio.clone().unwrap_or_else(|| portfolio::demo(&market, clock.start()));
+        let portfolio = config
+            .portfolio
+            .clone()
+            .unwrap_or_else(|| portfolio::demo(&market, clock.start()));
         let (events, _) = broadcast::channel(64);
         let shared = Arc::new(Shared {
             clock,
@@ -193,7 +209,13 @@ impl Simulator {
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let mut tasks = vec![tokio::spawn(accept_loop(Arc::clone(&shared), listener, port, cmd_rx, shutdown_rx.clone()))];
+        let mut tasks = vec![tokio::spawn(accept_loop(
+            Arc::clone(&shared),
+            listener,
+            port,
+            cmd_rx,
+            shutdown_rx.clone(),
+        ))];
         let handle_inner = Arc::new(HandleInner {
             shared: Arc::clone(&shared),
             port,
@@ -203,14 +225,25 @@ impl Simulator {
             tasks: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
         });
-        let handle = SimHandle { inner: handle_inner };
+        let handle = SimHandle {
+            inner: handle_inner,
+        };
         if let Some(control_port) = shared.config.control_port {
             let control_listener = bind(control_port).await?;
             *lock(&handle.inner.control) = Some(control_listener.local_addr()?);
-            tasks.push(tokio::spawn(control::serve(handle.clone(), control_listener, shutdown_rx)));
+            tasks.push(tokio::spawn(control::serve(
+                handle.clone(),
+                control_listener,
+                shutdown_rx,
+            )));
         }
         *lock(&handle.inner.tasks) = tasks;
-        tracing::info!(port, seed = shared.config.seed, lines = shared.config.lines, "ibq sim listening");
+        tracing::info!(
+            port,
+            seed = shared.config.seed,
+            lines = shared.config.lines,
+            "ibq sim listening"
+        );
         Ok(handle)
     }
 }
@@ -289,7 +322,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("port", &self.inner.port).finish()
+        f.debug_struct("SimHandle")
+            .field("port", &self.inner.port)
+            .finish()
     }
 }
 

@@ -124,7 +124,11 @@ impl FutureRoot {
     }
 
     fn long_name(self) -> &'static str {
-        ["E-mini S&P 500", "E-mini NASDAQ 100", "E-mini Russell 2000 Index"][self as usize]
+        [
+            "E-mini S&P 500",
+            "E-mini NASDAQ 100",
+            "E-mini Russell 2000 Index",
+        ][self as usize]
     }
 
     fn from_symbol(symbol: &str) -> Option<Self> {
@@ -137,8 +141,15 @@ impl FutureRoot {
 pub enum Kind {
     Stock,
     Index,
-    Future { root: FutureRoot, expiry: NaiveDate },
-    Option { expiry: NaiveDate, strike: f64, right: Right },
+    Future {
+        root: FutureRoot,
+        expiry: NaiveDate,
+    },
+    Option {
+        expiry: NaiveDate,
+        strike: f64,
+        right: Right,
+    },
 }
 
 /// One contract of the universe.
@@ -215,10 +226,15 @@ impl Instrument {
     pub fn local_symbol(&self) -> String {
         match self.kind {
             Kind::Future { root, expiry } => {
-                let code = ["F", "G", "H", "J", "K", "M", "N", "Q", "U", "V", "X", "Z"][expiry.month0() as usize];
+                let code = ["F", "G", "H", "J", "K", "M", "N", "Q", "U", "V", "X", "Z"]
+                    [expiry.month0() as usize];
                 format!("{}{}{}", root.symbol(), code, expiry.year() % 10)
             }
-            Kind::Option { expiry, strike, right } => format!(
+            Kind::Option {
+                expiry,
+                strike,
+                right,
+            } => format!(
                 "{:<6}{}{}{:08}",
                 self.underlying.symbol(),
                 expiry.format("%y%m%d"),
@@ -249,9 +265,11 @@ impl Instrument {
             last_trade_date_or_contract_month: expiry.clone(),
             strike,
             right,
-            multiplier: matches!(self.kind, Kind::Future { .. } | Kind::Option { .. }).then(|| self.multiplier()),
+            multiplier: matches!(self.kind, Kind::Future { .. } | Kind::Option { .. })
+                .then(|| self.multiplier()),
             exchange: Some(exchange.to_string()),
-            primary_exch: matches!(self.kind, Kind::Stock).then(|| self.underlying.primary_exchange().to_string()),
+            primary_exch: matches!(self.kind, Kind::Stock)
+                .then(|| self.underlying.primary_exchange().to_string()),
             currency: Some("USD".to_string()),
             local_symbol: Some(self.local_symbol()),
             trading_class: Some(self.symbol().to_string()),
@@ -381,7 +399,10 @@ pub fn front_future(root: FutureRoot, today: NaiveDate) -> Option<Instrument> {
 
 fn future(root: FutureRoot, expiry: NaiveDate) -> Instrument {
     Instrument {
-        conid: FUTURE_BASE + root as i32 * 100_000 + (expiry.year() - 2000) * 100 + expiry.month() as i32,
+        conid: FUTURE_BASE
+            + root as i32 * 100_000
+            + (expiry.year() - 2000) * 100
+            + expiry.month() as i32,
         underlying: root.underlying(),
         kind: Kind::Future { root, expiry },
     }
@@ -410,7 +431,12 @@ fn decode_option_conid(conid: i32) -> Option<(Underlying, NaiveDate, f64, Right)
     let day = (id / 2 / 4096) % 8192;
     let ui = id / 2 / 4096 / 8192;
     let u = *Underlying::OPTIONABLE.get(usize::try_from(ui).ok()?)?;
-    Some((u, OPTION_EPOCH + Duration::days(day), halves as f64 / 2.0, right))
+    Some((
+        u,
+        OPTION_EPOCH + Duration::days(day),
+        halves as f64 / 2.0,
+        right,
+    ))
 }
 
 /// Option expiries listed on `today`: every Friday for 91 days and the monthly (third
@@ -461,7 +487,9 @@ impl ExpirySpec {
                 let month = text.get(4..)?.parse().ok()?;
                 Some(Self::Month(year, month))
             }
-            8 => NaiveDate::parse_from_str(text, "%Y%m%d").ok().map(Self::Day),
+            8 => NaiveDate::parse_from_str(text, "%Y%m%d")
+                .ok()
+                .map(Self::Day),
             _ => None,
         }
     }
@@ -509,12 +537,14 @@ impl Universe {
 
     /// The futures of a root (ES, NQ, RTY) listed now, nearest first.
     pub fn futures(&self, root: &str) -> Vec<Instrument> {
-        FutureRoot::from_symbol(&root.to_ascii_uppercase()).map_or_else(Vec::new, |r| listed_futures(r, self.today()))
+        FutureRoot::from_symbol(&root.to_ascii_uppercase())
+            .map_or_else(Vec::new, |r| listed_futures(r, self.today()))
     }
 
     /// The front-month future of a root now (rolled eight days before expiry).
     pub fn front_future(&self, root: &str) -> Option<Instrument> {
-        FutureRoot::from_symbol(&root.to_ascii_uppercase()).and_then(|r| front_future(r, self.today()))
+        FutureRoot::from_symbol(&root.to_ascii_uppercase())
+            .and_then(|r| front_future(r, self.today()))
     }
 
     /// Option expiries listed now for SPY, QQQ or IWM.
@@ -527,19 +557,28 @@ impl Universe {
 
     /// Strikes listed now for SPY, QQQ or IWM (around the previous close).
     pub fn option_strikes(&self, symbol: &str) -> Vec<f64> {
-        self.optionable(symbol).map_or_else(Vec::new, |u| self.strikes(u))
+        self.optionable(symbol)
+            .map_or_else(Vec::new, |u| self.strikes(u))
     }
 
     /// Contract id of a listed option (`right` is `C`/`P`/`CALL`/`PUT`).
-    pub fn option_conid(&self, symbol: &str, expiry: NaiveDate, strike: f64, right: &str) -> Option<i32> {
+    pub fn option_conid(
+        &self,
+        symbol: &str,
+        expiry: NaiveDate,
+        strike: f64,
+        right: &str,
+    ) -> Option<i32> {
         let u = self.optionable(symbol)?;
         let right = Right::parse(right)?;
-        self.listed_option(u, expiry, strike, right).map(|i| i.conid)
+        self.listed_option(u, expiry, strike, right)
+            .map(|i| i.conid)
     }
 
     /// The price of an underlying (SPY, QQQ, IWM, VIX) on the sim clock now.
     pub fn price_of(&self, symbol: &str) -> Option<f64> {
-        Underlying::from_symbol(&symbol.to_ascii_uppercase()).map(|u| self.market.underlying(u, self.now()))
+        Underlying::from_symbol(&symbol.to_ascii_uppercase())
+            .map(|u| self.market.underlying(u, self.now()))
     }
 
     fn optionable(&self, symbol: &str) -> Option<Underlying> {
@@ -550,18 +589,40 @@ impl Universe {
         listed_strikes(self.market.previous_close(u, self.now()))
     }
 
-    fn listed_option(&self, u: Underlying, expiry: NaiveDate, strike: f64, right: Right) -> Option<Instrument> {
+    fn listed_option(
+        &self,
+        u: Underlying,
+        expiry: NaiveDate,
+        strike: f64,
+        right: Right,
+    ) -> Option<Instrument> {
         if !listed_expiries(self.today()).contains(&expiry) || !self.strikes(u).contains(&strike) {
             return None;
         }
-        Some(Instrument { conid: option_conid(u, expiry, strike, right)?, underlying: u, kind: Kind::Option { expiry, strike, right } })
+        Some(Instrument {
+            conid: option_conid(u, expiry, strike, right)?,
+            underlying: u,
+            kind: Kind::Option {
+                expiry,
+                strike,
+                right,
+            },
+        })
     }
 
     /// The contract with this id, if it is listed now.
     pub fn by_conid(&self, conid: i32) -> Option<Instrument> {
         if let Some(u) = Underlying::ALL.into_iter().find(|u| u.conid() == conid) {
-            let kind = if u == Underlying::Vix { Kind::Index } else { Kind::Stock };
-            return Some(Instrument { conid, underlying: u, kind });
+            let kind = if u == Underlying::Vix {
+                Kind::Index
+            } else {
+                Kind::Stock
+            };
+            return Some(Instrument {
+                conid,
+                underlying: u,
+                kind,
+            });
         }
         if (FUTURE_BASE..FUTURE_BASE + 300_000).contains(&conid) {
             let today = self.today();
@@ -581,29 +642,51 @@ impl Universe {
             return self.by_conid(conid).into_iter().collect();
         }
         let upper = |s: &Option<String>| s.as_deref().unwrap_or("").trim().to_ascii_uppercase();
-        let (symbol, sec_type, exchange, currency) = (upper(&c.symbol), upper(&c.sec_type), upper(&c.exchange), upper(&c.currency));
+        let (symbol, sec_type, exchange, currency) = (
+            upper(&c.symbol),
+            upper(&c.sec_type),
+            upper(&c.exchange),
+            upper(&c.currency),
+        );
         let local = upper(&c.local_symbol);
         if !currency.is_empty() && currency != "USD" {
             return Vec::new();
         }
-        let Some(expiry) = ExpirySpec::parse(c.last_trade_date_or_contract_month.as_deref().unwrap_or("")) else {
+        let Some(expiry) =
+            ExpirySpec::parse(c.last_trade_date_or_contract_month.as_deref().unwrap_or(""))
+        else {
             return Vec::new();
         };
-        let exchange_ok = |allowed: &[&str]| exchange.is_empty() || allowed.contains(&exchange.as_str());
+        let exchange_ok =
+            |allowed: &[&str]| exchange.is_empty() || allowed.contains(&exchange.as_str());
         match sec_type.as_str() {
             "STK" => Underlying::from_symbol(&symbol)
                 .filter(|u| *u != Underlying::Vix)
-                .filter(|_| exchange_ok(&["SMART", "ARCA", "NASDAQ", "ISLAND", "NYSE", "AMEX", "BATS", "IEX", "CBOE"]))
-                .map(|u| Instrument { conid: u.conid(), underlying: u, kind: Kind::Stock })
+                .filter(|_| {
+                    exchange_ok(&[
+                        "SMART", "ARCA", "NASDAQ", "ISLAND", "NYSE", "AMEX", "BATS", "IEX", "CBOE",
+                    ])
+                })
+                .map(|u| Instrument {
+                    conid: u.conid(),
+                    underlying: u,
+                    kind: Kind::Stock,
+                })
                 .into_iter()
                 .collect(),
             "IND" => (symbol == "VIX" && exchange_ok(&["CBOE", "SMART"]))
-                .then(|| Instrument { conid: Underlying::Vix.conid(), underlying: Underlying::Vix, kind: Kind::Index })
+                .then(|| Instrument {
+                    conid: Underlying::Vix.conid(),
+                    underlying: Underlying::Vix,
+                    kind: Kind::Index,
+                })
                 .into_iter()
                 .collect(),
             "FUT" => {
                 let root = FutureRoot::from_symbol(&symbol).or_else(|| {
-                    FutureRoot::ALL.into_iter().find(|r| !local.is_empty() && local.starts_with(r.symbol()))
+                    FutureRoot::ALL
+                        .into_iter()
+                        .find(|r| !local.is_empty() && local.starts_with(r.symbol()))
                 });
                 let Some(root) = root.filter(|_| exchange_ok(&["CME", "GLOBEX"])) else {
                     return Vec::new();
@@ -619,7 +702,10 @@ impl Universe {
                 let Some(u) = self.optionable(&symbol) else {
                     return Vec::new();
                 };
-                if !exchange_ok(&["SMART", "CBOE", "AMEX", "ISE", "PHLX", "BOX", "ARCA", "BATS", "MIAX", "NASDAQOM"]) {
+                if !exchange_ok(&[
+                    "SMART", "CBOE", "AMEX", "ISE", "PHLX", "BOX", "ARCA", "BATS", "MIAX",
+                    "NASDAQOM",
+                ]) {
                     return Vec::new();
                 }
                 let rights: Vec<Right> = match c.right.as_deref().map(str::trim).unwrap_or("") {
@@ -627,9 +713,16 @@ impl Universe {
                     r => Right::parse(r).into_iter().collect(),
                 };
                 let strike = c.strike.filter(|k| *k > 0.0 && *k != f64::MAX);
-                let strikes: Vec<f64> = self.strikes(u).into_iter().filter(|k| strike.is_none_or(|s| s == *k)).collect();
+                let strikes: Vec<f64> = self
+                    .strikes(u)
+                    .into_iter()
+                    .filter(|k| strike.is_none_or(|s| s == *k))
+                    .collect();
                 let mut out = Vec::new();
-                for e in listed_expiries(self.today()).into_iter().filter(|e| expiry.matches(*e)) {
+                for e in listed_expiries(self.today())
+                    .into_iter()
+                    .filter(|e| expiry.matches(*e))
+                {
                     for k in &strikes {
                         for r in &rights {
                             if let Some(i) = self.listed_option(u, e, *k, *r) {
@@ -646,10 +739,15 @@ impl Universe {
 
     /// Option-chain parameters of an underlying (by contract id or symbol): trading class,
     /// expirations and strikes listed now.
-    pub(crate) fn chain(&self, conid: i32, symbol: &str) -> Option<(Underlying, Vec<NaiveDate>, Vec<f64>)> {
-        let u = Underlying::OPTIONABLE
-            .into_iter()
-            .find(|u| (conid > 0 && u.conid() == conid) || (conid <= 0 && u.symbol() == symbol.to_ascii_uppercase()))?;
+    pub(crate) fn chain(
+        &self,
+        conid: i32,
+        symbol: &str,
+    ) -> Option<(Underlying, Vec<NaiveDate>, Vec<f64>)> {
+        let u = Underlying::OPTIONABLE.into_iter().find(|u| {
+            (conid > 0 && u.conid() == conid)
+                || (conid <= 0 && u.symbol() == symbol.to_ascii_uppercase())
+        })?;
         Some((u, listed_expiries(self.today()), self.strikes(u)))
     }
 }
@@ -662,9 +760,15 @@ mod tests {
     fn option_conids_round_trip() {
         let expiry = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap_or_default();
         let id = option_conid(Underlying::Spy, expiry, 600.5, Right::Put).unwrap_or_default();
-        assert_eq!(decode_option_conid(id), Some((Underlying::Spy, expiry, 600.5, Right::Put)));
+        assert_eq!(
+            decode_option_conid(id),
+            Some((Underlying::Spy, expiry, 600.5, Right::Put))
+        );
         let id = option_conid(Underlying::Iwm, expiry, 2047.5, Right::Call).unwrap_or_default();
-        assert_eq!(decode_option_conid(id), Some((Underlying::Iwm, expiry, 2047.5, Right::Call)));
+        assert_eq!(
+            decode_option_conid(id),
+            Some((Underlying::Iwm, expiry, 2047.5, Right::Call))
+        );
     }
 
     #[test]
@@ -675,8 +779,14 @@ mod tests {
         assert_eq!(listed[0].conid, 500_002_612);
         assert_eq!(listed.len(), 4);
         // December 2026 expires on the 18th: front until the 9th, then March.
-        assert_eq!(front_future(FutureRoot::Es, d(2026, 12, 9)).map(|f| f.local_symbol()), Some("ESZ6".into()));
-        assert_eq!(front_future(FutureRoot::Es, d(2026, 12, 10)).map(|f| f.local_symbol()), Some("ESH7".into()));
+        assert_eq!(
+            front_future(FutureRoot::Es, d(2026, 12, 9)).map(|f| f.local_symbol()),
+            Some("ESZ6".into())
+        );
+        assert_eq!(
+            front_future(FutureRoot::Es, d(2026, 12, 10)).map(|f| f.local_symbol()),
+            Some("ESH7".into())
+        );
     }
 
     #[test]

@@ -50,10 +50,17 @@ fn code(e: &ibapi::Error) -> Option<i32> {
 
 /// Ticks of a subscription until the snapshot ends.
 async fn snapshot(client: &Client, contract: &Contract) -> Vec<TickTypes> {
-    let mut sub = client.market_data(contract).snapshot().subscribe().await.expect("snapshot request");
+    let mut sub = client
+        .market_data(contract)
+        .snapshot()
+        .subscribe()
+        .await
+        .expect("snapshot request");
     let mut ticks = Vec::new();
     loop {
-        let item = tokio::time::timeout(WAIT, sub.next()).await.expect("ticks in time");
+        let item = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("ticks in time");
         match item {
             Some(Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd))) => return ticks,
             Some(Ok(SubscriptionItem::Data(t))) => ticks.push(t),
@@ -75,7 +82,10 @@ fn price_of(ticks: &[TickTypes], kind: TickType) -> Option<f64> {
 async fn sim_connect_receives_account_and_version() {
     let sim = start(config()).await;
     let client = connect(&sim, 1).await;
-    assert_eq!(client.handshake_managed_accounts(), ["DU1234567".to_string()]);
+    assert_eq!(
+        client.handshake_managed_accounts(),
+        ["DU1234567".to_string()]
+    );
     assert_eq!(client.server_version(), 226);
     assert_eq!(sim.stats().connections_open, 1);
     sim.shutdown().await;
@@ -87,33 +97,71 @@ async fn sim_contract_details_for_stock_future_option_and_unknown() {
     let client = connect(&sim, 1).await;
     let universe = sim.universe();
 
-    let spy = client.contract_details(&Contract::stock("SPY").build()).await.expect("SPY details");
+    let spy = client
+        .contract_details(&Contract::stock("SPY").build())
+        .await
+        .expect("SPY details");
     assert_eq!(spy.len(), 1);
     assert_eq!(spy[0].contract.contract_id, 756_733);
     assert_eq!(universe.conid_of("SPY"), Some(756_733));
 
-    let es = client.contract_details(&Contract::futures("ES").any_month().build()).await.expect("ES details");
+    let es = client
+        .contract_details(&Contract::futures("ES").any_month().build())
+        .await
+        .expect("ES details");
     assert_eq!(es.len(), 4, "four quarterly contracts listed");
     let front = universe.front_future("ES").expect("front month");
-    assert_eq!(front.conid, 500_002_612, "ESZ6 is the front month on 2026-11-23");
-    assert!(es.iter().any(|d| d.contract.contract_id == front.conid && d.contract.local_symbol == "ESZ6"));
+    assert_eq!(
+        front.conid, 500_002_612,
+        "ESZ6 is the front month on 2026-11-23"
+    );
+    assert!(es
+        .iter()
+        .any(|d| d.contract.contract_id == front.conid && d.contract.local_symbol == "ESZ6"));
 
     let expiry = universe.option_expiries("SPY")[4];
     let strikes = universe.option_strikes("SPY");
     let strike = strikes[strikes.len() / 2];
-    let contract = Contract::option("SPY", &expiry.format("%Y%m%d").to_string(), strike, OptionRight::Put);
-    let option = client.contract_details(&contract).await.expect("option details");
+    let contract = Contract::option(
+        "SPY",
+        &expiry.format("%Y%m%d").to_string(),
+        strike,
+        OptionRight::Put,
+    );
+    let option = client
+        .contract_details(&contract)
+        .await
+        .expect("option details");
     assert_eq!(option.len(), 1);
-    let conid = universe.option_conid("SPY", expiry, strike, "P").expect("listed");
+    let conid = universe
+        .option_conid("SPY", expiry, strike, "P")
+        .expect("listed");
     assert_eq!(option[0].contract.contract_id, conid);
-    assert_eq!(ibq::sim::option_conid(ibq::sim::Underlying::Spy, expiry, strike, ibq::sim::Right::Put), Some(conid));
+    assert_eq!(
+        ibq::sim::option_conid(
+            ibq::sim::Underlying::Spy,
+            expiry,
+            strike,
+            ibq::sim::Right::Put
+        ),
+        Some(conid)
+    );
 
-    let by_id = Contract { contract_id: conid, ..Default::default() };
+    let by_id = Contract {
+        contract_id: conid,
+        ..Default::default()
+    };
     let again = client.contract_details(&by_id).await.expect("by conid");
     assert_eq!(again[0].contract.strike, strike);
 
-    let unknown = client.contract_details(&Contract::stock("ZZZZ").build()).await;
-    assert_eq!(unknown.as_ref().err().and_then(code), Some(200), "{unknown:?}");
+    let unknown = client
+        .contract_details(&Contract::stock("ZZZZ").build())
+        .await;
+    assert_eq!(
+        unknown.as_ref().err().and_then(code),
+        Some(200),
+        "{unknown:?}"
+    );
     sim.shutdown().await;
 }
 
@@ -121,9 +169,16 @@ async fn sim_contract_details_for_stock_future_option_and_unknown() {
 async fn sim_option_chain_parameters() {
     let sim = start(config()).await;
     let client = connect(&sim, 1).await;
-    let mut chains = client.option_chain("SPY", SecurityType::Stock, 756_733).subscribe().await.expect("chain request");
+    let mut chains = client
+        .option_chain("SPY", SecurityType::Stock, 756_733)
+        .subscribe()
+        .await
+        .expect("chain request");
     let mut smart = None;
-    while let Some(item) = tokio::time::timeout(WAIT, chains.next()).await.expect("chain in time") {
+    while let Some(item) = tokio::time::timeout(WAIT, chains.next())
+        .await
+        .expect("chain in time")
+    {
         if let Ok(SubscriptionItem::Data(chain)) = item {
             if chain.exchange == "SMART" {
                 smart = Some(chain);
@@ -135,7 +190,13 @@ async fn sim_option_chain_parameters() {
     assert_eq!(smart.multiplier, "100");
     assert!(smart.expirations.len() >= 13, "weeklies out to 90 days");
     let price = sim.universe().price_of("SPY").expect("price");
-    assert!(smart.strikes.iter().any(|k| (k - price.round()).abs() < 1.0), "$1 strikes near {price}");
+    assert!(
+        smart
+            .strikes
+            .iter()
+            .any(|k| (k - price.round()).abs() < 1.0),
+        "$1 strikes near {price}"
+    );
     sim.shutdown().await;
 }
 
@@ -144,14 +205,24 @@ async fn sim_snapshots_of_stock_and_option_with_greeks() {
     let sim = start(config()).await;
     let client = connect(&sim, 1).await;
     let ticks = snapshot(&client, &Contract::stock("SPY").build()).await;
-    let (bid, ask) = (price_of(&ticks, TickType::Bid).expect("bid"), price_of(&ticks, TickType::Ask).expect("ask"));
+    let (bid, ask) = (
+        price_of(&ticks, TickType::Bid).expect("bid"),
+        price_of(&ticks, TickType::Ask).expect("ask"),
+    );
     assert!(bid > 0.0 && ask > bid, "{bid} {ask}");
-    assert!(ticks.iter().any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Realtime))));
+    assert!(ticks
+        .iter()
+        .any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Realtime))));
 
     let universe = sim.universe();
     let expiry = universe.option_expiries("SPY")[3];
     let strike = (bid / 5.0).round() * 5.0 + 10.0;
-    let call = Contract::option("SPY", &expiry.format("%Y%m%d").to_string(), strike, OptionRight::Call);
+    let call = Contract::option(
+        "SPY",
+        &expiry.format("%Y%m%d").to_string(),
+        strike,
+        OptionRight::Call,
+    );
     let ticks = snapshot(&client, &call).await;
     let model = ticks
         .iter()
@@ -162,10 +233,16 @@ async fn sim_snapshots_of_stock_and_option_with_greeks() {
         .expect("model option computation");
     let delta = model.delta.expect("delta");
     assert!(delta > 0.0 && delta < 0.5, "OTM call delta {delta}");
-    assert!(model.implied_volatility.is_some_and(|v| v > 0.05 && v < 1.0));
+    assert!(model
+        .implied_volatility
+        .is_some_and(|v| v > 0.05 && v < 1.0));
     assert!(model.gamma.is_some_and(|g| g > 0.0) && model.theta.is_some_and(|t| t < 0.0));
     assert!(price_of(&ticks, TickType::Ask) > price_of(&ticks, TickType::Bid));
-    assert_eq!(sim.stats().lines_in_use, 0, "snapshots give their line back");
+    assert_eq!(
+        sim.stats().lines_in_use,
+        0,
+        "snapshots give their line back"
+    );
     sim.shutdown().await;
 }
 
@@ -173,11 +250,18 @@ async fn sim_snapshots_of_stock_and_option_with_greeks() {
 async fn sim_streaming_ticks_until_cancelled() {
     let sim = start(config()).await;
     let client = connect(&sim, 1).await;
-    let sub = client.market_data(&Contract::stock("QQQ").build()).subscribe().await.expect("subscribe");
+    let sub = client
+        .market_data(&Contract::stock("QQQ").build())
+        .subscribe()
+        .await
+        .expect("subscribe");
     let mut sub = sub;
     let mut prices = 0;
     while prices < 12 {
-        match tokio::time::timeout(WAIT, sub.next()).await.expect("ticks keep coming") {
+        match tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("ticks keep coming")
+        {
             Some(Ok(SubscriptionItem::Data(TickTypes::Price(_)))) => prices += 1,
             Some(Ok(_)) => {}
             other => panic!("stream ended: {other:?}"),
@@ -199,20 +283,43 @@ async fn sim_historical_bars_follow_sessions_and_seed() {
     let client = connect(&sim, 1).await;
     let spy = Contract::stock("SPY").build();
 
-    let daily = client.historical_data(&spy, BarSize::Day).duration(2.weeks()).fetch().await.expect("daily bars");
-    assert!((9..=11).contains(&daily.bars.len()), "{} daily bars", daily.bars.len());
-    assert!(daily.bars.iter().all(|b| b.date.is_date() && b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close)));
+    let daily = client
+        .historical_data(&spy, BarSize::Day)
+        .duration(2.weeks())
+        .fetch()
+        .await
+        .expect("daily bars");
+    assert!(
+        (9..=11).contains(&daily.bars.len()),
+        "{} daily bars",
+        daily.bars.len()
+    );
+    assert!(daily.bars.iter().all(|b| b.date.is_date()
+        && b.low <= b.open.min(b.close)
+        && b.high >= b.open.max(b.close)));
 
-    let five = client.historical_data(&spy, BarSize::Min5).duration(1.days()).fetch().await.expect("5 min bars");
+    let five = client
+        .historical_data(&spy, BarSize::Min5)
+        .duration(1.days())
+        .fetch()
+        .await
+        .expect("5 min bars");
     // The last 24 h before Monday 10:30 hold only today's first hour of regular trading.
     assert!(!five.bars.is_empty());
     for bar in &five.bars {
-        let ibapi::market_data::historical::BarTimestamp::DateTime(t) = bar.date else { panic!("intraday bars carry times") };
-        let ny = chrono::DateTime::from_timestamp(t.unix_timestamp(), 0).expect("time").with_timezone(&chrono_tz::America::New_York);
+        let ibapi::market_data::historical::BarTimestamp::DateTime(t) = bar.date else {
+            panic!("intraday bars carry times")
+        };
+        let ny = chrono::DateTime::from_timestamp(t.unix_timestamp(), 0)
+            .expect("time")
+            .with_timezone(&chrono_tz::America::New_York);
         let minute = chrono::Timelike::hour(&ny) * 60 + chrono::Timelike::minute(&ny);
         assert!((570..960).contains(&minute), "regular-hours bar at {ny}");
     }
-    assert!(five.bars.windows(2).all(|w| w[0].date < w[1].date), "ascending");
+    assert!(
+        five.bars.windows(2).all(|w| w[0].date < w[1].date),
+        "ascending"
+    );
 
     let hourly = client
         .historical_data(&spy, BarSize::Hour)
@@ -221,13 +328,23 @@ async fn sim_historical_bars_follow_sessions_and_seed() {
         .fetch()
         .await
         .expect("hourly bars");
-    assert!(hourly.bars.len() > five.bars.len() / 12, "extended hours add bars");
+    assert!(
+        hourly.bars.len() > five.bars.len() / 12,
+        "extended hours add bars"
+    );
 
     // The same seed gives the same path from another simulator.
     let twin = start(config()).await;
     let twin_client = connect(&twin, 1).await;
-    let again = twin_client.historical_data(&spy, BarSize::Day).duration(2.weeks()).fetch().await.expect("twin bars");
-    let closes = |d: &ibapi::market_data::historical::HistoricalData| d.bars.iter().map(|b| b.close).collect::<Vec<_>>();
+    let again = twin_client
+        .historical_data(&spy, BarSize::Day)
+        .duration(2.weeks())
+        .fetch()
+        .await
+        .expect("twin bars");
+    let closes = |d: &ibapi::market_data::historical::HistoricalData| {
+        d.bars.iter().map(|b| b.close).collect::<Vec<_>>()
+    };
     assert_eq!(closes(&daily), closes(&again));
     twin.shutdown().await;
     sim.shutdown().await;
@@ -240,25 +357,46 @@ async fn sim_positions_include_the_iron_condor() {
     let mut positions = client.positions().await.expect("positions");
     let mut legs = Vec::new();
     loop {
-        match tokio::time::timeout(WAIT, positions.next()).await.expect("positions in time") {
+        match tokio::time::timeout(WAIT, positions.next())
+            .await
+            .expect("positions in time")
+        {
             Some(Ok(SubscriptionItem::Data(PositionUpdate::Position(p)))) => legs.push(p),
             Some(Ok(SubscriptionItem::Data(PositionUpdate::PositionEnd))) => break,
             Some(Ok(_)) => {}
             other => panic!("positions ended: {other:?}"),
         }
     }
-    assert!(legs.iter().any(|p| p.contract.security_type == SecurityType::Stock));
-    assert!(legs.iter().any(|p| p.contract.security_type == SecurityType::Future));
+    assert!(legs
+        .iter()
+        .any(|p| p.contract.security_type == SecurityType::Stock));
+    assert!(legs
+        .iter()
+        .any(|p| p.contract.security_type == SecurityType::Future));
     let condor: Vec<_> = legs
         .iter()
-        .filter(|p| p.contract.security_type == SecurityType::Option && p.contract.symbol.to_string() == "SPY")
+        .filter(|p| p.contract.security_type == SecurityType::Option && p.contract.symbol == "SPY")
         .collect();
     assert_eq!(condor.len(), 4, "{condor:?}");
-    let leg = |right: OptionRight, qty: f64| condor.iter().find(|p| p.contract.right == Some(right) && p.position == qty).map(|p| p.contract.strike);
-    let (long_put, short_put) = (leg(OptionRight::Put, 5.0).expect("long put"), leg(OptionRight::Put, -5.0).expect("short put"));
-    let (short_call, long_call) = (leg(OptionRight::Call, -5.0).expect("short call"), leg(OptionRight::Call, 5.0).expect("long call"));
+    let leg = |right: OptionRight, qty: f64| {
+        condor
+            .iter()
+            .find(|p| p.contract.right == Some(right) && p.position == qty)
+            .map(|p| p.contract.strike)
+    };
+    let (long_put, short_put) = (
+        leg(OptionRight::Put, 5.0).expect("long put"),
+        leg(OptionRight::Put, -5.0).expect("short put"),
+    );
+    let (short_call, long_call) = (
+        leg(OptionRight::Call, -5.0).expect("short call"),
+        leg(OptionRight::Call, 5.0).expect("long call"),
+    );
     assert!(long_put < short_put && short_put < short_call && short_call < long_call);
-    assert!(condor.iter().all(|p| p.contract.last_trade_date_or_contract_month == condor[0].contract.last_trade_date_or_contract_month));
+    assert!(condor
+        .iter()
+        .all(|p| p.contract.last_trade_date_or_contract_month
+            == condor[0].contract.last_trade_date_or_contract_month));
     sim.shutdown().await;
 }
 
@@ -274,18 +412,35 @@ async fn sim_current_time_is_the_sim_clock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_market_data_lines_limit_gives_101() {
-    let sim = start(SimConfig { lines: 5, ..config() }).await;
+    let sim = start(SimConfig {
+        lines: 5,
+        ..config()
+    })
+    .await;
     let client = connect(&sim, 1).await;
     let mut subs = Vec::new();
     for symbol in ["SPY", "QQQ", "IWM", "SPY", "QQQ"] {
-        let mut sub = client.market_data(&Contract::stock(symbol).build()).subscribe().await.expect("subscribe");
+        let mut sub = client
+            .market_data(&Contract::stock(symbol).build())
+            .subscribe()
+            .await
+            .expect("subscribe");
         // The first tick proves the line was granted.
-        let first = tokio::time::timeout(WAIT, sub.next()).await.expect("first tick");
+        let first = tokio::time::timeout(WAIT, sub.next())
+            .await
+            .expect("first tick");
         assert!(matches!(first, Some(Ok(_))), "{first:?}");
         subs.push(sub);
     }
-    let mut sixth = client.market_data(&Contract::stock("IWM").build()).snapshot().subscribe().await.expect("request sent");
-    let answer = tokio::time::timeout(WAIT, sixth.next()).await.expect("answer in time");
+    let mut sixth = client
+        .market_data(&Contract::stock("IWM").build())
+        .snapshot()
+        .subscribe()
+        .await
+        .expect("request sent");
+    let answer = tokio::time::timeout(WAIT, sixth.next())
+        .await
+        .expect("answer in time");
     let error = match answer {
         Some(Err(e)) => code(&e),
         other => panic!("expected error 101, got {other:?}"),
@@ -302,15 +457,41 @@ async fn sim_historical_pacing_gives_162() {
     let sim = start(config()).await;
     let client = connect(&sim, 1).await;
     let spy = Contract::stock("SPY").build();
-    client.historical_data(&spy, BarSize::Hour).duration(1.days()).fetch().await.expect("first request");
-    let again = client.historical_data(&spy, BarSize::Hour).duration(1.days()).fetch().await;
-    assert_eq!(again.as_ref().err().and_then(code), Some(162), "identical request within 15 s: {:?}", again.map(|d| d.bars.len()));
+    client
+        .historical_data(&spy, BarSize::Hour)
+        .duration(1.days())
+        .fetch()
+        .await
+        .expect("first request");
+    let again = client
+        .historical_data(&spy, BarSize::Hour)
+        .duration(1.days())
+        .fetch()
+        .await;
+    assert_eq!(
+        again.as_ref().err().and_then(code),
+        Some(162),
+        "identical request within 15 s: {:?}",
+        again.map(|d| d.bars.len())
+    );
     let qqq = Contract::stock("QQQ").build();
     let mut codes = Vec::new();
     for days in 1..=6 {
-        codes.push(client.historical_data(&qqq, BarSize::Hour).duration(days.days()).fetch().await.err().and_then(|e| code(&e)));
+        codes.push(
+            client
+                .historical_data(&qqq, BarSize::Hour)
+                .duration(days.days())
+                .fetch()
+                .await
+                .err()
+                .and_then(|e| code(&e)),
+        );
     }
-    assert_eq!(codes, [None, None, None, None, None, Some(162)], "the 6th request for one contract within 2 s");
+    assert_eq!(
+        codes,
+        [None, None, None, None, None, Some(162)],
+        "the 6th request for one contract within 2 s"
+    );
     sim.shutdown().await;
 }
 
@@ -318,8 +499,14 @@ async fn sim_historical_pacing_gives_162() {
 async fn sim_duplicate_client_id_gets_326() {
     let sim = start(config()).await;
     let _first = connect(&sim, 7).await;
-    let second = tokio::time::timeout(WAIT, Client::connect(&sim.address(), 7)).await.expect("answer in time");
-    assert!(matches!(second, Err(ibapi::Error::ClientIdInUse { client_id: 7 })), "{:?}", second.err());
+    let second = tokio::time::timeout(WAIT, Client::connect(&sim.address(), 7))
+        .await
+        .expect("answer in time");
+    assert!(
+        matches!(second, Err(ibapi::Error::ClientIdInUse { client_id: 7 })),
+        "{:?}",
+        second.err()
+    );
     assert_eq!(sim.stats().errors.get(&326), Some(&1));
     let _other = connect(&sim, 8).await;
     sim.shutdown().await;
@@ -333,9 +520,15 @@ async fn sim_restart_and_ibapi_reconnects() {
     sim.restart(Duration::from_millis(300));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        assert!(Instant::now() < deadline, "ibapi reconnects after a restart");
+        assert!(
+            Instant::now() < deadline,
+            "ibapi reconnects after a restart"
+        );
         if sim.stats().connections_total >= 2 && sim.stats().connections_open == 1 {
-            if let Ok(details) = client.contract_details(&Contract::stock("IWM").build()).await {
+            if let Ok(details) = client
+                .contract_details(&Contract::stock("IWM").build())
+                .await
+            {
                 assert_eq!(details[0].contract.contract_id, 9_579_970);
                 break;
             }
@@ -353,11 +546,17 @@ async fn sim_nightly_reset_sends_1100_then_1102() {
     sim.nightly_reset(1102, Duration::from_millis(200));
     let mut codes = Vec::new();
     while !codes.contains(&1102) {
-        let notice = tokio::time::timeout(WAIT, notices.next()).await.expect("notices in time").expect("stream open");
+        let notice = tokio::time::timeout(WAIT, notices.next())
+            .await
+            .expect("notices in time")
+            .expect("stream open");
         codes.push(notice.code);
     }
     let lost = codes.iter().position(|c| *c == 1100).expect("1100 first");
-    assert!(lost < codes.iter().position(|c| *c == 1102).unwrap_or(0), "{codes:?}");
+    assert!(
+        lost < codes.iter().position(|c| *c == 1102).unwrap_or(0),
+        "{codes:?}"
+    );
     client.server_time().await.expect("the socket stayed open");
     assert_eq!(sim.stats().connections_total, 1);
     sim.shutdown().await;
@@ -373,12 +572,27 @@ async fn sim_fail_next_and_error_rate_inject_errors() {
         let failed = client.contract_details(&spy).await;
         assert_eq!(failed.as_ref().err().and_then(code), Some(162));
     }
-    client.contract_details(&spy).await.expect("third request succeeds");
+    client
+        .contract_details(&spy)
+        .await
+        .expect("third request succeeds");
     sim.set_error_rate(RequestKind::SecDefOptParams, 1.0);
-    let mut chain = client.option_chain("SPY", SecurityType::Stock, 756_733).subscribe().await.expect("sent");
-    let first = tokio::time::timeout(WAIT, chain.next()).await.expect("answer");
-    assert!(matches!(&first, Some(Err(e)) if code(e) == Some(200)), "{first:?}");
-    assert_eq!(sim.stats().requests.get(&RequestKind::ContractDetails), Some(&3));
+    let mut chain = client
+        .option_chain("SPY", SecurityType::Stock, 756_733)
+        .subscribe()
+        .await
+        .expect("sent");
+    let first = tokio::time::timeout(WAIT, chain.next())
+        .await
+        .expect("answer");
+    assert!(
+        matches!(&first, Some(Err(e)) if code(e) == Some(200)),
+        "{first:?}"
+    );
+    assert_eq!(
+        sim.stats().requests.get(&RequestKind::ContractDetails),
+        Some(&3)
+    );
     sim.shutdown().await;
 }
 
@@ -388,9 +602,18 @@ async fn sim_market_closed_serves_frozen_closing_prices() {
     sim.set_market_closed(true);
     let client = connect(&sim, 1).await;
     let ticks = snapshot(&client, &Contract::stock("SPY").build()).await;
-    assert!(ticks.iter().any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Frozen))), "{ticks:?}");
+    assert!(
+        ticks
+            .iter()
+            .any(|t| matches!(t, TickTypes::MarketDataType(MarketDataType::Frozen))),
+        "{ticks:?}"
+    );
     let later = snapshot(&client, &Contract::stock("SPY").build()).await;
-    assert_eq!(price_of(&ticks, TickType::Last), price_of(&later, TickType::Last), "frozen at the close");
+    assert_eq!(
+        price_of(&ticks, TickType::Last),
+        price_of(&later, TickType::Last),
+        "frozen at the close"
+    );
     sim.shutdown().await;
 }
 
@@ -419,7 +642,11 @@ fn proto_frame(msg_type: i32, message: &impl Message) -> Vec<u8> {
 }
 
 /// Reads one frame body; `None` on EOF or timeout.
-async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, timeout: Duration) -> Option<Vec<u8>> {
+async fn read_frame(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Option<Vec<u8>> {
     loop {
         if let Ok(Some(body)) = frame::take_frame(buf) {
             return Some(body.to_vec());
@@ -433,18 +660,37 @@ async fn read_frame(stream: &mut TcpStream, buf: &mut BytesMut, timeout: Duratio
 
 fn error_code(body: &[u8]) -> Option<i32> {
     let (id, payload) = frame::split_message(body)?;
-    (id == 204).then(|| ErrorMessage::decode(payload).ok()).flatten().and_then(|e| e.code)
+    (id == 204)
+        .then(|| ErrorMessage::decode(payload).ok())
+        .flatten()
+        .and_then(|e| e.code)
 }
 
 async fn raw_session(sim: &SimHandle, client_id: i32) -> (TcpStream, BytesMut) {
-    let mut stream = TcpStream::connect(sim.address()).await.expect("tcp connect");
+    let mut stream = TcpStream::connect(sim.address())
+        .await
+        .expect("tcp connect");
     let mut hello = b"API\0".to_vec();
     hello.extend(encode_frame(b"v213..226").to_vec());
     stream.write_all(&hello).await.expect("hello");
     let mut buf = BytesMut::new();
-    let reply = read_frame(&mut stream, &mut buf, WAIT).await.expect("version reply");
-    assert!(reply.starts_with(b"226\0"), "{:?}", String::from_utf8_lossy(&reply));
-    stream.write_all(&proto_frame(71, &StartApi { client_id: Some(client_id) })).await.expect("start api");
+    let reply = read_frame(&mut stream, &mut buf, WAIT)
+        .await
+        .expect("version reply");
+    assert!(
+        reply.starts_with(b"226\0"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    stream
+        .write_all(&proto_frame(
+            71,
+            &StartApi {
+                client_id: Some(client_id),
+            },
+        ))
+        .await
+        .expect("start api");
     (stream, buf)
 }
 
@@ -487,10 +733,21 @@ async fn sim_message_flood_gets_100_then_disconnect() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_survives_garbage_silence_and_bad_frames() {
-    let sim = start(SimConfig { handshake_timeout: Duration::from_millis(300), ..config() }).await;
-    let mut silent = TcpStream::connect(sim.address()).await.expect("silent client");
-    let mut garbage = TcpStream::connect(sim.address()).await.expect("garbage client");
-    garbage.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("garbage");
+    let sim = start(SimConfig {
+        handshake_timeout: Duration::from_millis(300),
+        ..config()
+    })
+    .await;
+    let mut silent = TcpStream::connect(sim.address())
+        .await
+        .expect("silent client");
+    let mut garbage = TcpStream::connect(sim.address())
+        .await
+        .expect("garbage client");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("garbage");
     let mut old = TcpStream::connect(sim.address()).await.expect("old client");
     let mut hello = b"API\0".to_vec();
     hello.extend(encode_frame(b"v157..178").to_vec());
@@ -498,55 +755,108 @@ async fn sim_survives_garbage_silence_and_bad_frames() {
 
     // A session that sends an unknown message, a truncated frame body and then a frame too long.
     let (mut rogue, mut buf) = raw_session(&sim, 11).await;
-    rogue.write_all(&proto_frame(999, &StartApi::default())).await.expect("unknown type");
-    rogue.write_all(&encode_frame(&[1, 2])).await.expect("short body");
+    rogue
+        .write_all(&proto_frame(999, &StartApi::default()))
+        .await
+        .expect("unknown type");
+    rogue
+        .write_all(&encode_frame(&[1, 2]))
+        .await
+        .expect("short body");
     let mut codes = Vec::new();
     while codes.iter().filter(|c| **c == 320).count() < 2 {
-        let body = read_frame(&mut rogue, &mut buf, WAIT).await.expect("answers to bad messages");
+        let body = read_frame(&mut rogue, &mut buf, WAIT)
+            .await
+            .expect("answers to bad messages");
         codes.extend(error_code(&body));
     }
-    rogue.write_all(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes()).await.expect("too long");
-    assert!(read_frame(&mut rogue, &mut buf, WAIT).await.is_none(), "an over-long frame ends the connection");
+    rogue
+        .write_all(&(MAX_FRAME_LEN as u32 + 1).to_be_bytes())
+        .await
+        .expect("too long");
+    assert!(
+        read_frame(&mut rogue, &mut buf, WAIT).await.is_none(),
+        "an over-long frame ends the connection"
+    );
 
     let mut buf = BytesMut::new();
-    let refusal = read_frame(&mut old, &mut buf, WAIT).await.expect("old client told why");
+    let refusal = read_frame(&mut old, &mut buf, WAIT)
+        .await
+        .expect("old client told why");
     assert!(String::from_utf8_lossy(&refusal).contains("unsupported API version"));
-    assert!(read_frame(&mut old, &mut buf, WAIT).await.is_none(), "then closed");
+    assert!(
+        read_frame(&mut old, &mut buf, WAIT).await.is_none(),
+        "then closed"
+    );
     let mut scratch = [0u8; 64];
-    let silent_end = tokio::time::timeout(WAIT, silent.read(&mut scratch)).await.expect("silent client closed");
+    let silent_end = tokio::time::timeout(WAIT, silent.read(&mut scratch))
+        .await
+        .expect("silent client closed");
     assert!(matches!(silent_end, Ok(0) | Err(_)));
-    let garbage_end = tokio::time::timeout(WAIT, garbage.read(&mut scratch)).await.expect("garbage client closed");
+    let garbage_end = tokio::time::timeout(WAIT, garbage.read(&mut scratch))
+        .await
+        .expect("garbage client closed");
     assert!(matches!(garbage_end, Ok(0) | Err(_)));
 
     let client = connect(&sim, 1).await;
-    client.contract_details(&Contract::stock("SPY").build()).await.expect("a normal client is served");
+    client
+        .contract_details(&Contract::stock("SPY").build())
+        .await
+        .expect("a normal client is served");
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_control_channel_commands() {
-    let sim = start(SimConfig { control_port: Some(0), ..config() }).await;
+    let sim = start(SimConfig {
+        control_port: Some(0),
+        ..config()
+    })
+    .await;
     let address = sim.control_address().expect("control channel");
     let stream = TcpStream::connect(address).await.expect("control connect");
     let (rd, mut wr) = stream.into_split();
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(rd));
     let mut replies = Vec::new();
-    for cmd in ["fail_next historical_data 1 162", "latency market_data 5", "market_closed on", "stats", "bogus", "error_rate orders 0.5"] {
-        wr.write_all(format!("{cmd}\n").as_bytes()).await.expect("send");
+    for cmd in [
+        "fail_next historical_data 1 162",
+        "latency market_data 5",
+        "market_closed on",
+        "stats",
+        "bogus",
+        "error_rate orders 0.5",
+    ] {
+        wr.write_all(format!("{cmd}\n").as_bytes())
+            .await
+            .expect("send");
         replies.push(lines.next_line().await.expect("reply").unwrap_or_default());
     }
-    assert!(replies[..4].iter().all(|r| r.starts_with("ok ")), "{replies:?}");
+    assert!(
+        replies[..4].iter().all(|r| r.starts_with("ok ")),
+        "{replies:?}"
+    );
     assert!(replies[3].contains("connections_open=0"));
-    assert!(replies[4].starts_with("error ") && replies[5].starts_with("error "), "{replies:?}");
+    assert!(
+        replies[4].starts_with("error ") && replies[5].starts_with("error "),
+        "{replies:?}"
+    );
     let client = connect(&sim, 1).await;
-    let failed = client.historical_data(&Contract::stock("SPY").build(), BarSize::Day).duration(5.days()).fetch().await;
+    let failed = client
+        .historical_data(&Contract::stock("SPY").build(), BarSize::Day)
+        .duration(5.days())
+        .fetch()
+        .await;
     assert_eq!(failed.err().as_ref().and_then(code), Some(162));
     sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_throughput_report() {
-    let sim = start(SimConfig { max_messages_per_sec: 0, ..config() }).await;
+    let sim = start(SimConfig {
+        max_messages_per_sec: 0,
+        ..config()
+    })
+    .await;
     let client = connect(&sim, 1).await;
     let spy = Contract::stock("SPY").build();
     let start = Instant::now();
