@@ -4,3 +4,4 @@
 mod common;
 mod queue_cli;
 mod queue_store;
+mod sim;

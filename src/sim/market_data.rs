@@ -1,0 +1,331 @@
+//! Level-1 quotes of an instrument and the tick messages that carry them.
+
+use bytes::Bytes;
+use chrono::{DateTime, Duration, Utc};
+
+use super::frame::encode_proto;
+use super::pricing::{self, mix, Market, OptionValue};
+use super::proto::{self, outbound};
+use super::universe::{Instrument, Kind};
+
+/// IB tick types the simulator sends.
+mod tick {
+    pub const BID_SIZE: i32 = 0;
+    pub const BID: i32 = 1;
+    pub const ASK: i32 = 2;
+    pub const ASK_SIZE: i32 = 3;
+    pub const LAST: i32 = 4;
+    pub const LAST_SIZE: i32 = 5;
+    pub const HIGH: i32 = 6;
+    pub const LOW: i32 = 7;
+    pub const VOLUME: i32 = 8;
+    pub const CLOSE: i32 = 9;
+    pub const BID_OPTION: i32 = 10;
+    pub const ASK_OPTION: i32 = 11;
+    pub const LAST_OPTION: i32 = 12;
+    pub const MODEL_OPTION: i32 = 13;
+    pub const OPEN: i32 = 14;
+    pub const LAST_TIMESTAMP: i32 = 45;
+}
+
+/// One level-1 quote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quote {
+    /// Bid and ask (none for an index).
+    pub bid: Option<f64>,
+    pub ask: Option<f64>,
+    pub last: f64,
+    pub bid_size: f64,
+    pub ask_size: f64,
+    pub last_size: f64,
+    /// Volume so far today (none for an index).
+    pub volume: Option<f64>,
+    /// Unix seconds of the last trade.
+    pub last_time: i64,
+    /// Model value and greeks, and the implied vols of bid and ask, for options.
+    pub option: Option<(OptionValue, Option<f64>, Option<f64>)>,
+}
+
+fn round_to(x: f64, tick: f64) -> f64 {
+    ((x / tick).round() * tick * 1e6).round() / 1e6
+}
+
+fn daily_volume(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> f64 {
+    match inst.kind {
+        Kind::Stock => [60e6, 40e6, 30e6, 0.0][inst.underlying as usize],
+        Kind::Index => 0.0,
+        Kind::Future { root, .. } => [1.5e6, 6e5, 1.5e5][root as usize],
+        Kind::Option { expiry, strike, .. } => {
+            let s = market.underlying(inst.underlying, t);
+            let years = pricing::years_to(expiry, t);
+            (20_000.0 * (-20.0 * (strike / s).ln().abs()).exp() / (1.0 + 12.0 * years)).floor()
+        }
+    }
+}
+
+/// The quote of `inst` at `t`.
+pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
+    let h = mix(inst.conid as u64 ^ mix(t.timestamp() as u64));
+    let tick = inst.min_tick();
+    let (sizes, lot) = match inst.kind {
+        Kind::Stock => (40, 100.0),
+        Kind::Future { .. } => (60, 1.0),
+        _ => (150, 1.0),
+    };
+    let size = |salt: u64| (1 + (mix(h ^ salt) % sizes)) as f64 * lot;
+    let volume = (daily_volume(market, inst, t) * pricing::session_fraction(t)).floor();
+    let last_time = t.timestamp() - (h % 3) as i64;
+    match inst.kind {
+        Kind::Index => Quote {
+            bid: None,
+            ask: None,
+            last: round_to(market.mid(inst, t), tick),
+            bid_size: 0.0,
+            ask_size: 0.0,
+            last_size: 0.0,
+            volume: None,
+            last_time,
+            option: None,
+        },
+        Kind::Option {
+            expiry,
+            strike,
+            right,
+        } => {
+            let value = market.option_value(inst.underlying, expiry, strike, right, t);
+            let spread = (0.01 + 0.002 * value.price).clamp(0.01, 0.25);
+            let bid = round_to((value.price - spread / 2.0).max(0.0), tick);
+            let ask = round_to((value.price + spread / 2.0).max(bid + tick), tick);
+            let years = pricing::years_to(expiry, t).max(1e-6);
+            let q = pricing::dividend_yield(inst.underlying);
+            let iv = |p: f64| pricing::implied_vol(p, value.und_price, strike, years, q, right);
+            Quote {
+                bid: Some(bid),
+                ask: Some(ask),
+                last: if h.is_multiple_of(2) { bid } else { ask },
+                bid_size: size(1),
+                ask_size: size(2),
+                last_size: size(3).min(20.0),
+                volume: Some(volume),
+                last_time,
+                option: Some((value, iv(bid), iv(ask))),
+            }
+        }
+        _ => {
+            let mid = market.mid(inst, t);
+            let bid = round_to((mid / tick).floor() * tick, tick);
+            let ask = round_to(bid + tick, tick);
+            Quote {
+                bid: Some(bid),
+                ask: Some(ask),
+                last: if h.is_multiple_of(2) { bid } else { ask },
+                bid_size: size(1),
+                ask_size: size(2),
+                last_size: size(3).min(5.0 * lot),
+                volume: Some(volume),
+                last_time,
+                option: None,
+            }
+        }
+    }
+}
+
+/// Open, high, low of today's session up to `t` and the previous close.
+pub struct SessionStats {
+    pub open: Option<f64>,
+    pub high: Option<f64>,
+    pub low: Option<f64>,
+    pub close: f64,
+}
+
+/// Session statistics sampled every five minutes from today's 09:30 open.
+pub fn session_stats(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> SessionStats {
+    let open_at = pricing::ny_instant(pricing::ny_date(t), 9, 30);
+    let close = round_to(
+        market.mid(inst, pricing::last_close_before(open_at)),
+        inst.min_tick(),
+    );
+    let mut samples = Vec::new();
+    let mut s = open_at;
+    while s <= t && s < open_at + Duration::hours(7) {
+        samples.push(market.mid(inst, s));
+        s += Duration::minutes(5);
+    }
+    if !samples.is_empty() {
+        samples.push(market.mid(inst, t));
+    }
+    let r = |x: f64| round_to(x, inst.min_tick());
+    SessionStats {
+        open: samples.first().copied().map(r),
+        high: samples.iter().copied().reduce(f64::max).map(r),
+        low: samples.iter().copied().reduce(f64::min).map(r),
+        close,
+    }
+}
+
+fn price(req_id: i32, tick_type: i32, price: f64) -> Bytes {
+    encode_proto(
+        outbound::TICK_PRICE,
+        &proto::TickPrice {
+            req_id: Some(req_id),
+            tick_type: Some(tick_type),
+            price: Some(price),
+            size: None,
+            attr_mask: Some(0),
+        },
+    )
+}
+
+fn size(req_id: i32, tick_type: i32, size: f64) -> Bytes {
+    encode_proto(
+        outbound::TICK_SIZE,
+        &proto::TickSize {
+            req_id: Some(req_id),
+            tick_type: Some(tick_type),
+            size: Some(format!("{size}")),
+        },
+    )
+}
+
+fn option_tick(
+    req_id: i32,
+    tick_type: i32,
+    value: &OptionValue,
+    iv: Option<f64>,
+    opt_price: f64,
+) -> Bytes {
+    encode_proto(
+        outbound::TICK_OPTION_COMPUTATION,
+        &proto::TickOptionComputation {
+            req_id: Some(req_id),
+            tick_type: Some(tick_type),
+            tick_attrib: Some(0),
+            implied_vol: Some(iv.unwrap_or(-1.0)),
+            delta: Some(value.delta),
+            opt_price: Some(opt_price),
+            pv_dividend: Some(value.pv_dividend),
+            gamma: Some(value.gamma),
+            vega: Some(value.vega),
+            theta: Some(value.theta),
+            und_price: Some(value.und_price),
+        },
+    )
+}
+
+/// Ticks for the fields of `q` that differ from `prev` (every field when `prev` is `None`).
+pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let changed = |f: fn(&Quote) -> f64| prev.is_none_or(|p| f(p) != f(q));
+    if let Some(bid) = q.bid {
+        if changed(|x| x.bid.unwrap_or_default()) || changed(|x| x.bid_size) {
+            out.push(price(req_id, tick::BID, bid));
+            out.push(size(req_id, tick::BID_SIZE, q.bid_size));
+        }
+    }
+    if let Some(ask) = q.ask {
+        if changed(|x| x.ask.unwrap_or_default()) || changed(|x| x.ask_size) {
+            out.push(price(req_id, tick::ASK, ask));
+            out.push(size(req_id, tick::ASK_SIZE, q.ask_size));
+        }
+    }
+    if changed(|x| x.last) || prev.is_none_or(|p| p.last_time != q.last_time) {
+        out.push(price(req_id, tick::LAST, q.last));
+        if q.last_size > 0.0 {
+            out.push(size(req_id, tick::LAST_SIZE, q.last_size));
+        }
+        out.push(encode_proto(
+            outbound::TICK_STRING,
+            &proto::TickString {
+                req_id: Some(req_id),
+                tick_type: Some(tick::LAST_TIMESTAMP),
+                value: Some(q.last_time.to_string()),
+            },
+        ));
+    }
+    if let Some(volume) = q.volume {
+        if changed(|x| x.volume.unwrap_or_default()) {
+            out.push(size(req_id, tick::VOLUME, volume));
+        }
+    }
+    if let Some((value, bid_iv, ask_iv)) = &q.option {
+        if prev.is_none_or(|p| p.option.as_ref().map(|o| o.0) != Some(*value)) {
+            out.push(option_tick(
+                req_id,
+                tick::BID_OPTION,
+                value,
+                *bid_iv,
+                q.bid.unwrap_or_default(),
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::ASK_OPTION,
+                value,
+                *ask_iv,
+                q.ask.unwrap_or_default(),
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::LAST_OPTION,
+                value,
+                Some(value.vol),
+                q.last,
+            ));
+            out.push(option_tick(
+                req_id,
+                tick::MODEL_OPTION,
+                value,
+                Some(value.vol),
+                value.price,
+            ));
+        }
+    }
+    out
+}
+
+/// Ticks for the session statistics (sent once, first).
+pub fn stats_ticks(req_id: i32, s: &SessionStats) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for (tick_type, value) in [
+        (tick::HIGH, s.high),
+        (tick::LOW, s.low),
+        (tick::OPEN, s.open),
+        (tick::CLOSE, Some(s.close)),
+    ] {
+        if let Some(v) = value {
+            out.push(price(req_id, tick_type, v));
+        }
+    }
+    out
+}
+
+/// The MarketDataType (1 live, 2 frozen) and TickReqParams a gateway sends first.
+pub fn preamble(req_id: i32, market_data_type: i32, inst: &Instrument) -> Vec<Bytes> {
+    vec![
+        encode_proto(
+            outbound::TICK_REQ_PARAMS,
+            &proto::TickReqParams {
+                req_id: Some(req_id),
+                min_tick: Some(format!("{}", inst.min_tick())),
+                bbo_exchange: Some("9c0001".to_string()),
+                snapshot_permissions: Some(3),
+            },
+        ),
+        encode_proto(
+            outbound::MARKET_DATA_TYPE,
+            &proto::MarketDataType {
+                req_id: Some(req_id),
+                market_data_type: Some(market_data_type),
+            },
+        ),
+    ]
+}
+
+/// The end of a snapshot.
+pub fn snapshot_end(req_id: i32) -> Bytes {
+    encode_proto(
+        outbound::TICK_SNAPSHOT_END,
+        &proto::ReqIdOnly {
+            req_id: Some(req_id),
+        },
+    )
+}

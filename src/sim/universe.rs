@@ -1,0 +1,800 @@
+//! The contract universe: stocks/ETFs, the VIX index, quarterly index futures and listed
+//! options, all with stable contract ids.
+//!
+//! Contract ids:
+//! - SPY 756733, QQQ 320227571, IWM 9579970 (STK), VIX 13455763 (IND): IB's real ids.
+//! - Futures: `500_000_000 + root × 100_000 + (year − 2000) × 100 + month`, roots ES 0, NQ 1,
+//!   RTY 2 (ES December 2026 = 500002612).
+//! - Options: `1_000_000_000 + ((u × 8192 + days since 2020-01-01 of the expiry) × 4096 +
+//!   strike × 2) × 2 + (1 for puts)`, u SPY 0, QQQ 1, IWM 2. No seed involved: an option's id
+//!   follows from its underlying, expiry, strike and right alone.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc, Weekday};
+
+use super::clock::SimClock;
+use super::pricing::{self, Market};
+use super::proto;
+
+/// The underlyings every price derives from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Underlying {
+    Spy = 0,
+    Qqq = 1,
+    Iwm = 2,
+    Vix = 3,
+}
+
+impl Underlying {
+    /// All underlyings.
+    pub const ALL: [Underlying; 4] = [Self::Spy, Self::Qqq, Self::Iwm, Self::Vix];
+    /// The underlyings with listed options.
+    pub const OPTIONABLE: [Underlying; 3] = [Self::Spy, Self::Qqq, Self::Iwm];
+
+    /// Ticker symbol.
+    pub fn symbol(self) -> &'static str {
+        ["SPY", "QQQ", "IWM", "VIX"][self as usize]
+    }
+
+    /// IB contract id of the stock or index itself.
+    pub fn conid(self) -> i32 {
+        [756_733, 320_227_571, 9_579_970, 13_455_763][self as usize]
+    }
+
+    fn primary_exchange(self) -> &'static str {
+        ["ARCA", "NASDAQ", "ARCA", "CBOE"][self as usize]
+    }
+
+    fn long_name(self) -> &'static str {
+        [
+            "SPDR S&P 500 ETF TRUST",
+            "INVESCO QQQ TRUST SERIES 1",
+            "ISHARES RUSSELL 2000 ETF",
+            "CBOE Volatility Index",
+        ][self as usize]
+    }
+
+    fn from_symbol(symbol: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.symbol() == symbol)
+    }
+}
+
+/// Call or put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Right {
+    Call,
+    Put,
+}
+
+impl Right {
+    /// `C` or `P` as IB writes it.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Call => "C",
+            Self::Put => "P",
+        }
+    }
+
+    /// Parses `C`, `CALL`, `P`, `PUT` (any case).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_uppercase().as_str() {
+            "C" | "CALL" => Some(Self::Call),
+            "P" | "PUT" => Some(Self::Put),
+            _ => None,
+        }
+    }
+}
+
+/// The index futures roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FutureRoot {
+    Es = 0,
+    Nq = 1,
+    Rty = 2,
+}
+
+impl FutureRoot {
+    /// All roots.
+    pub const ALL: [FutureRoot; 3] = [Self::Es, Self::Nq, Self::Rty];
+
+    /// Root symbol.
+    pub fn symbol(self) -> &'static str {
+        ["ES", "NQ", "RTY"][self as usize]
+    }
+
+    /// The ETF the future tracks.
+    pub fn underlying(self) -> Underlying {
+        [Underlying::Spy, Underlying::Qqq, Underlying::Iwm][self as usize]
+    }
+
+    /// Index points per ETF dollar (ES ≈ SPY × 10, NQ ≈ QQQ × 41.2, RTY ≈ IWM × 10).
+    pub fn index_factor(self) -> f64 {
+        [10.0, 41.2, 10.0][self as usize]
+    }
+
+    /// Contract multiplier.
+    pub fn multiplier(self) -> f64 {
+        [50.0, 20.0, 50.0][self as usize]
+    }
+
+    /// Minimum price increment.
+    pub fn min_tick(self) -> f64 {
+        [0.25, 0.25, 0.1][self as usize]
+    }
+
+    fn long_name(self) -> &'static str {
+        [
+            "E-mini S&P 500",
+            "E-mini NASDAQ 100",
+            "E-mini Russell 2000 Index",
+        ][self as usize]
+    }
+
+    fn from_symbol(symbol: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.symbol() == symbol)
+    }
+}
+
+/// What kind of contract an instrument is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    Stock,
+    Index,
+    Future {
+        root: FutureRoot,
+        expiry: NaiveDate,
+    },
+    Option {
+        expiry: NaiveDate,
+        strike: f64,
+        right: Right,
+    },
+}
+
+/// One contract of the universe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instrument {
+    /// IB contract id.
+    pub conid: i32,
+    /// The underlying whose path prices it.
+    pub underlying: Underlying,
+    /// Stock, index, future or option.
+    pub kind: Kind,
+}
+
+const FUTURE_BASE: i32 = 500_000_000;
+const OPTION_BASE: i32 = 1_000_000_000;
+const OPTION_EPOCH: NaiveDate = match NaiveDate::from_ymd_opt(2020, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+/// Weekly expiries (every Friday) are listed this many days ahead.
+const WEEKLY_DAYS: i64 = 91;
+/// Monthly expiries (third Fridays) are listed this many days ahead.
+const MONTHLY_DAYS: i64 = 185;
+
+fn yyyymmdd(d: NaiveDate) -> String {
+    d.format("%Y%m%d").to_string()
+}
+
+impl Instrument {
+    /// IB security type.
+    pub fn sec_type(&self) -> &'static str {
+        match self.kind {
+            Kind::Stock => "STK",
+            Kind::Index => "IND",
+            Kind::Future { .. } => "FUT",
+            Kind::Option { .. } => "OPT",
+        }
+    }
+
+    /// Symbol (the root for futures, the underlying for options).
+    pub fn symbol(&self) -> &'static str {
+        match self.kind {
+            Kind::Future { root, .. } => root.symbol(),
+            _ => self.underlying.symbol(),
+        }
+    }
+
+    /// Minimum price increment.
+    pub fn min_tick(&self) -> f64 {
+        match self.kind {
+            Kind::Future { root, .. } => root.min_tick(),
+            _ => 0.01,
+        }
+    }
+
+    /// Contract multiplier (1 for stocks and indexes).
+    pub fn multiplier(&self) -> f64 {
+        match self.kind {
+            Kind::Future { root, .. } => root.multiplier(),
+            Kind::Option { .. } => 100.0,
+            _ => 1.0,
+        }
+    }
+
+    /// Expiry of a future or option.
+    pub fn expiry(&self) -> Option<NaiveDate> {
+        match self.kind {
+            Kind::Future { expiry, .. } | Kind::Option { expiry, .. } => Some(expiry),
+            _ => None,
+        }
+    }
+
+    /// IB local symbol: `ESZ6` for futures, the OCC symbol for options.
+    pub fn local_symbol(&self) -> String {
+        match self.kind {
+            Kind::Future { root, expiry } => {
+                let code = ["F", "G", "H", "J", "K", "M", "N", "Q", "U", "V", "X", "Z"]
+                    [expiry.month0() as usize];
+                format!("{}{}{}", root.symbol(), code, expiry.year() % 10)
+            }
+            Kind::Option {
+                expiry,
+                strike,
+                right,
+            } => format!(
+                "{:<6}{}{}{:08}",
+                self.underlying.symbol(),
+                expiry.format("%y%m%d"),
+                right.code(),
+                (strike * 1000.0).round() as i64
+            ),
+            _ => self.underlying.symbol().to_string(),
+        }
+    }
+
+    /// The contract as IB describes it, on `exchange` (its home exchange when empty).
+    pub fn to_proto(&self, exchange: &str) -> proto::Contract {
+        let home = match self.kind {
+            Kind::Stock | Kind::Option { .. } => "SMART",
+            Kind::Index => "CBOE",
+            Kind::Future { .. } => "CME",
+        };
+        let exchange = if exchange.is_empty() { home } else { exchange };
+        let (strike, right) = match self.kind {
+            Kind::Option { strike, right, .. } => (Some(strike), Some(right.code().to_string())),
+            _ => (None, None),
+        };
+        let expiry = self.expiry().map(yyyymmdd);
+        proto::Contract {
+            con_id: Some(self.conid),
+            symbol: Some(self.symbol().to_string()),
+            sec_type: Some(self.sec_type().to_string()),
+            last_trade_date_or_contract_month: expiry.clone(),
+            strike,
+            right,
+            multiplier: matches!(self.kind, Kind::Future { .. } | Kind::Option { .. })
+                .then(|| self.multiplier()),
+            exchange: Some(exchange.to_string()),
+            primary_exch: matches!(self.kind, Kind::Stock)
+                .then(|| self.underlying.primary_exchange().to_string()),
+            currency: Some("USD".to_string()),
+            local_symbol: Some(self.local_symbol()),
+            trading_class: Some(self.symbol().to_string()),
+            include_expired: None,
+            last_trade_date: expiry,
+        }
+    }
+
+    /// Contract details as a gateway sends them, with trading hours for the week from `today`.
+    pub fn details(&self, today: NaiveDate) -> proto::ContractDetails {
+        let (under_con_id, under_symbol, under_sec_type) = match self.kind {
+            Kind::Future { .. } => (Some(Underlying::Spy.conid()), None, Some("IND".to_string())),
+            Kind::Option { .. } => (
+                Some(self.underlying.conid()),
+                Some(self.underlying.symbol().to_string()),
+                Some("STK".to_string()),
+            ),
+            _ => (None, None, None),
+        };
+        let under_con_id = match self.kind {
+            Kind::Future { root, .. } => Some(future_index_conid(root)),
+            _ => under_con_id,
+        };
+        let long_name = match self.kind {
+            Kind::Future { root, .. } => root.long_name(),
+            _ => self.underlying.long_name(),
+        };
+        let (trading, liquid) = self.hours(today);
+        proto::ContractDetails {
+            market_name: Some(self.symbol().to_string()),
+            min_tick: Some(format!("{}", self.min_tick())),
+            order_types: Some("ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,MTL,NGCOMB,NONALGO,OCA,PEGBENCH,SCALE,SNAPMID,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,WHATIF".to_string()),
+            valid_exchanges: Some(match self.kind {
+                Kind::Stock => "SMART,AMEX,NYSE,CBOE,ARCA,NASDAQ,BATS,IEX".to_string(),
+                Kind::Index => "CBOE".to_string(),
+                Kind::Future { .. } => "CME,QBALGO".to_string(),
+                Kind::Option { .. } => "SMART,AMEX,CBOE,ISE,PHLX,BOX,ARCA,BATS,MIAX,NASDAQOM".to_string(),
+            }),
+            price_magnifier: Some(1),
+            under_con_id,
+            long_name: Some(long_name.to_string()),
+            contract_month: self.expiry().map(|d| d.format("%Y%m").to_string()),
+            industry: matches!(self.kind, Kind::Stock).then(|| "Funds".to_string()),
+            category: matches!(self.kind, Kind::Stock).then(|| "Equity Fund".to_string()),
+            time_zone_id: Some("US/Eastern".to_string()),
+            trading_hours: Some(trading),
+            liquid_hours: Some(liquid),
+            under_symbol,
+            under_sec_type,
+            real_expiration_date: self.expiry().map(yyyymmdd),
+            stock_type: matches!(self.kind, Kind::Stock).then(|| "ETF".to_string()),
+            min_size: Some("1".to_string()),
+            size_increment: Some("1".to_string()),
+            suggested_size_increment: Some(if matches!(self.kind, Kind::Stock) { "100" } else { "1" }.to_string()),
+        }
+    }
+
+    /// Trading and liquid hours in IB's `YYYYMMDD:HHMM-YYYYMMDD:HHMM;…` form.
+    fn hours(&self, today: NaiveDate) -> (String, String) {
+        let mut trading = Vec::new();
+        let mut liquid = Vec::new();
+        for offset in 0..7 {
+            let d = today + Duration::days(offset);
+            let day = yyyymmdd(d);
+            if !pricing::is_trading_day(d) {
+                trading.push(format!("{day}:CLOSED"));
+                liquid.push(format!("{day}:CLOSED"));
+                continue;
+            }
+            let prev = yyyymmdd(d - Duration::days(1));
+            match self.kind {
+                Kind::Future { .. } => {
+                    trading.push(format!("{prev}:1800-{day}:1700"));
+                    liquid.push(format!("{day}:0930-{day}:1615"));
+                }
+                Kind::Stock => {
+                    trading.push(format!("{day}:0400-{day}:2000"));
+                    liquid.push(format!("{day}:0930-{day}:1600"));
+                }
+                _ => {
+                    trading.push(format!("{day}:0930-{day}:1615"));
+                    liquid.push(format!("{day}:0930-{day}:1600"));
+                }
+            }
+        }
+        (trading.join(";"), liquid.join(";"))
+    }
+}
+
+/// The cash index a future tracks is not in the universe; its id is derived for details only.
+fn future_index_conid(root: FutureRoot) -> i32 {
+    [11_004_968, 11_004_958, 416_888][root as usize]
+}
+
+/// The third Friday of a month.
+pub fn third_friday(year: i32, month: u32) -> Option<NaiveDate> {
+    NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Fri, 3)
+}
+
+/// The quarterly futures listed on `today`: the next four March/June/September/December
+/// contracts whose expiry (third Friday) has not passed.
+pub fn listed_futures(root: FutureRoot, today: NaiveDate) -> Vec<Instrument> {
+    let mut out = Vec::new();
+    let (mut year, mut month) = (today.year(), today.month().div_ceil(3) * 3);
+    while out.len() < 4 {
+        if let Some(expiry) = third_friday(year, month) {
+            if expiry >= today {
+                out.push(future(root, expiry));
+            }
+        }
+        month += 3;
+        if month > 12 {
+            month = 3;
+            year += 1;
+        }
+    }
+    out
+}
+
+/// The front month on `today`: the first listed contract more than 8 days from expiry.
+/// Positions roll on the Thursday eight days before expiry, like the CME roll date.
+pub fn front_future(root: FutureRoot, today: NaiveDate) -> Option<Instrument> {
+    listed_futures(root, today)
+        .into_iter()
+        .find(|f| f.expiry().is_some_and(|e| today < e - Duration::days(8)))
+}
+
+fn future(root: FutureRoot, expiry: NaiveDate) -> Instrument {
+    Instrument {
+        conid: FUTURE_BASE
+            + root as i32 * 100_000
+            + (expiry.year() - 2000) * 100
+            + expiry.month() as i32,
+        underlying: root.underlying(),
+        kind: Kind::Future { root, expiry },
+    }
+}
+
+/// The option contract id of (underlying, expiry, strike, right); `None` off the id space
+/// (expiries 2020-2042, strikes up to 2047.5 in half dollars).
+pub fn option_conid(u: Underlying, expiry: NaiveDate, strike: f64, right: Right) -> Option<i32> {
+    let ui = Underlying::OPTIONABLE.iter().position(|x| *x == u)? as i64;
+    let day = (expiry - OPTION_EPOCH).num_days();
+    let halves = strike * 2.0;
+    if !(0..8192).contains(&day) || halves.fract() != 0.0 || !(1.0..4096.0).contains(&halves) {
+        return None;
+    }
+    let id = ((ui * 8192 + day) * 4096 + halves as i64) * 2 + i64::from(right == Right::Put);
+    i32::try_from(i64::from(OPTION_BASE) + id).ok()
+}
+
+fn decode_option_conid(conid: i32) -> Option<(Underlying, NaiveDate, f64, Right)> {
+    let id = i64::from(conid) - i64::from(OPTION_BASE);
+    if id < 0 {
+        return None;
+    }
+    let right = if id % 2 == 1 { Right::Put } else { Right::Call };
+    let halves = (id / 2) % 4096;
+    let day = (id / 2 / 4096) % 8192;
+    let ui = id / 2 / 4096 / 8192;
+    let u = *Underlying::OPTIONABLE.get(usize::try_from(ui).ok()?)?;
+    Some((
+        u,
+        OPTION_EPOCH + Duration::days(day),
+        halves as f64 / 2.0,
+        right,
+    ))
+}
+
+/// Option expiries listed on `today`: every Friday for 91 days and the monthly (third
+/// Friday) expiries for 185 days, today included while it is a Friday.
+pub fn listed_expiries(today: NaiveDate) -> Vec<NaiveDate> {
+    let mut out = Vec::new();
+    let mut d = today;
+    while (d - today).num_days() <= MONTHLY_DAYS {
+        if d.weekday() == Weekday::Fri {
+            let weekly = (d - today).num_days() <= WEEKLY_DAYS;
+            let monthly = third_friday(d.year(), d.month()) == Some(d);
+            if weekly || monthly {
+                out.push(d);
+            }
+        }
+        d += Duration::days(1);
+    }
+    out
+}
+
+/// Strikes listed around `reference`: every $1 within ±25 %, every $5 within ±50 %.
+pub fn listed_strikes(reference: f64) -> Vec<f64> {
+    let lo = (reference * 0.5 / 5.0).ceil() as i64 * 5;
+    let hi = (reference * 1.5 / 5.0).floor() as i64 * 5;
+    (lo.max(1)..=hi)
+        .filter(|k| {
+            let k = *k as f64;
+            k % 5.0 == 0.0 || (k >= reference * 0.75 && k <= reference * 1.25)
+        })
+        .map(|k| k as f64)
+        .collect()
+}
+
+/// How a request names expiries: any, a month (`YYYYMM`) or a day (`YYYYMMDD`).
+enum ExpirySpec {
+    Any,
+    Month(i32, u32),
+    Day(NaiveDate),
+}
+
+impl ExpirySpec {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        match text.len() {
+            0 => Some(Self::Any),
+            6 => {
+                let year = text.get(..4)?.parse().ok()?;
+                let month = text.get(4..)?.parse().ok()?;
+                Some(Self::Month(year, month))
+            }
+            8 => NaiveDate::parse_from_str(text, "%Y%m%d")
+                .ok()
+                .map(Self::Day),
+            _ => None,
+        }
+    }
+
+    fn matches(&self, d: NaiveDate) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Month(y, m) => d.year() == *y && d.month() == *m,
+            Self::Day(day) => d == *day,
+        }
+    }
+}
+
+/// The universe as of the sim clock: which contracts exist now and their ids.
+#[derive(Clone)]
+pub struct Universe {
+    market: Arc<Market>,
+    clock: SimClock,
+}
+
+impl std::fmt::Debug for Universe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Universe").finish_non_exhaustive()
+    }
+}
+
+impl Universe {
+    pub(crate) fn new(market: Arc<Market>, clock: SimClock) -> Self {
+        Self { market, clock }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// New York date of the sim clock: the listing date.
+    pub fn today(&self) -> NaiveDate {
+        pricing::ny_date(self.now())
+    }
+
+    /// Contract id of a stock/ETF or index symbol (SPY, QQQ, IWM, VIX).
+    pub fn conid_of(&self, symbol: &str) -> Option<i32> {
+        Underlying::from_symbol(&symbol.to_ascii_uppercase()).map(Underlying::conid)
+    }
+
+    /// The futures of a root (ES, NQ, RTY) listed now, nearest first.
+    pub fn futures(&self, root: &str) -> Vec<Instrument> {
+        FutureRoot::from_symbol(&root.to_ascii_uppercase())
+            .map_or_else(Vec::new, |r| listed_futures(r, self.today()))
+    }
+
+    /// The front-month future of a root now (rolled eight days before expiry).
+    pub fn front_future(&self, root: &str) -> Option<Instrument> {
+        FutureRoot::from_symbol(&root.to_ascii_uppercase())
+            .and_then(|r| front_future(r, self.today()))
+    }
+
+    /// Option expiries listed now for SPY, QQQ or IWM.
+    pub fn option_expiries(&self, symbol: &str) -> Vec<NaiveDate> {
+        match self.optionable(symbol) {
+            Some(_) => listed_expiries(self.today()),
+            None => Vec::new(),
+        }
+    }
+
+    /// Strikes listed now for SPY, QQQ or IWM (around the previous close).
+    pub fn option_strikes(&self, symbol: &str) -> Vec<f64> {
+        self.optionable(symbol)
+            .map_or_else(Vec::new, |u| self.strikes(u))
+    }
+
+    /// Contract id of a listed option (`right` is `C`/`P`/`CALL`/`PUT`).
+    pub fn option_conid(
+        &self,
+        symbol: &str,
+        expiry: NaiveDate,
+        strike: f64,
+        right: &str,
+    ) -> Option<i32> {
+        let u = self.optionable(symbol)?;
+        let right = Right::parse(right)?;
+        self.listed_option(u, expiry, strike, right)
+            .map(|i| i.conid)
+    }
+
+    /// The price of an underlying (SPY, QQQ, IWM, VIX) on the sim clock now.
+    pub fn price_of(&self, symbol: &str) -> Option<f64> {
+        Underlying::from_symbol(&symbol.to_ascii_uppercase())
+            .map(|u| self.market.underlying(u, self.now()))
+    }
+
+    fn optionable(&self, symbol: &str) -> Option<Underlying> {
+        Underlying::from_symbol(&symbol.to_ascii_uppercase()).filter(|u| *u != Underlying::Vix)
+    }
+
+    fn strikes(&self, u: Underlying) -> Vec<f64> {
+        listed_strikes(self.market.previous_close(u, self.now()))
+    }
+
+    fn listed_option(
+        &self,
+        u: Underlying,
+        expiry: NaiveDate,
+        strike: f64,
+        right: Right,
+    ) -> Option<Instrument> {
+        if !listed_expiries(self.today()).contains(&expiry) || !self.strikes(u).contains(&strike) {
+            return None;
+        }
+        Some(Instrument {
+            conid: option_conid(u, expiry, strike, right)?,
+            underlying: u,
+            kind: Kind::Option {
+                expiry,
+                strike,
+                right,
+            },
+        })
+    }
+
+    /// The contract with this id, if it is listed now.
+    pub fn by_conid(&self, conid: i32) -> Option<Instrument> {
+        if let Some(u) = Underlying::ALL.into_iter().find(|u| u.conid() == conid) {
+            let kind = if u == Underlying::Vix {
+                Kind::Index
+            } else {
+                Kind::Stock
+            };
+            return Some(Instrument {
+                conid,
+                underlying: u,
+                kind,
+            });
+        }
+        if (FUTURE_BASE..FUTURE_BASE + 300_000).contains(&conid) {
+            let today = self.today();
+            return FutureRoot::ALL
+                .into_iter()
+                .flat_map(|r| listed_futures(r, today))
+                .find(|f| f.conid == conid);
+        }
+        let (u, expiry, strike, right) = decode_option_conid(conid)?;
+        self.listed_option(u, expiry, strike, right)
+    }
+
+    /// Every listed contract matching a request's contract, as a gateway matches them: by id
+    /// alone when there is one, else by symbol, type, exchange, currency, expiry, strike, right.
+    pub fn resolve(&self, c: &proto::Contract) -> Vec<Instrument> {
+        if let Some(conid) = c.con_id.filter(|id| *id > 0) {
+            return self.by_conid(conid).into_iter().collect();
+        }
+        let upper = |s: &Option<String>| s.as_deref().unwrap_or("").trim().to_ascii_uppercase();
+        let (symbol, sec_type, exchange, currency) = (
+            upper(&c.symbol),
+            upper(&c.sec_type),
+            upper(&c.exchange),
+            upper(&c.currency),
+        );
+        let local = upper(&c.local_symbol);
+        if !currency.is_empty() && currency != "USD" {
+            return Vec::new();
+        }
+        let Some(expiry) =
+            ExpirySpec::parse(c.last_trade_date_or_contract_month.as_deref().unwrap_or(""))
+        else {
+            return Vec::new();
+        };
+        let exchange_ok =
+            |allowed: &[&str]| exchange.is_empty() || allowed.contains(&exchange.as_str());
+        match sec_type.as_str() {
+            "STK" => Underlying::from_symbol(&symbol)
+                .filter(|u| *u != Underlying::Vix)
+                .filter(|_| {
+                    exchange_ok(&[
+                        "SMART", "ARCA", "NASDAQ", "ISLAND", "NYSE", "AMEX", "BATS", "IEX", "CBOE",
+                    ])
+                })
+                .map(|u| Instrument {
+                    conid: u.conid(),
+                    underlying: u,
+                    kind: Kind::Stock,
+                })
+                .into_iter()
+                .collect(),
+            "IND" => (symbol == "VIX" && exchange_ok(&["CBOE", "SMART"]))
+                .then(|| Instrument {
+                    conid: Underlying::Vix.conid(),
+                    underlying: Underlying::Vix,
+                    kind: Kind::Index,
+                })
+                .into_iter()
+                .collect(),
+            "FUT" => {
+                let root = FutureRoot::from_symbol(&symbol).or_else(|| {
+                    FutureRoot::ALL
+                        .into_iter()
+                        .find(|r| !local.is_empty() && local.starts_with(r.symbol()))
+                });
+                let Some(root) = root.filter(|_| exchange_ok(&["CME", "GLOBEX"])) else {
+                    return Vec::new();
+                };
+                listed_futures(root, self.today())
+                    .into_iter()
+                    .filter(|f| f.expiry().is_some_and(|e| expiry.matches(e)))
+                    .filter(|f| local.is_empty() || f.local_symbol() == local)
+                    .filter(|f| c.multiplier.is_none_or(|m| m == 0.0 || m == f.multiplier()))
+                    .collect()
+            }
+            "OPT" => {
+                let Some(u) = self.optionable(&symbol) else {
+                    return Vec::new();
+                };
+                if !exchange_ok(&[
+                    "SMART", "CBOE", "AMEX", "ISE", "PHLX", "BOX", "ARCA", "BATS", "MIAX",
+                    "NASDAQOM",
+                ]) {
+                    return Vec::new();
+                }
+                let rights: Vec<Right> = match c.right.as_deref().map(str::trim).unwrap_or("") {
+                    "" | "?" => vec![Right::Call, Right::Put],
+                    r => Right::parse(r).into_iter().collect(),
+                };
+                let strike = c.strike.filter(|k| *k > 0.0 && *k != f64::MAX);
+                let strikes: Vec<f64> = self
+                    .strikes(u)
+                    .into_iter()
+                    .filter(|k| strike.is_none_or(|s| s == *k))
+                    .collect();
+                let mut out = Vec::new();
+                for e in listed_expiries(self.today())
+                    .into_iter()
+                    .filter(|e| expiry.matches(*e))
+                {
+                    for k in &strikes {
+                        for r in &rights {
+                            if let Some(i) = self.listed_option(u, e, *k, *r) {
+                                out.push(i);
+                            }
+                        }
+                    }
+                }
+                out
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Option-chain parameters of an underlying (by contract id or symbol): trading class,
+    /// expirations and strikes listed now.
+    pub(crate) fn chain(
+        &self,
+        conid: i32,
+        symbol: &str,
+    ) -> Option<(Underlying, Vec<NaiveDate>, Vec<f64>)> {
+        let u = Underlying::OPTIONABLE.into_iter().find(|u| {
+            (conid > 0 && u.conid() == conid)
+                || (conid <= 0 && u.symbol() == symbol.to_ascii_uppercase())
+        })?;
+        Some((u, listed_expiries(self.today()), self.strikes(u)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_conids_round_trip() {
+        let expiry = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap_or_default();
+        let id = option_conid(Underlying::Spy, expiry, 600.5, Right::Put).unwrap_or_default();
+        assert_eq!(
+            decode_option_conid(id),
+            Some((Underlying::Spy, expiry, 600.5, Right::Put))
+        );
+        let id = option_conid(Underlying::Iwm, expiry, 2047.5, Right::Call).unwrap_or_default();
+        assert_eq!(
+            decode_option_conid(id),
+            Some((Underlying::Iwm, expiry, 2047.5, Right::Call))
+        );
+    }
+
+    #[test]
+    fn futures_roll_a_week_before_expiry() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default();
+        let listed = listed_futures(FutureRoot::Es, d(2026, 11, 23));
+        assert_eq!(listed[0].local_symbol(), "ESZ6");
+        assert_eq!(listed[0].conid, 500_002_612);
+        assert_eq!(listed.len(), 4);
+        // December 2026 expires on the 18th: front until the 9th, then March.
+        assert_eq!(
+            front_future(FutureRoot::Es, d(2026, 12, 9)).map(|f| f.local_symbol()),
+            Some("ESZ6".into())
+        );
+        assert_eq!(
+            front_future(FutureRoot::Es, d(2026, 12, 10)).map(|f| f.local_symbol()),
+            Some("ESH7".into())
+        );
+    }
+
+    #[test]
+    fn expiries_and_strikes() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default();
+        let e = listed_expiries(today);
+        assert!(e.len() >= 14 && (*e.last().unwrap_or(&today) - today).num_days() >= 90);
+        let s = listed_strikes(600.0);
+        assert!(s.contains(&601.0) && s.contains(&400.0) && !s.contains(&401.0));
+    }
+}
