@@ -7,6 +7,7 @@ pub mod console;
 pub mod engine;
 pub mod gateway;
 pub mod lake;
+pub mod logging;
 pub mod queue;
 pub mod scheduler;
 pub mod sim;

@@ -51,6 +51,13 @@ pub enum Command {
     Sim(crate::sim::cli::SimArgs),
     /// Print the scheduler's plan for a day.
     Schedule(crate::scheduler::cli::ScheduleArgs),
+    /// Run the engine (worker, scheduler, streaming) without a console.
+    Run,
+    /// What the running engine is doing.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench(crate::cli::bench::BenchArgs),
     /// Tools for tests.
@@ -68,6 +75,7 @@ pub struct ConfigArgs {
 pub mod bench;
 pub mod debug;
 pub mod queue;
+pub mod run;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -107,6 +115,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reprioritize(a) => queue::reprioritize(a, &config).await,
         Command::Cancel(a) => queue::cancel(a, &config).await,
         Command::Compact => queue::compact(&config).await,
+        Command::Run => run::run(&config).await,
+        Command::Status { json } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Bench(a) => bench::run(a, &config).await,
         Command::Debug(a) => debug::run(a, &config).await,

@@ -9,3 +9,4 @@ pub use command::{Command, CommandResult, EngineHandle, Reply};
 pub use snapshot::{
     GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot, WorkerStats,
 };
+pub mod runtime;

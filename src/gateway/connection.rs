@@ -69,7 +69,11 @@ impl Gateway {
     /// The client while connected (not while `ibapi` is reconnecting or IB is degraded
     /// the client is still returned: requests then fail and are retried).
     pub fn client(&self) -> Option<Arc<Client>> {
-        let c = self.client.read().unwrap_or_else(|p| p.into_inner()).clone()?;
+        let c = self
+            .client
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
         c.is_connected().then_some(c)
     }
 
@@ -94,7 +98,11 @@ impl Gateway {
     /// Stops the supervisor and disconnects.
     pub async fn shutdown(&self) {
         self.shutdown.notify_one();
-        let client = self.client.write().unwrap_or_else(|p| p.into_inner()).take();
+        let client = self
+            .client
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(c) = client {
             c.disconnect().await;
         }
@@ -124,7 +132,9 @@ impl Gateway {
             let connect = Client::builder()
                 .address(address.as_str())
                 .client_id(self.settings.client_id)
-                .rate_limiter(ibapi::RateLimiter::per_second(self.settings.max_messages_per_sec.max(1)))
+                .rate_limiter(ibapi::RateLimiter::per_second(
+                    self.settings.max_messages_per_sec.max(1),
+                ))
                 .connect_with_notice_stream();
             let outcome = tokio::select! {
                 _ = self.shutdown.notified() => return,
@@ -134,7 +144,8 @@ impl Gateway {
                 Ok(Ok((client, notices))) => {
                     attempt = 0;
                     let client = Arc::new(client);
-                    *self.client.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&client));
+                    *self.client.write().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Arc::clone(&client));
                     self.set_connected(&client);
                     if !first {
                         let _ = self.resubscribe.send(Resubscribe::NewClient);
@@ -160,7 +171,9 @@ impl Gateway {
             self.set(GatewayState::Reconnecting {
                 address: address.clone(),
                 attempt,
-                next_try_at: Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+                next_try_at: Some(
+                    Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                ),
                 reason,
             });
             tokio::select! {

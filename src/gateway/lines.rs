@@ -128,7 +128,11 @@ impl LineBudget {
 
     /// What holds each streaming line (conid → label).
     pub fn streams(&self) -> Vec<(i32, String)> {
-        self.lock().streams.iter().map(|(c, l)| (*c, l.clone())).collect()
+        self.lock()
+            .streams
+            .iter()
+            .map(|(c, l)| (*c, l.clone()))
+            .collect()
     }
 
     pub fn peak(&self) -> u32 {

@@ -80,8 +80,14 @@ mod tests {
         let t = Instant::now();
         assert_eq!(p.wait_for(&key("SPY", "5 D"), t), Duration::ZERO);
         p.record(key("SPY", "5 D"), t);
-        assert_eq!(p.wait_for(&key("SPY", "5 D"), t + Duration::from_secs(5)), Duration::from_secs(10));
-        assert_eq!(p.wait_for(&key("SPY", "2 D"), t + Duration::from_secs(5)), Duration::ZERO);
+        assert_eq!(
+            p.wait_for(&key("SPY", "5 D"), t + Duration::from_secs(5)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            p.wait_for(&key("SPY", "2 D"), t + Duration::from_secs(5)),
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -93,7 +99,10 @@ mod tests {
             assert_eq!(p.wait_for(&k, t), Duration::ZERO);
             p.record(k, t);
         }
-        assert_eq!(p.wait_for(&key("SPY", "x"), t + Duration::from_millis(500)), Duration::from_millis(1500));
+        assert_eq!(
+            p.wait_for(&key("SPY", "x"), t + Duration::from_millis(500)),
+            Duration::from_millis(1500)
+        );
         assert_eq!(p.wait_for(&key("QQQ", "x"), t), Duration::ZERO);
     }
 
@@ -109,6 +118,9 @@ mod tests {
         }
         let at = t + Duration::from_secs(180);
         assert_eq!(p.wait_for(&key("new", "d"), at), Duration::from_secs(420));
-        assert_eq!(p.wait_for(&key("new", "d"), t + Duration::from_secs(600)), Duration::ZERO);
+        assert_eq!(
+            p.wait_for(&key("new", "d"), t + Duration::from_secs(600)),
+            Duration::ZERO
+        );
     }
 }

@@ -197,6 +197,18 @@ impl<'a> BatchReader<'a> {
         })
     }
 
+    pub fn bool(&self, name: &str) -> Result<Vec<Option<bool>>, String> {
+        Ok(match self.column(name, ColumnKind::Bool)? {
+            None => vec![None; self.len()],
+            Some(a) => a
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .expect("cast to Boolean")
+                .iter()
+                .collect(),
+        })
+    }
+
     pub fn timestamp(&self, name: &str) -> Result<Vec<Option<DateTime<Utc>>>, String> {
         Ok(match self.column(name, ColumnKind::Timestamp)? {
             None => vec![None; self.len()],

@@ -8,5 +8,5 @@ pub mod state;
 pub use model::{Actor, Event, Priority, Request, RequestType, Status};
 pub use state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, StatusCounts};
 pub mod rows;
-pub mod store;
 pub mod service;
+pub mod store;

@@ -80,15 +80,25 @@ const STOPPED: &str = "the queue service has stopped";
 impl QueueHandle {
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Result<T, String> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| STOPPED.to_string())?;
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| STOPPED.to_string())?;
         rx.await.map_err(|_| STOPPED.to_string())?
     }
 
-    pub async fn enqueue(&self, news: Vec<NewRequest>) -> Result<Vec<Result<Enqueued, QueueError>>, String> {
+    pub async fn enqueue(
+        &self,
+        news: Vec<NewRequest>,
+    ) -> Result<Vec<Result<Enqueued, QueueError>>, String> {
         self.ask(|r| Op::Enqueue(news, r)).await
     }
 
-    pub async fn change(&self, ids: Vec<Uuid>, change: Change) -> Result<Vec<Result<Request, QueueError>>, String> {
+    pub async fn change(
+        &self,
+        ids: Vec<Uuid>,
+        change: Change,
+    ) -> Result<Vec<Result<Request, QueueError>>, String> {
         self.ask(|r| Op::Change(ids, change, r)).await
     }
 
@@ -103,7 +113,12 @@ impl QueueHandle {
 
     pub async fn has_schedule_key(&self, key: &str) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Op::HasScheduleKey(key.to_string(), tx)).await.is_err() {
+        if self
+            .tx
+            .send(Op::HasScheduleKey(key.to_string(), tx))
+            .await
+            .is_err()
+        {
             return false;
         }
         rx.await.unwrap_or(false)
@@ -111,7 +126,9 @@ impl QueueHandle {
 
     /// The whole stored history of one request (read from the tables, not the service).
     pub async fn history(&self, id: Uuid) -> Result<Vec<Request>, String> {
-        store::history(&self.root, id).await.map_err(|e| e.to_string())
+        store::history(&self.root, id)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub fn view(&self) -> watch::Receiver<Arc<QueueView>> {
@@ -141,7 +158,13 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
     let (view_tx, view) = watch::channel(Arc::new(QueueView::of(store.state())));
     let immediate = Arc::new(Notify::new());
     let root = store.root().to_path_buf();
-    tokio::spawn(run(store, rx, view_tx, Arc::clone(&immediate), poll_external));
+    tokio::spawn(run(
+        store,
+        rx,
+        view_tx,
+        Arc::clone(&immediate),
+        poll_external,
+    ));
     QueueHandle {
         tx,
         view,
@@ -210,8 +233,14 @@ async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bo
     let now = Utc::now();
     let lease = chrono::Duration::seconds(store.lease_secs() as i64);
     enum Done {
-        Enqueue(Reply<Vec<Result<Enqueued, QueueError>>>, Vec<Result<Enqueued, QueueError>>),
-        Change(Reply<Vec<Result<Request, QueueError>>>, Vec<Result<Request, QueueError>>),
+        Enqueue(
+            Reply<Vec<Result<Enqueued, QueueError>>>,
+            Vec<Result<Enqueued, QueueError>>,
+        ),
+        Change(
+            Reply<Vec<Result<Request, QueueError>>>,
+            Vec<Result<Request, QueueError>>,
+        ),
         Claim(Reply<Vec<Request>>, Vec<Request>),
     }
     let mut done = Vec::with_capacity(group.len());
@@ -234,7 +263,9 @@ async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bo
             Op::Change(ids, change, reply) => {
                 let out = ids
                     .into_iter()
-                    .map(|id| prepare_change(store.state(), id, &change, now).map(|r| store.stage(r)))
+                    .map(|id| {
+                        prepare_change(store.state(), id, &change, now).map(|r| store.stage(r))
+                    })
                     .collect();
                 done.push(Done::Change(reply, out));
             }
@@ -279,13 +310,22 @@ async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bo
     }
 }
 
-fn prepare_change(state: &QueueState, id: Uuid, change: &Change, now: DateTime<Utc>) -> Result<Request, QueueError> {
+fn prepare_change(
+    state: &QueueState,
+    id: Uuid,
+    change: &Change,
+    now: DateTime<Utc>,
+) -> Result<Request, QueueError> {
     match change {
         Change::Retry(by) => state.prepare_retry(id, *by, now),
         Change::SetPriority(p, by) => state.prepare_reprioritize(id, *p, *by, now),
         Change::Bump(up, by) => {
             let current = state.get(&id).ok_or(QueueError::NotFound(id))?.priority;
-            let p = if *up { current.raised() } else { current.lowered() };
+            let p = if *up {
+                current.raised()
+            } else {
+                current.lowered()
+            };
             state.prepare_reprioritize(id, p, *by, now)
         }
         Change::Cancel(by) => state.prepare_cancel(id, *by, now),

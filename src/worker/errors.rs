@@ -2,7 +2,9 @@
 
 /// Codes a gateway sends for conditions that pass: pacing, farms down, rate, lines,
 /// competing sessions, server-side errors.
-const RETRYABLE_CODES: &[i32] = &[100, 101, 162, 165, 322, 366, 1100, 2103, 2105, 2107, 2108, 2157, 10197];
+const RETRYABLE_CODES: &[i32] = &[
+    100, 101, 162, 165, 322, 366, 1100, 2103, 2105, 2107, 2108, 2157, 10197,
+];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WorkError {
@@ -42,9 +44,9 @@ impl From<ibapi::Error> for WorkError {
                 message: n.message,
             },
             e if e.is_connection_lost() => WorkError::ConnectionLost(e.to_string()),
-            ibapi::Error::ConnectionFailed | ibapi::Error::Shutdown | ibapi::Error::ConnectionReset => {
-                WorkError::ConnectionLost(e.to_string())
-            }
+            ibapi::Error::ConnectionFailed
+            | ibapi::Error::Shutdown
+            | ibapi::Error::ConnectionReset => WorkError::ConnectionLost(e.to_string()),
             ibapi::Error::Timeout => WorkError::Timeout(0),
             e => WorkError::Other(e.to_string()),
         }
@@ -63,8 +65,14 @@ mod tests {
 
     #[test]
     fn pacing_is_retried_and_no_security_definition_is_not() {
-        let pacing = WorkError::Ib { code: 162, message: "pacing".into() };
-        let unknown = WorkError::Ib { code: 200, message: "no security definition".into() };
+        let pacing = WorkError::Ib {
+            code: 162,
+            message: "pacing".into(),
+        };
+        let unknown = WorkError::Ib {
+            code: 200,
+            message: "no security definition".into(),
+        };
         assert!(pacing.retryable());
         assert!(!unknown.retryable());
         assert!(!WorkError::Invalid("x".into()).retryable());

@@ -17,7 +17,8 @@ use super::ib::{by_conid, futures, index, options_of, right_text, stock, Ib};
 use super::results::*;
 use crate::lake::columns::{BatchBuilder, BatchReader};
 use crate::queue::params::{
-    DerivedStatsParams, FuturesSnapshotParams, MarketBarsParams, OptionChainParams, Params, PositionUpdateParams,
+    DerivedStatsParams, FuturesSnapshotParams, MarketBarsParams, OptionChainParams, Params,
+    PositionUpdateParams,
 };
 use crate::queue::Request;
 
@@ -43,9 +44,12 @@ pub async fn run(
     if results.already_written(table, req.request_id).await? {
         // A run whose rows were committed but whose success was not (crash, lost
         // connection): the rows stand, nothing is written twice.
-        return Ok(serde_json::json!({"table": table, "note": "rows were already written by an earlier attempt"}));
+        return Ok(
+            serde_json::json!({"table": table, "note": "rows were already written by an earlier attempt"}),
+        );
     }
-    let params = Params::parse(req.request_type, &req.parameters).map_err(|e| WorkError::Invalid(e.to_string()))?;
+    let params = Params::parse(req.request_type, &req.parameters)
+        .map_err(|e| WorkError::Invalid(e.to_string()))?;
     let written = match params {
         Params::OptionChain(p) => option_chain(ib, results, req, &p, now).await?,
         Params::FuturesSnapshot(p) => futures_snapshot(ib, results, req, &p, now).await?,
@@ -69,11 +73,17 @@ fn mid(q: &Quote) -> Option<f64> {
 
 /// The price a trader would mark at: last, else the mid, else the close.
 fn mark(q: &Quote) -> Option<f64> {
-    q.last.filter(|p| *p > 0.0).or_else(|| mid(q)).or(q.close.filter(|p| *p > 0.0))
+    q.last
+        .filter(|p| *p > 0.0)
+        .or_else(|| mid(q))
+        .or(q.close.filter(|p| *p > 0.0))
 }
 
 /// Snapshots of many contracts, several at a time (each holding a line), in order.
-async fn snapshots(ib: &Ib, contracts: Vec<ibapi::contracts::Contract>) -> Result<Vec<Quote>, WorkError> {
+async fn snapshots(
+    ib: &Ib,
+    contracts: Vec<ibapi::contracts::Contract>,
+) -> Result<Vec<Quote>, WorkError> {
     let futs: Vec<_> = contracts.into_iter().map(|c| ib.snapshot(c)).collect();
     futures::stream::iter(futs)
         .buffered(SNAPSHOT_CONCURRENCY)
@@ -94,7 +104,9 @@ async fn option_chain(
 ) -> Result<Written, WorkError> {
     let sym = req.symbol.as_str();
     let underlying = ib.details(&stock(sym)).await?.remove(0).contract;
-    let quote = ib.snapshot(by_conid(underlying.contract_id, "SMART")).await?;
+    let quote = ib
+        .snapshot(by_conid(underlying.contract_id, "SMART"))
+        .await?;
     let price = mark(&quote).ok_or_else(|| WorkError::Other(format!("no price for {sym}")))?;
 
     let chains: Vec<_> = ib
@@ -111,11 +123,17 @@ async fn option_chain(
         .or(chains.first())
         .ok_or_else(|| WorkError::Invalid(format!("{sym} has no listed options")))?;
     let today = ny_date(now);
-    let dte = |e: &str| NaiveDate::parse_from_str(e, "%Y%m%d").ok().map(|d| (d - today).num_days());
+    let dte = |e: &str| {
+        NaiveDate::parse_from_str(e, "%Y%m%d")
+            .ok()
+            .map(|d| (d - today).num_days())
+    };
     let expiry = match &p.expiry {
         Some(e) if chain.expirations.contains(e) => e.clone(),
         Some(e) => {
-            return Err(WorkError::Invalid(format!("expiry {e} is not listed for {sym}")));
+            return Err(WorkError::Invalid(format!(
+                "expiry {e} is not listed for {sym}"
+            )));
         }
         None => chain
             .expirations
@@ -146,8 +164,20 @@ async fn option_chain(
     options.retain(|d| chosen.contains(&d.contract.strike));
     options.sort_by(|a, b| a.contract.strike.total_cmp(&b.contract.strike));
 
-    let quotes = snapshots(ib, options.iter().map(|d| by_conid(d.contract.contract_id, "SMART")).collect()).await?;
-    let greeks = |q: &Quote| q.model_greeks.clone().or(q.last_greeks.clone()).or(q.bid_greeks.clone());
+    let quotes = snapshots(
+        ib,
+        options
+            .iter()
+            .map(|d| by_conid(d.contract.contract_id, "SMART"))
+            .collect(),
+    )
+    .await?;
+    let greeks = |q: &Quote| {
+        q.model_greeks
+            .clone()
+            .or(q.last_greeks.clone())
+            .or(q.bid_greeks.clone())
+    };
     let n = options.len();
     let g: Vec<_> = quotes.iter().map(greeks).collect();
     let batch = BatchBuilder::new(OPTION_SNAPSHOT_COLUMNS)
@@ -156,7 +186,11 @@ async fn option_chain(
         .utf8(vec![Some(sym); n])
         .f64(vec![Some(price); n])
         .i64(options.iter().map(|d| Some(d.contract.contract_id as i64)))
-        .utf8(options.iter().map(|d| Some(d.contract.local_symbol.clone())))
+        .utf8(
+            options
+                .iter()
+                .map(|d| Some(d.contract.local_symbol.clone())),
+        )
         .utf8(vec![Some(expiry.as_str()); n])
         .i64(vec![dte(&expiry); n])
         .f64(options.iter().map(|d| Some(d.contract.strike)))
@@ -167,14 +201,19 @@ async fn option_chain(
         .f64(quotes.iter().map(|q| q.bid_size))
         .f64(quotes.iter().map(|q| q.ask_size))
         .f64(quotes.iter().map(|q| q.volume))
-        .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.implied_volatility)))
+        .f64(
+            g.iter()
+                .map(|g| g.as_ref().and_then(|g| g.implied_volatility)),
+        )
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.delta)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.gamma)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.vega)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.theta)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.option_price)))
         .finish();
-    Ok(results.write(OPTION_SNAPSHOTS, Some(req.request_id), batch).await?)
+    Ok(results
+        .write(OPTION_SNAPSHOTS, Some(req.request_id), batch)
+        .await?)
 }
 
 /// The contract month a trader means by "front": the nearest expiry not inside the roll.
@@ -223,7 +262,9 @@ async fn futures_snapshot(
         .f64([q.low])
         .f64([q.close])
         .finish();
-    Ok(results.write(FUTURES_SNAPSHOTS, Some(req.request_id), batch).await?)
+    Ok(results
+        .write(FUTURES_SNAPSHOTS, Some(req.request_id), batch)
+        .await?)
 }
 
 fn ib_bar_size(s: &str) -> Option<BarSize> {
@@ -253,7 +294,11 @@ fn ib_bar_size(s: &str) -> Option<BarSize> {
 }
 
 /// A symbol as a stock, else an index, else the front futures month.
-async fn resolve_any(ib: &Ib, sym: &str, now: DateTime<Utc>) -> Result<ibapi::contracts::Contract, WorkError> {
+async fn resolve_any(
+    ib: &Ib,
+    sym: &str,
+    now: DateTime<Utc>,
+) -> Result<ibapi::contracts::Contract, WorkError> {
     let not_found = |e: &WorkError| matches!(e, WorkError::Ib { code: 200, .. });
     match ib.details(&stock(sym)).await {
         Ok(mut d) => return Ok(d.remove(0).contract),
@@ -282,11 +327,16 @@ async fn market_bars(
     now: DateTime<Utc>,
 ) -> Result<Written, WorkError> {
     let sym = req.symbol.as_str();
-    let bar_size = ib_bar_size(&p.bar_size).ok_or_else(|| WorkError::Invalid(format!("bar size `{}` unsupported", p.bar_size)))?;
-    let duration = IbDuration::from_str(&p.duration).map_err(|e| WorkError::Invalid(e.to_string()))?;
-    let what = WhatToShow::from_str(&p.what_to_show).map_err(|e| WorkError::Invalid(e.to_string()))?;
+    let bar_size = ib_bar_size(&p.bar_size)
+        .ok_or_else(|| WorkError::Invalid(format!("bar size `{}` unsupported", p.bar_size)))?;
+    let duration =
+        IbDuration::from_str(&p.duration).map_err(|e| WorkError::Invalid(e.to_string()))?;
+    let what =
+        WhatToShow::from_str(&p.what_to_show).map_err(|e| WorkError::Invalid(e.to_string()))?;
     let contract = resolve_any(ib, sym, now).await?;
-    let data = ib.bars(&contract, bar_size, duration, what, p.use_rth).await?;
+    let data = ib
+        .bars(&contract, bar_size, duration, what, p.use_rth)
+        .await?;
     let key = (sym.to_string(), p.bar_size.clone(), p.what_to_show.clone());
     let stored = results.stored_bar_times(&key).await?;
     let bars: Vec<(DateTime<Utc>, &ibapi::market_data::historical::Bar)> = data
@@ -295,10 +345,13 @@ async fn market_bars(
         .map(|b| {
             let t = match b.date {
                 BarTimestamp::Date(d) => {
-                    let nd = NaiveDate::from_ymd_opt(d.year(), d.month() as u32, d.day() as u32).unwrap_or_default();
+                    let nd = NaiveDate::from_ymd_opt(d.year(), d.month() as u32, d.day() as u32)
+                        .unwrap_or_default();
                     Utc.from_utc_datetime(&nd.and_hms_opt(0, 0, 0).unwrap_or_default())
                 }
-                BarTimestamp::DateTime(dt) => DateTime::from_timestamp(dt.unix_timestamp(), 0).unwrap_or_default(),
+                BarTimestamp::DateTime(dt) => {
+                    DateTime::from_timestamp(dt.unix_timestamp(), 0).unwrap_or_default()
+                }
             };
             (t, b)
         })
@@ -321,8 +374,12 @@ async fn market_bars(
         .i64(bars.iter().map(|(_, b)| Some(b.count as i64)))
         .timestamp(vec![Some(now); n])
         .finish();
-    let written = results.write(MARKET_BARS, Some(req.request_id), batch).await?;
-    results.add_bar_times(&key, bars.iter().map(|(t, _)| t.timestamp())).await;
+    let written = results
+        .write(MARKET_BARS, Some(req.request_id), batch)
+        .await?;
+    results
+        .add_bar_times(&key, bars.iter().map(|(t, _)| t.timestamp()))
+        .await;
     Ok(written)
 }
 
@@ -367,24 +424,51 @@ async fn position_update(
     let quotes = snapshots(ib, contracts).await?;
     let n = positions.len();
     let prices: Vec<Option<f64>> = quotes.iter().map(mark).collect();
-    let multiplier = |pos: &ibapi::accounts::Position| pos.contract.multiplier.parse::<f64>().unwrap_or(1.0).max(1.0);
+    let multiplier = |pos: &ibapi::accounts::Position| {
+        pos.contract
+            .multiplier
+            .parse::<f64>()
+            .unwrap_or(1.0)
+            .max(1.0)
+    };
     let batch = BatchBuilder::new(POSITION_UPDATE_COLUMNS)
         .utf8(id_col(req, n))
         .utf8(vec![Some("poll"); n])
         .timestamp(vec![Some(now); n])
         .utf8(positions.iter().map(|x| Some(x.account.clone())))
-        .i64(positions.iter().map(|x| Some(x.contract.contract_id as i64)))
+        .i64(
+            positions
+                .iter()
+                .map(|x| Some(x.contract.contract_id as i64)),
+        )
         .utf8(positions.iter().map(|x| Some(x.contract.symbol.0.clone())))
-        .utf8(positions.iter().map(|x| Some(x.contract.security_type.to_string())))
-        .utf8(positions.iter().map(|x| Some(x.contract.last_trade_date_or_contract_month.clone()).filter(|s| !s.is_empty())))
-        .f64(positions.iter().map(|x| Some(x.contract.strike).filter(|s| *s > 0.0)))
+        .utf8(
+            positions
+                .iter()
+                .map(|x| Some(x.contract.security_type.to_string())),
+        )
+        .utf8(positions.iter().map(|x| {
+            Some(x.contract.last_trade_date_or_contract_month.clone()).filter(|s| !s.is_empty())
+        }))
+        .f64(
+            positions
+                .iter()
+                .map(|x| Some(x.contract.strike).filter(|s| *s > 0.0)),
+        )
         .utf8(positions.iter().map(|x| right_text(x.contract.right)))
         .f64(positions.iter().map(|x| Some(x.position)))
         .f64(positions.iter().map(|x| Some(x.average_cost)))
         .f64(prices.iter().copied())
-        .f64(positions.iter().zip(&prices).map(|(x, pr)| pr.map(|pr| pr * x.position * multiplier(x))))
+        .f64(
+            positions
+                .iter()
+                .zip(&prices)
+                .map(|(x, pr)| pr.map(|pr| pr * x.position * multiplier(x))),
+        )
         .finish();
-    Ok(results.write(POSITION_UPDATES, Some(req.request_id), batch).await?)
+    Ok(results
+        .write(POSITION_UPDATES, Some(req.request_id), batch)
+        .await?)
 }
 
 #[derive(Default)]
@@ -412,12 +496,26 @@ async fn derived_stats(
     // intraday bars their New York trading day).
     for batch in results.read_all(MARKET_BARS).await? {
         let r = BatchReader::new(&batch);
-        let (sym, at) = (r.utf8("symbol").map_err(lake)?, r.timestamp("bar_time").map_err(lake)?);
+        let (sym, at) = (
+            r.utf8("symbol").map_err(lake)?,
+            r.timestamp("bar_time").map_err(lake)?,
+        );
         let size = r.utf8("bar_size").map_err(lake)?;
-        let (o, h, l, c) = (r.f64("open").map_err(lake)?, r.f64("high").map_err(lake)?, r.f64("low").map_err(lake)?, r.f64("close").map_err(lake)?);
+        let (o, h, l, c) = (
+            r.f64("open").map_err(lake)?,
+            r.f64("high").map_err(lake)?,
+            r.f64("low").map_err(lake)?,
+            r.f64("close").map_err(lake)?,
+        );
         for i in 0..r.len() {
-            let (Some(s), Some(t)) = (&sym[i], at[i]) else { continue };
-            let day = if size[i].as_deref() == Some("1 day") { t.date_naive() } else { ny_date(t) };
+            let (Some(s), Some(t)) = (&sym[i], at[i]) else {
+                continue;
+            };
+            let day = if size[i].as_deref() == Some("1 day") {
+                t.date_naive()
+            } else {
+                ny_date(t)
+            };
             if day != date {
                 continue;
             }
@@ -451,13 +549,23 @@ async fn derived_stats(
         let vol = r.f64("volume").map_err(lake)?;
         let iv = r.f64("implied_vol").map_err(lake)?;
         for i in 0..r.len() {
-            let (Some(u), Some(t)) = (&und[i], at[i]) else { continue };
+            let (Some(u), Some(t)) = (&und[i], at[i]) else {
+                continue;
+            };
             if ny_date(t) != date {
                 continue;
             }
             let l = latest.entry(u.clone()).or_insert(t);
             *l = (*l).max(t);
-            rows.push((u.clone(), t, price[i], strike[i], right[i].clone(), vol[i], iv[i]));
+            rows.push((
+                u.clone(),
+                t,
+                price[i],
+                strike[i],
+                right[i].clone(),
+                vol[i],
+                iv[i],
+            ));
         }
     }
     for (u, t) in &latest {
@@ -497,8 +605,13 @@ async fn derived_stats(
         .f64(s.iter().map(|(_, d)| Some(d.high? - d.low?)))
         .f64(s.iter().map(|(_, d)| Some(d.close?.1 / d.open?.1 - 1.0)))
         .f64(s.iter().map(|(_, d)| d.atm_iv))
-        .f64(s.iter().map(|(_, d)| (d.call_volume > 0.0).then(|| d.put_volume / d.call_volume)))
+        .f64(
+            s.iter()
+                .map(|(_, d)| (d.call_volume > 0.0).then(|| d.put_volume / d.call_volume)),
+        )
         .timestamp(vec![Some(now); n])
         .finish();
-    Ok(results.write(DERIVED_STATS, Some(req.request_id), batch).await?)
+    Ok(results
+        .write(DERIVED_STATS, Some(req.request_id), batch)
+        .await?)
 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ibapi::contracts::{Contract, ContractDetails, Currency, Exchange, OptionRight, SecurityType, Symbol};
+use ibapi::contracts::{
+    Contract, ContractDetails, Currency, Exchange, OptionRight, SecurityType, Symbol,
+};
 use ibapi::market_data::realtime::Quote;
 use ibapi::Client;
 use tokio::sync::Mutex;
@@ -70,7 +72,11 @@ pub fn options_of(symbol: &str, expiry: &str) -> Contract {
 pub fn by_conid(conid: i32, exchange: &str) -> Contract {
     Contract {
         contract_id: conid,
-        exchange: Exchange(if exchange.is_empty() { "SMART".into() } else { exchange.to_string() }),
+        exchange: Exchange(if exchange.is_empty() {
+            "SMART".into()
+        } else {
+            exchange.to_string()
+        }),
         ..Default::default()
     }
 }
@@ -88,7 +94,10 @@ impl Ib {
         if details.is_empty() {
             return Err(WorkError::Ib {
                 code: 200,
-                message: format!("No security definition has been found for {}", contract.symbol.0),
+                message: format!(
+                    "No security definition has been found for {}",
+                    contract.symbol.0
+                ),
             });
         }
         Ok(details)

@@ -146,7 +146,11 @@ pub fn start(
     }
 }
 
-async fn run(shared: Arc<Shared>, mut paused: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+async fn run(
+    shared: Arc<Shared>,
+    mut paused: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let s = &shared.settings;
     let immediate = shared.queue.immediate();
     let mut gateway_state = shared.gateway.state();
@@ -157,10 +161,16 @@ async fn run(shared: Arc<Shared>, mut paused: watch::Receiver<bool>, mut stop: w
     // True while the last claim came back full: more is due, top up as requests finish.
     let mut backlog = false;
     let mut batch_started: Option<(Instant, usize)> = None;
-    shared.counters.lock().unwrap_or_else(|p| p.into_inner()).stats.running = true;
+    shared
+        .counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats
+        .running = true;
 
     loop {
-        let want_claim = !*paused.borrow() && shared.gateway.client().is_some() && running.len() < s.batch_size;
+        let want_claim =
+            !*paused.borrow() && shared.gateway.client().is_some() && running.len() < s.batch_size;
         if want_claim && (backlog || running.is_empty()) {
             let room = s.batch_size - running.len();
             match shared.queue.claim(room, &s.owner).await {
@@ -226,16 +236,27 @@ async fn run(shared: Arc<Shared>, mut paused: watch::Receiver<bool>, mut stop: w
     in_flight.abort_all();
     if !running.is_empty() {
         let ids: Vec<Uuid> = running.keys().copied().collect();
-        tracing::info!(count = ids.len(), "releasing in-flight requests at shutdown");
+        tracing::info!(
+            count = ids.len(),
+            "releasing in-flight requests at shutdown"
+        );
         if let Err(e) = shared
             .queue
-            .change(ids, Change::Release("worker stopped before finishing".into()))
+            .change(
+                ids,
+                Change::Release("worker stopped before finishing".into()),
+            )
             .await
         {
             tracing::error!(error = %e, "releasing in-flight requests failed; their leases will expire");
         }
     }
-    shared.counters.lock().unwrap_or_else(|p| p.into_inner()).stats.running = false;
+    shared
+        .counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats
+        .running = false;
 }
 
 fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: &Request) {
@@ -253,7 +274,8 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                     pacer: Arc::clone(&shared.pacer),
                     snapshot_timeout: shared.settings.snapshot_timeout,
                 };
-                let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, Utc::now());
+                let work =
+                    handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, Utc::now());
                 match tokio::time::timeout(timeout, work).await {
                     Ok(Ok(data)) => Outcome::Done(data),
                     Ok(Err(e)) => Outcome::Failed(e),
@@ -268,7 +290,9 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
 async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     let (change, label) = match outcome {
         Outcome::Done(data) => (Change::Succeed(data), "succeeded"),
-        Outcome::Failed(WorkError::ConnectionLost(m)) => (Change::Release(format!("connection lost: {m}")), "released"),
+        Outcome::Failed(WorkError::ConnectionLost(m)) => {
+            (Change::Release(format!("connection lost: {m}")), "released")
+        }
         Outcome::Failed(e) => {
             let retryable = e.retryable();
             (
@@ -277,7 +301,11 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
                     retryable,
                     policy: shared.settings.policy,
                 },
-                if retryable { "failed (will retry)" } else { "failed" },
+                if retryable {
+                    "failed (will retry)"
+                } else {
+                    "failed"
+                },
             )
         }
     };
@@ -296,14 +324,21 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
             c.stats.succeeded += 1;
             let now = Utc::now();
             c.completed.push_back(now);
-            while c.completed.front().is_some_and(|t| (now - *t).num_minutes() >= 60) {
+            while c
+                .completed
+                .front()
+                .is_some_and(|t| (now - *t).num_minutes() >= 60)
+            {
                 c.completed.pop_front();
             }
         }
         "released" => c.stats.released += 1,
         _ => {
             c.stats.processed += 1;
-            if stored.as_ref().is_some_and(|r| r.status == crate::queue::Status::Pending) {
+            if stored
+                .as_ref()
+                .is_some_and(|r| r.status == crate::queue::Status::Pending)
+            {
                 c.stats.retried += 1;
             } else {
                 c.stats.failed += 1;

@@ -161,12 +161,19 @@ impl ResultTables {
             let table = LakeTable::open_or_create(&self.root, name, columns_of(name)).await?;
             let mut written = HashSet::new();
             for batch in table.read_all().await? {
-                let ids = BatchReader::new(&batch).utf8("request_id").map_err(|m| LakeError::Table {
-                    name: name.into(),
-                    path: table.path().to_path_buf(),
-                    message: m,
-                })?;
-                written.extend(ids.into_iter().flatten().filter_map(|s| Uuid::parse_str(&s).ok()));
+                let ids =
+                    BatchReader::new(&batch)
+                        .utf8("request_id")
+                        .map_err(|m| LakeError::Table {
+                            name: name.into(),
+                            path: table.path().to_path_buf(),
+                            message: m,
+                        })?;
+                written.extend(
+                    ids.into_iter()
+                        .flatten()
+                        .filter_map(|s| Uuid::parse_str(&s).ok()),
+                );
             }
             open.insert(name.to_string(), Open { table, written });
         }
@@ -175,11 +182,17 @@ impl ResultTables {
 
     /// True when rows of `request_id` are already in `table`.
     pub async fn already_written(&self, table: &str, request_id: Uuid) -> Result<bool, LakeError> {
-        self.with_table(table, async |o| Ok(o.written.contains(&request_id))).await
+        self.with_table(table, async |o| Ok(o.written.contains(&request_id)))
+            .await
     }
 
     /// Appends `batch` to `table` in one commit on behalf of `request_id`.
-    pub async fn write(&self, table: &str, request_id: Option<Uuid>, batch: RecordBatch) -> Result<Written, LakeError> {
+    pub async fn write(
+        &self,
+        table: &str,
+        request_id: Option<Uuid>,
+        batch: RecordBatch,
+    ) -> Result<Written, LakeError> {
         let rows = batch.num_rows();
         self.with_table(table, async |o| {
             let (version, _) = o.table.append(&[batch]).await?;
@@ -205,7 +218,10 @@ impl ResultTables {
     }
 
     /// Bar times (epoch seconds) already stored for a series, loaded once from the table.
-    pub async fn stored_bar_times(&self, key: &(String, String, String)) -> Result<HashSet<i64>, LakeError> {
+    pub async fn stored_bar_times(
+        &self,
+        key: &(String, String, String),
+    ) -> Result<HashSet<i64>, LakeError> {
         let mut bars = self.bars.lock().await;
         if let Some(known) = bars.get(key) {
             return Ok(known.clone());
@@ -223,7 +239,10 @@ impl ResultTables {
             let what = r.utf8("what_to_show").map_err(err)?;
             let at = r.timestamp("bar_time").map_err(err)?;
             for i in 0..r.len() {
-                if sym[i].as_deref() == Some(&key.0) && size[i].as_deref() == Some(&key.1) && what[i].as_deref() == Some(&key.2) {
+                if sym[i].as_deref() == Some(&key.0)
+                    && size[i].as_deref() == Some(&key.1)
+                    && what[i].as_deref() == Some(&key.2)
+                {
                     if let Some(t) = at[i] {
                         times.insert(t.timestamp());
                     }
@@ -235,7 +254,16 @@ impl ResultTables {
     }
 
     /// Remembers bar times just written.
-    pub async fn add_bar_times(&self, key: &(String, String, String), times: impl IntoIterator<Item = i64>) {
-        self.bars.lock().await.entry(key.clone()).or_default().extend(times);
+    pub async fn add_bar_times(
+        &self,
+        key: &(String, String, String),
+        times: impl IntoIterator<Item = i64>,
+    ) {
+        self.bars
+            .lock()
+            .await
+            .entry(key.clone())
+            .or_default()
+            .extend(times);
     }
 }

@@ -5,3 +5,4 @@ mod common;
 mod queue_cli;
 mod queue_store;
 mod sim;
+mod worker;

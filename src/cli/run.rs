@@ -1,0 +1,109 @@
+//! `ibq run` (the engine without a console) and `ibq status`.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::runtime::{status_path, Engine, EngineOptions};
+use crate::scheduler::clock::SystemClock;
+
+/// Runs the engine until SIGINT/SIGTERM (or a `Shutdown` command), then stops gracefully.
+pub async fn run(config: &Config) -> anyhow::Result<()> {
+    let _log = crate::logging::init(&config.logging, true, None)?;
+    let engine = Engine::start(
+        config,
+        EngineOptions {
+            clock: Arc::new(SystemClock),
+        },
+    )
+    .await?;
+    tracing::info!(gateway = %config.gateway.address, lake = %config.lake.root.display(), "ibq engine running (Ctrl-C to stop)");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = engine.shutdown_requested() => {}
+    }
+    engine.shutdown().await;
+    Ok(())
+}
+
+/// Prints what the running engine last reported, or the queue counts when none runs.
+pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
+    let root = &config.lake.root;
+    let running = crate::queue::store::OwnerLock::acquire(root).is_err();
+    let status: Option<serde_json::Value> = std::fs::read_to_string(status_path(root))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|_| running);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"running": running, "status": status})
+            )?
+        );
+        return Ok(());
+    }
+    match status {
+        None => {
+            let state = crate::queue::store::read_state(root).await?;
+            let c = state.counts();
+            println!("no engine is running on {}", root.display());
+            println!(
+                "queue: {} pending, {} processing, {} success, {} failed, {} cancelled",
+                c.pending, c.processing, c.success, c.failed, c.cancelled
+            );
+        }
+        Some(s) => {
+            let w = &s["worker"];
+            println!(
+                "engine pid {} (status written {})",
+                s["pid"],
+                s["written_at"].as_str().unwrap_or("?")
+            );
+            println!("gateway: {}", s["gateway"]);
+            println!(
+                "market: {} (next: {} at {})",
+                s["market"]["phase"], s["market"]["next_phase"], s["market"]["next_change_at"]
+            );
+            println!(
+                "worker: {}{}, processed {}, succeeded {}, failed {}, retried {}, released {}",
+                if w["running"].as_bool().unwrap_or(false) {
+                    "running"
+                } else {
+                    "stopped"
+                },
+                if w["paused"].as_bool().unwrap_or(false) {
+                    " (paused)"
+                } else {
+                    ""
+                },
+                w["processed"],
+                w["succeeded"],
+                w["failed"],
+                w["retried"],
+                w["released"]
+            );
+            let per_min: Vec<u64> = w["completed_per_minute"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+                .unwrap_or_default();
+            let last5: u64 = per_min.iter().rev().take(5).sum();
+            println!(
+                "last batch: {} requests in {} ms at {}; {:.1} requests/minute over the last 5 minutes",
+                w["last_batch_size"], w["last_batch_ms"], w["last_batch_at"], last5 as f64 / 5.0
+            );
+            let c = &s["counts"];
+            println!(
+                "queue: {} pending, {} processing, {} success, {} failed, {} cancelled",
+                c["pending"], c["processing"], c["success"], c["failed"], c["cancelled"]
+            );
+            let l = &s["lines"];
+            println!(
+                "lines: {} streams + {} snapshots of {} (margin {}); {} legs",
+                l["streams"], l["snapshots"], l["limit"], l["margin"], s["legs"]
+            );
+        }
+    }
+    Ok(())
+}

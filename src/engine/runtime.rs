@@ -1,0 +1,446 @@
+//! Starting and stopping the engine: the queue service, the gateway supervisor, the worker,
+//! the scheduler and the streaming manager as tasks of one runtime; a command task that
+//! serves front ends; and a publisher that turns their state into `Snapshot`s.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::command::{Command, CommandResult, EngineHandle, Reply};
+use super::snapshot::{JobView, MarketView, Snapshot};
+use crate::config::Config;
+use crate::gateway::connection::GatewaySettings;
+use crate::gateway::{Gateway, LineBudget};
+use crate::queue::service::{self, Change, QueueHandle};
+use crate::queue::store::QueueStore;
+use crate::queue::{Actor, RetryPolicy};
+use crate::scheduler::calendar::MarketCalendar;
+use crate::scheduler::clock::Clock;
+use crate::scheduler::runner::OccurrenceSink;
+use crate::scheduler::schedule::{Occurrence, Schedule};
+use crate::streaming::Streaming;
+use crate::worker::results::ResultTables;
+use crate::worker::{self, WorkerHandle, WorkerSettings};
+
+/// How the engine runs beyond its configuration.
+pub struct EngineOptions {
+    /// The clock of the scheduler and the market phase (fast in the demo and tests).
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct Engine {
+    handle: EngineHandle,
+    queue: QueueHandle,
+    worker: WorkerHandle,
+    gateway: Arc<Gateway>,
+    streaming: Streaming,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    shutdown_requested: Arc<Notify>,
+}
+
+/// The queue as the scheduler's sink: each occurrence becomes a request carrying its key,
+/// so a restart never enqueues it twice.
+struct QueueSink(QueueHandle);
+
+impl OccurrenceSink for QueueSink {
+    async fn has_key(&self, key: &str) -> bool {
+        self.0.has_schedule_key(key).await
+    }
+
+    async fn submit(&self, occ: Occurrence) -> anyhow::Result<()> {
+        let new = crate::queue::NewRequest {
+            request_type: occ.request_type.parse().map_err(anyhow::Error::msg)?,
+            symbol: if occ.symbol.is_empty() {
+                "ALL".into()
+            } else {
+                occ.symbol.clone()
+            },
+            priority: crate::queue::Priority::try_from(occ.priority as i64)
+                .map_err(anyhow::Error::msg)?,
+            parameters: occ.parameters.clone(),
+            changed_by: Actor::Scheduler,
+            schedule_key: Some(occ.key.clone()),
+        };
+        let mut out = self
+            .0
+            .enqueue(vec![new])
+            .await
+            .map_err(anyhow::Error::msg)?;
+        out.pop().expect("one outcome per request")?;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Opens the queue as its owner and starts every part. Fails with one clear message
+    /// when the lake is owned by another process, unreadable, or the schedule is invalid.
+    pub async fn start(config: &Config, options: EngineOptions) -> anyhow::Result<Engine> {
+        let root = config.lake.root.clone();
+        let schedule = Schedule::from_config(&config.scheduler)?;
+        let calendar = MarketCalendar::from_config(&config.scheduler);
+        let store = QueueStore::open(&root, config.queue.clone()).await?;
+        tracing::info!(lake = %root.display(), requests = store.state().len(), recovery_ms = store.recovery.as_millis() as u64, "queue opened");
+        let queue = service::start(
+            store,
+            Duration::from_secs(config.queue.poll_external_secs.max(1)),
+        );
+
+        let w = &config.worker;
+        let gateway = Gateway::start(GatewaySettings {
+            address: config.gateway.address.clone(),
+            client_id: config.gateway.client_id,
+            max_messages_per_sec: w.max_messages_per_sec.min(50),
+            connect_timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(30),
+        });
+        let lines = LineBudget::new(config.lines.limit, config.lines.margin);
+        let results = Arc::new(ResultTables::new(root.clone()));
+        let streaming = Streaming::start(
+            &root,
+            Arc::clone(&gateway),
+            lines.clone(),
+            Arc::clone(&results),
+            config.streaming.clone(),
+        )
+        .await?;
+        let worker = worker::start(
+            queue.clone(),
+            Arc::clone(&gateway),
+            lines.clone(),
+            Arc::clone(&results),
+            Arc::new(streaming.clone()),
+            WorkerSettings {
+                poll: Duration::from_secs(w.poll_secs.max(1)),
+                batch_size: w.batch_size.max(1),
+                policy: RetryPolicy {
+                    max_attempts: w.max_attempts.max(1),
+                    max_age: chrono::Duration::seconds(w.max_age_secs as i64),
+                    backoff_base: chrono::Duration::seconds(w.backoff_base_secs as i64),
+                    backoff_max: chrono::Duration::seconds(w.backoff_max_secs as i64),
+                },
+                request_timeout: Duration::from_secs(w.request_timeout_secs.max(1)),
+                snapshot_timeout: Duration::from_secs(w.request_timeout_secs.clamp(1, 30)),
+                owner: format!("ibq-{}", std::process::id()),
+                stop_deadline: Duration::from_secs(10),
+            },
+        );
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let clock = Arc::clone(&options.clock);
+        {
+            let mut stop_rx = stop_rx.clone();
+            let sink = QueueSink(queue.clone());
+            let (schedule, calendar) = (schedule.clone(), calendar.clone());
+            tasks.push(tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stop_rx.changed().await;
+                };
+                crate::scheduler::runner::run(schedule, calendar, clock, sink, shutdown).await;
+            }));
+        }
+
+        let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::empty(
+            root.clone(),
+            &config.gateway.address,
+        )));
+        tasks.push(tokio::spawn(publish(
+            Publisher {
+                root: root.clone(),
+                queue: queue.clone(),
+                gateway: Arc::clone(&gateway),
+                worker: worker.clone(),
+                lines: lines.clone(),
+                streaming: streaming.clone(),
+                schedule,
+                calendar,
+                clock: Arc::clone(&options.clock),
+            },
+            snap_tx,
+            stop_rx.clone(),
+        )));
+
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let shutdown_requested = Arc::new(Notify::new());
+        tasks.push(tokio::spawn(serve_commands(
+            cmd_rx,
+            queue.clone(),
+            worker.clone(),
+            Arc::clone(&gateway),
+            streaming.clone(),
+            Arc::clone(&shutdown_requested),
+        )));
+
+        Ok(Engine {
+            handle: EngineHandle::new(cmd_tx, snap_rx),
+            queue,
+            worker,
+            gateway,
+            streaming,
+            stop,
+            tasks,
+            shutdown_requested,
+        })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    pub fn queue(&self) -> &QueueHandle {
+        &self.queue
+    }
+
+    /// Completes when a front end sent `Command::Shutdown`.
+    pub async fn shutdown_requested(&self) {
+        self.shutdown_requested.notified().await
+    }
+
+    /// Graceful stop: the worker stops claiming and finishes or releases what it runs, the
+    /// streams are cancelled, the queue commits, the connection closes.
+    pub async fn shutdown(self) {
+        tracing::info!("engine stopping");
+        self.stop.send_replace(true);
+        self.worker.stop().await;
+        self.streaming.stop().await;
+        self.queue.stop().await;
+        self.gateway.shutdown().await;
+        for t in self.tasks {
+            t.abort();
+        }
+        tracing::info!("engine stopped");
+    }
+}
+
+struct Publisher {
+    root: PathBuf,
+    queue: QueueHandle,
+    gateway: Arc<Gateway>,
+    worker: WorkerHandle,
+    lines: LineBudget,
+    streaming: Streaming,
+    schedule: Schedule,
+    calendar: MarketCalendar,
+    clock: Arc<dyn Clock>,
+}
+
+impl Publisher {
+    fn build(&self) -> Snapshot {
+        let view = self.queue.view().borrow().clone();
+        let now = self.clock.now();
+        let phase = self.calendar.phase_at(now);
+        let next = self.calendar.next_change(now);
+        Snapshot {
+            taken_at: Utc::now(),
+            lake: self.root.clone(),
+            observer: false,
+            gateway: self.gateway.current_state(),
+            market: MarketView {
+                phase: phase.as_str().to_string(),
+                next_phase: next
+                    .map(|(_, p)| p.as_str().to_string())
+                    .unwrap_or_default(),
+                next_change_at: next.map(|(t, _)| t),
+            },
+            worker: self.worker.stats(),
+            counts: view.counts,
+            pending: view.pending.clone(),
+            processing: view.processing.clone(),
+            failed: view.failed.clone(),
+            lines: self.lines.view(),
+            legs: self.streaming.legs().into(),
+            jobs: self
+                .schedule
+                .next_runs(now, &self.calendar)
+                .into_iter()
+                .map(|(name, next_run)| JobView {
+                    name,
+                    next_run: Some(next_run),
+                })
+                .collect::<Vec<_>>()
+                .into(),
+            alert: None,
+        }
+    }
+}
+
+/// Publishes a new snapshot four times a second; bursts of changes in between coalesce.
+/// Also writes `<lake>/.ibq-status.json` for `ibq status` every two seconds.
+async fn publish(p: Publisher, tx: watch::Sender<Arc<Snapshot>>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let snap = p.build();
+        if n.is_multiple_of(8) {
+            write_status(&p.root, &snap);
+        }
+        n += 1;
+        tx.send_replace(Arc::new(snap));
+    }
+}
+
+/// The file `ibq status` reads.
+pub fn status_path(root: &std::path::Path) -> PathBuf {
+    root.join(".ibq-status.json")
+}
+
+fn write_status(root: &std::path::Path, s: &Snapshot) {
+    let status = serde_json::json!({
+        "pid": std::process::id(),
+        "written_at": Utc::now(),
+        "gateway": s.gateway,
+        "market": s.market,
+        "worker": s.worker,
+        "counts": s.counts,
+        "lines": s.lines,
+        "legs": s.legs.len(),
+    });
+    let tmp = root.join(".ibq-status.json.tmp");
+    let ok = std::fs::write(&tmp, status.to_string())
+        .and_then(|_| std::fs::rename(&tmp, status_path(root)));
+    if let Err(e) = ok {
+        tracing::debug!(error = %e, "cannot write the status file");
+    }
+}
+
+async fn serve_commands(
+    mut rx: mpsc::Receiver<(Command, oneshot::Sender<CommandResult>)>,
+    queue: QueueHandle,
+    worker: WorkerHandle,
+    gateway: Arc<Gateway>,
+    streaming: Streaming,
+    shutdown: Arc<Notify>,
+) {
+    while let Some((cmd, reply)) = rx.recv().await {
+        let queue = queue.clone();
+        let worker = worker.clone();
+        let gateway = Arc::clone(&gateway);
+        let streaming = streaming.clone();
+        let shutdown = Arc::clone(&shutdown);
+        // Each command runs on its own task: a slow one (a promotion waiting on the
+        // gateway) never holds up the others.
+        tokio::spawn(async move {
+            let result = execute(cmd, &queue, &worker, &gateway, &streaming, &shutdown).await;
+            let _ = reply.send(result);
+        });
+    }
+}
+
+fn summarize(
+    verb: &str,
+    results: Vec<Result<crate::queue::Request, crate::queue::QueueError>>,
+) -> CommandResult {
+    let total = results.len();
+    let errors: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    if errors.is_empty() {
+        Ok(Reply::Done(format!(
+            "{verb} {total} request{}",
+            if total == 1 { "" } else { "s" }
+        )))
+    } else if errors.len() == total {
+        Err(errors.join("; "))
+    } else {
+        Err(format!(
+            "{verb} {} of {total}; refused: {}",
+            total - errors.len(),
+            errors.join("; ")
+        ))
+    }
+}
+
+async fn execute(
+    cmd: Command,
+    queue: &QueueHandle,
+    worker: &WorkerHandle,
+    gateway: &Gateway,
+    streaming: &Streaming,
+    shutdown: &Notify,
+) -> CommandResult {
+    let by = Actor::Operator;
+    match cmd {
+        Command::Retry(ids) => summarize("retried", queue.change(ids, Change::Retry(by)).await?),
+        Command::RetryAllFailed => {
+            let ids: Vec<_> = queue
+                .view()
+                .borrow()
+                .failed
+                .iter()
+                .map(|r| r.request_id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(Reply::Done("no FAILED requests".into()));
+            }
+            summarize("retried", queue.change(ids, Change::Retry(by)).await?)
+        }
+        Command::SetPriority(ids, p) => summarize(
+            "reprioritized",
+            queue.change(ids, Change::SetPriority(p, by)).await?,
+        ),
+        Command::BumpPriority(ids, up) => summarize(
+            "reprioritized",
+            queue.change(ids, Change::Bump(up, by)).await?,
+        ),
+        Command::Cancel(ids) => {
+            summarize("cancelled", queue.change(ids, Change::Cancel(by)).await?)
+        }
+        Command::Enqueue(new) => {
+            let mut out = queue.enqueue(vec![new]).await?;
+            match out.pop().expect("one outcome") {
+                Ok(crate::queue::Enqueued::Added(r)) => Ok(Reply::Done(format!(
+                    "enqueued {} {} as {}",
+                    r.request_type, r.symbol, r.request_id
+                ))),
+                Ok(crate::queue::Enqueued::Duplicate(r)) => Ok(Reply::Done(format!(
+                    "duplicate: {} {} is already {} as {}",
+                    r.request_type, r.symbol, r.status, r.request_id
+                ))),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Command::Promote { conid, strategy } => streaming
+            .promote(conid, strategy, by)
+            .await
+            .map(Reply::Done),
+        Command::Demote(conids) => {
+            let mut done = Vec::new();
+            for c in conids {
+                done.push(streaming.demote(c, by).await?);
+            }
+            Ok(Reply::Done(done.join("; ")))
+        }
+        Command::PauseWorker => {
+            worker.set_paused(true);
+            Ok(Reply::Done(
+                "worker paused: no new requests are claimed".into(),
+            ))
+        }
+        Command::ResumeWorker => {
+            worker.set_paused(false);
+            Ok(Reply::Done("worker resumed".into()))
+        }
+        Command::Reconnect => {
+            gateway.reconnect();
+            Ok(Reply::Done(format!(
+                "reconnecting to {}",
+                gateway.address()
+            )))
+        }
+        Command::History(id) => queue.history(id).await.map(Reply::History),
+        Command::Shutdown => {
+            shutdown.notify_one();
+            Ok(Reply::Done("shutting down".into()))
+        }
+    }
+}
