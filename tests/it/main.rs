@@ -5,4 +5,5 @@ mod common;
 mod queue_cli;
 mod queue_store;
 mod sim;
+mod streaming;
 mod worker;
