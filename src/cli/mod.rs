@@ -51,6 +51,12 @@ pub enum Command {
     Sim(crate::sim::cli::SimArgs),
     /// Print the scheduler's plan for a day.
     Schedule(crate::scheduler::cli::ScheduleArgs),
+    /// Stream a contract as an active leg (needs a running engine).
+    Promote(legs::PromoteArgs),
+    /// Stop streaming a leg and free its line.
+    Demote(legs::DemoteArgs),
+    /// The active legs, with live quotes when an engine runs.
+    Legs(legs::LegsArgs),
     /// Run the engine (worker, scheduler, streaming) without a console.
     Run,
     /// What the running engine is doing.
@@ -74,6 +80,7 @@ pub struct ConfigArgs {
 
 pub mod bench;
 pub mod debug;
+pub mod legs;
 pub mod queue;
 pub mod run;
 
@@ -116,6 +123,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel(a) => queue::cancel(a, &config).await,
         Command::Compact => queue::compact(&config).await,
         Command::Run => run::run(&config).await,
+        Command::Promote(a) => legs::promote(a, &config).await,
+        Command::Demote(a) => legs::demote(a, &config).await,
+        Command::Legs(a) => legs::legs(a, &config).await,
         Command::Status { json } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Bench(a) => bench::run(a, &config).await,

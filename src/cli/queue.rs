@@ -5,11 +5,14 @@
 //! engine takes it in within seconds) and read commands read the tables as they stand.
 
 use std::io::Write;
+use std::time::Duration;
 
 use chrono::Utc;
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::engine::actions;
+use crate::engine::Command;
 use crate::queue::params::{params_from_pairs, Params};
 use crate::queue::store::{self, QueueStore, StoreError};
 use crate::queue::{
@@ -76,15 +79,40 @@ pub struct CancelArgs {
     pub id: String,
 }
 
-/// Opens the queue as owner, or explains that a running engine owns it.
-async fn open_owner(config: &Config) -> anyhow::Result<QueueStore> {
+/// Who applies a change: this process (no engine runs) or the engine that owns the lake.
+enum Applier {
+    Direct(QueueStore),
+    Engine(QueueState),
+}
+
+async fn applier(config: &Config) -> anyhow::Result<Applier> {
     match QueueStore::open(&config.lake.root, config.queue.clone()).await {
-        Ok(s) => Ok(s),
-        Err(StoreError::Locked(root, _)) => anyhow::bail!(
-            "an ibq engine is running on the lake {} and owns the queue; make this change from its console",
-            root.display()
-        ),
+        Ok(s) => Ok(Applier::Direct(s)),
+        Err(StoreError::Locked(..)) => {
+            Ok(Applier::Engine(store::read_state(&config.lake.root).await?))
+        }
         Err(e) => Err(e.into()),
+    }
+}
+
+impl Applier {
+    fn state(&self) -> &QueueState {
+        match self {
+            Applier::Direct(s) => s.state(),
+            Applier::Engine(state) => state,
+        }
+    }
+}
+
+/// Sends a change to the running engine through `ib_operator_actions` and prints its answer.
+pub async fn via_engine(config: &Config, command: Command) -> anyhow::Result<()> {
+    let by = format!("ibq cli pid {}", std::process::id());
+    match actions::ask_owner(&config.lake.root, &command, &by, Duration::from_secs(20)).await {
+        Ok(m) => {
+            println!("{m} (applied by the running engine)");
+            Ok(())
+        }
+        Err(m) => anyhow::bail!("{m}"),
     }
 }
 
@@ -331,47 +359,64 @@ fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Resu
 }
 
 pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
-    let mut s = open_owner(config).await?;
+    let a = applier(config).await?;
     let ids: Vec<Uuid> = match &args.id {
-        Some(text) => vec![resolve_id(s.state(), text)?],
-        None => s.state().failed().map(|r| r.request_id).collect(),
+        Some(text) => vec![resolve_id(a.state(), text)?],
+        None => a.state().failed().map(|r| r.request_id).collect(),
     };
     if ids.is_empty() {
         println!("no FAILED requests");
         return Ok(());
     }
-    let now = Utc::now();
-    let results = s
-        .change_each(&ids, |q, id| q.prepare_retry(id, Actor::Operator, now))
-        .await?;
-    report("retried", results)
+    match a {
+        Applier::Engine(_) => via_engine(config, Command::Retry(ids)).await,
+        Applier::Direct(mut s) => {
+            let now = Utc::now();
+            let results = s
+                .change_each(&ids, |q, id| q.prepare_retry(id, Actor::Operator, now))
+                .await?;
+            report("retried", results)
+        }
+    }
 }
 
 pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Result<()> {
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
-    let mut s = open_owner(config).await?;
-    let id = resolve_id(s.state(), &args.id)?;
-    let now = Utc::now();
-    let results = s
-        .change_each(&[id], |q, id| {
-            q.prepare_reprioritize(id, priority, Actor::Operator, now)
-        })
-        .await?;
-    report("reprioritized", results)
+    let a = applier(config).await?;
+    let id = resolve_id(a.state(), &args.id)?;
+    match a {
+        Applier::Engine(_) => via_engine(config, Command::SetPriority(vec![id], priority)).await,
+        Applier::Direct(mut s) => {
+            let now = Utc::now();
+            let results = s
+                .change_each(&[id], |q, id| {
+                    q.prepare_reprioritize(id, priority, Actor::Operator, now)
+                })
+                .await?;
+            report("reprioritized", results)
+        }
+    }
 }
 
 pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
-    let mut s = open_owner(config).await?;
-    let id = resolve_id(s.state(), &args.id)?;
-    let now = Utc::now();
-    let results = s
-        .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, now))
-        .await?;
-    report("cancelled", results)
+    let a = applier(config).await?;
+    let id = resolve_id(a.state(), &args.id)?;
+    match a {
+        Applier::Engine(_) => via_engine(config, Command::Cancel(vec![id])).await,
+        Applier::Direct(mut s) => {
+            let now = Utc::now();
+            let results = s
+                .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, now))
+                .await?;
+            report("cancelled", results)
+        }
+    }
 }
 
 pub async fn compact(config: &Config) -> anyhow::Result<()> {
-    let mut s = open_owner(config).await?;
+    let Applier::Direct(mut s) = applier(config).await? else {
+        anyhow::bail!("an ibq engine is running on this lake and compacts the queue itself");
+    };
     let r = s.compact().await?;
     println!(
         "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} superseded rows moved to {}, version {}",

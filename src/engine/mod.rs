@@ -9,4 +9,5 @@ pub use command::{Command, CommandResult, EngineHandle, Reply};
 pub use snapshot::{
     GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot, WorkerStats,
 };
+pub mod actions;
 pub mod runtime;

@@ -10,6 +10,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 
+use super::actions::{self, ActionInbox};
 use super::command::{Command, CommandResult, EngineHandle, Reply};
 use super::snapshot::{JobView, MarketView, Snapshot};
 use crate::config::Config;
@@ -176,8 +177,16 @@ impl Engine {
             Arc::clone(&shutdown_requested),
         )));
 
+        let handle = EngineHandle::new(cmd_tx, snap_rx);
+        let inbox = ActionInbox::open(&root).await?;
+        tasks.push(tokio::spawn(serve_actions(
+            inbox,
+            handle.clone(),
+            stop_rx.clone(),
+        )));
+
         Ok(Engine {
-            handle: EngineHandle::new(cmd_tx, snap_rx),
+            handle,
             queue,
             worker,
             gateway,
@@ -302,7 +311,7 @@ fn write_status(root: &std::path::Path, s: &Snapshot) {
         "worker": s.worker,
         "counts": s.counts,
         "lines": s.lines,
-        "legs": s.legs.len(),
+        "legs": s.legs,
     });
     let tmp = root.join(".ibq-status.json.tmp");
     let ok = std::fs::write(&tmp, status.to_string())
@@ -332,6 +341,41 @@ async fn serve_commands(
             let result = execute(cmd, &queue, &worker, &gateway, &streaming, &shutdown).await;
             let _ = reply.send(result);
         });
+    }
+}
+
+/// Applies actions other processes recorded in `ib_operator_actions`, once a second.
+async fn serve_actions(
+    mut inbox: ActionInbox,
+    handle: EngineHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let requested = match inbox.poll().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading operator actions failed");
+                continue;
+            }
+        };
+        for row in requested {
+            let outcome = match actions::to_command(&row) {
+                Ok(cmd) => handle.send(cmd).await.map(|reply| match reply {
+                    Reply::Done(m) => m,
+                    Reply::History(_) => String::new(),
+                }),
+                Err(e) => Err(e),
+            };
+            tracing::info!(action = %row.action, by = %row.requested_by, outcome = ?outcome, "operator action from another process");
+            if let Err(e) = inbox.answer(&row, outcome).await {
+                tracing::warn!(error = %e, "recording an operator action's outcome failed");
+            }
+        }
     }
 }
 

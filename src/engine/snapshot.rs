@@ -91,7 +91,7 @@ impl LineBudgetView {
 }
 
 /// Whether a leg's stream is live.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LegState {
     Subscribing,
@@ -103,7 +103,7 @@ pub enum LegState {
 }
 
 /// One active leg with its latest quote.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LegView {
     pub conid: i32,
     pub symbol: String,
