@@ -1,1 +1,3 @@
 //! console
+
+pub mod keymap;
