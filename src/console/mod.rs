@@ -21,3 +21,6 @@ pub use app::App;
 pub use bench::{bench_render, BenchReport};
 pub use logs::{ConsoleLogLayer, LogBuffer};
 pub use run::{run_console, ConsoleOptions};
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,7 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
             "●",
             theme.ok(),
             format!(
-                "connected {address} · server v{server_version} · {account} · up {}",
+                "connected {account} · v{server_version} · up {} · {address}",
                 fmt::age(now, *since)
             ),
         ),
@@ -123,11 +123,11 @@ fn counts_line<'a>(view: &View) -> Line<'a> {
         Style::default()
     };
     Line::from(vec![
-        Span::raw(format!("pending {} · ", fmt::count(c.pending))),
-        Span::raw(format!("processing {} · ", fmt::count(c.processing))),
+        Span::raw(format!("pend {} · ", fmt::count(c.pending))),
+        Span::raw(format!("proc {} · ", fmt::count(c.processing))),
         Span::styled(format!("failed {}", fmt::count(c.failed)), failed_style),
         Span::raw(format!(
-            " · done {} · cancelled {}",
+            " · done {} · canc {}",
             fmt::count(c.success),
             fmt::count(c.cancelled)
         )),
@@ -138,8 +138,10 @@ fn counts_line<'a>(view: &View) -> Line<'a> {
 pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
     let spark_w = if area.width >= 160 {
         62
+    } else if area.width >= 120 {
+        40
     } else {
-        (area.width / 3).clamp(12, 40)
+        16
     };
     let [left, right] =
         Layout::horizontal([Constraint::Min(20), Constraint::Length(spark_w)]).areas(area);
@@ -159,7 +161,11 @@ pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
     let block = Block::default()
         .borders(Borders::LEFT | Borders::TOP)
         .border_style(view.theme.border())
-        .title(format!("done/min {last} (max {max})"));
+        .title(if inner_w >= 24 {
+            format!("done/min {last} (max {max})")
+        } else {
+            format!("{last}/min ^{max}")
+        });
     frame.render_widget(
         Sparkline::default()
             .block(block)
@@ -174,11 +180,17 @@ pub fn draw_gauge(frame: &mut Frame, area: Rect, view: &View) {
     let theme = view.theme;
     let l = view.snap.lines;
     let held = l.streams + l.snapshots;
-    let ratio = if l.limit == 0 {
-        1.0
-    } else {
-        held as f64 / l.limit as f64
-    };
+    if l.limit == 0 {
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                "lines: no budget known yet (waiting for the engine)",
+                theme.dim(),
+            )),
+            area,
+        );
+        return;
+    }
+    let ratio = held as f64 / l.limit as f64;
     let style = theme.fill(ratio);
     let label = format!(
         "lines {held}/{} ({:>3.0}%) streams {} snapshots {} free {} ",

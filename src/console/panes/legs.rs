@@ -35,6 +35,25 @@ pub fn describe(leg: &LegView) -> String {
     out
 }
 
+/// `SPY 261218 600C`: the same contract in fewer columns.
+pub fn describe_compact(leg: &LegView) -> String {
+    let mut out = leg.symbol.clone();
+    if let Some(e) = &leg.expiry {
+        out.push(' ');
+        out.push_str(e.get(2..).unwrap_or(e));
+    }
+    if leg.strike.is_some() || leg.right.is_some() {
+        out.push(' ');
+    }
+    if let Some(k) = leg.strike {
+        out.push_str(&fmt::qty(k));
+    }
+    if let Some(r) = &leg.right {
+        out.push_str(r);
+    }
+    out
+}
+
 /// The age of the last tick, `stale` past the threshold, and whether it is stale.
 pub fn tick_age(leg: &LegView, view: &View) -> (String, bool) {
     match leg.last_tick_at {
@@ -114,73 +133,109 @@ impl Component for LegsPane {
             .cursor
             .window(legs.len(), inner.height.saturating_sub(1) as usize);
         let selected = self.cursor.selected.min(legs.len() - 1);
+        // Narrow: bid, ask and last share one column so everything fits in 80 columns.
+        let narrow = inner.width < 100;
         let rows: Vec<Row> = window
             .map(|i| {
                 let leg = &legs[i];
                 let (age, is_stale) = tick_age(leg, view);
                 let state = state_text(&leg.state);
                 let stalled = matches!(leg.state, LegState::Stalled { .. });
-                let mark = if self.marks.contains(&leg.conid) {
-                    "*"
-                } else {
-                    " "
-                };
+                let marked = self.marks.contains(&leg.conid);
                 let mut style = Style::default();
-                if self.marks.contains(&leg.conid) {
+                if marked {
                     style = style.patch(theme.marked());
                 }
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
-                Row::new(vec![
-                    Cell::from(mark),
+                let mut cells = vec![
+                    Cell::from(if marked { "*" } else { " " }),
                     Cell::from(leg.conid.to_string()),
-                    Cell::from(describe(leg)),
+                    Cell::from(if narrow {
+                        describe_compact(leg)
+                    } else {
+                        describe(leg)
+                    }),
                     Cell::from(leg.strategy.clone().unwrap_or_default()),
-                    Cell::from(fmt::price(leg.bid)),
-                    Cell::from(fmt::price(leg.ask)),
-                    Cell::from(fmt::price(leg.last)),
-                    Cell::from(Span::styled(
-                        age,
-                        if is_stale {
-                            theme.warn()
-                        } else {
-                            Style::default()
-                        },
-                    )),
-                    Cell::from(fmt::qty(leg.quantity)),
-                    Cell::from(Span::styled(
-                        state,
-                        if stalled {
-                            theme.error()
-                        } else {
-                            Style::default()
-                        },
-                    )),
-                ])
-                .style(style)
+                ];
+                if narrow {
+                    cells.push(Cell::from(format!(
+                        "{}/{} {}",
+                        fmt::price(leg.bid),
+                        fmt::price(leg.ask),
+                        fmt::price(leg.last)
+                    )));
+                } else {
+                    cells.push(Cell::from(fmt::price(leg.bid)));
+                    cells.push(Cell::from(fmt::price(leg.ask)));
+                    cells.push(Cell::from(fmt::price(leg.last)));
+                }
+                cells.push(Cell::from(Span::styled(
+                    age,
+                    if is_stale {
+                        theme.warn()
+                    } else {
+                        Style::default()
+                    },
+                )));
+                cells.push(Cell::from(fmt::qty(leg.quantity)));
+                cells.push(Cell::from(Span::styled(
+                    state,
+                    if stalled {
+                        theme.error()
+                    } else {
+                        Style::default()
+                    },
+                )));
+                Row::new(cells).style(style)
             })
             .collect();
         use Constraint::*;
-        let widths = [
-            Length(1),
-            Length(10),
-            Min(14),
-            Length(10),
-            Length(8),
-            Length(8),
-            Length(8),
-            Length(9),
-            Length(5),
-            Min(9),
-        ];
-        let header = Row::new(
-            [
-                "", "CONID", "CONTRACT", "STRATEGY", "BID", "ASK", "LAST", "TICK", "QTY", "STATE",
-            ]
-            .map(Cell::from),
-        )
-        .style(theme.header_row());
+        let (widths, header): (Vec<Constraint>, Vec<&str>) = if narrow {
+            (
+                vec![
+                    Length(1),
+                    Length(9),
+                    Min(15),
+                    Length(8),
+                    Length(14),
+                    Length(11),
+                    Length(4),
+                    Min(8),
+                ],
+                vec![
+                    "",
+                    "CONID",
+                    "CONTRACT",
+                    "STRATEGY",
+                    "BID/ASK LAST",
+                    "TICK",
+                    "QTY",
+                    "STATE",
+                ],
+            )
+        } else {
+            (
+                vec![
+                    Length(1),
+                    Length(10),
+                    Min(18),
+                    Length(12),
+                    Length(8),
+                    Length(8),
+                    Length(8),
+                    Length(11),
+                    Length(5),
+                    Min(12),
+                ],
+                vec![
+                    "", "CONID", "CONTRACT", "STRATEGY", "BID", "ASK", "LAST", "TICK", "QTY",
+                    "STATE",
+                ],
+            )
+        };
+        let header = Row::new(header.into_iter().map(Cell::from)).style(theme.header_row());
         frame.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),
             inner,

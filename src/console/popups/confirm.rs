@@ -28,8 +28,8 @@ impl<T> Confirm<T> {
     /// `yes_keys`/`no_keys`: the live bindings, so the dialog never lies about its keys.
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, yes_keys: &str, no_keys: &str) {
         let width = (self.message.chars().count() as u16 + 4).clamp(36, 70);
-        let lines = (self.message.chars().count() as u16 / width.saturating_sub(4).max(1)) + 1;
-        let popup = centered(area, width, lines + 5);
+        let lines = (self.message.chars().count() as u16).div_ceil(width.saturating_sub(2).max(1));
+        let popup = centered(area, width, lines + 4);
         let inner = frame_popup(
             frame,
             popup,

@@ -100,18 +100,25 @@ impl NewRequestForm {
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, hint: &str) {
-        let popup = centered(area, 72, 12);
+        let popup = centered(area, 72, 11);
         let inner = frame_popup(frame, popup, theme, "New request", hint);
         let help = [
             RequestType::ALL.map(|t| t.as_str()).join(" "),
             "1-12 letters, digits, . / -".to_string(),
             "1 immediate · 2 normal · 3 background".to_string(),
-            "k=v, space separated: target_dte=30 strikes=5 rights=C".to_string(),
+            "k=v separated by spaces: target_dte=30 strikes=5 rights=C".to_string(),
         ];
         let mut lines = Vec::new();
         for (i, name) in FIELDS.iter().enumerate() {
             let focused = i == self.focus;
-            let label_style = if focused { theme.key() } else { theme.title() };
+            let in_error = self.error.as_ref().is_some_and(|(f, _)| *f == i);
+            let label_style = if in_error {
+                theme.error()
+            } else if focused {
+                theme.key()
+            } else {
+                theme.title()
+            };
             let mut spans = vec![
                 Span::styled(if focused { "▶ " } else { "  " }, theme.key()),
                 Span::styled(format!("{name:<11}"), label_style),
@@ -121,11 +128,17 @@ impl NewRequestForm {
                 spans.push(Span::styled("█", theme.key()));
             }
             lines.push(Line::from(spans));
-            let (text, style) = match &self.error {
-                Some((f, e)) if *f == i => (format!("{:13}✖ {e}", ""), theme.error()),
-                _ => (format!("{:13}{}", "", help[i]), theme.dim()),
-            };
-            lines.push(Line::styled(text, style));
+        }
+        lines.push(Line::from(""));
+        lines.push(Line::styled(
+            format!("{}: {}", FIELDS[self.focus], help[self.focus]),
+            theme.dim(),
+        ));
+        if let Some((f, e)) = &self.error {
+            lines.push(Line::styled(
+                format!("✖ {}: {e}", FIELDS[*f]),
+                theme.error(),
+            ));
         }
         frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
     }
