@@ -122,3 +122,21 @@ pub fn bench_render(rows: usize, frames: usize) -> BenchReport {
         slowest_frame: slowest,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bench_runs_and_reports() {
+        let r = super::bench_render(2_000, 3);
+        assert_eq!(r.frames, 3);
+        assert_eq!(r.log_lines, 300);
+        assert!(r.to_string().contains("2000 queue rows"), "{r}");
+    }
+
+    /// `cargo test --release --lib bench_100k -- --ignored --nocapture` prints the figures.
+    #[test]
+    #[ignore]
+    fn bench_100k() {
+        println!("{}", super::bench_render(100_000, 200));
+    }
+}
