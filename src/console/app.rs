@@ -404,10 +404,10 @@ impl App {
                 } else if !snap.processing.is_empty() {
                     self.confirm(
                         "Quit",
-                        format!(
-                            "{} PROCESSING. Quit and shut the engine down (in-flight requests finish or are released)?",
-                            Self::plural(snap.processing.len(), "request is").replace("requests is", "requests are")
-                        ),
+                        match snap.processing.len() {
+                            1 => "1 request is PROCESSING. Quit and shut the engine down (it finishes or is released)?".to_string(),
+                            n => format!("{n} requests are PROCESSING. Quit and shut the engine down (in-flight requests finish or are released)?"),
+                        },
                         Deferred::Quit,
                     );
                 } else {
@@ -850,7 +850,7 @@ impl App {
             );
         }
         self.draw_status(frame, status);
-        self.draw_popup(frame, main.union(status));
+        self.draw_popup(frame, main);
     }
 
     fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
