@@ -47,6 +47,8 @@ pub enum Command {
     Compact,
     /// Configuration helpers.
     Config(ConfigArgs),
+    /// Print the effective console key map (defaults overridden by the user's key map file).
+    Keys,
     /// Run the gateway simulator.
     Sim(crate::sim::cli::SimArgs),
     /// Print the scheduler's plan for a day.
@@ -107,6 +109,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::bail!("ibq config: nothing to do (try --print-default)");
         }
         Some(Command::Sim(args)) => return crate::sim::cli::run(args).await,
+        Some(Command::Keys) => {
+            let map = crate::console::keymap::KeyMap::load(cli.keymap.as_deref())?;
+            print!("{}", map.render_table());
+            return Ok(());
+        }
         Some(c) => c,
         None => anyhow::bail!("the console is not built yet; try `ibq list`"),
     };
@@ -130,6 +137,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Bench(a) => bench::run(a, &config).await,
         Command::Debug(a) => debug::run(a, &config).await,
-        Command::Config(_) | Command::Sim(_) => unreachable!("handled above"),
+        Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),
     }
 }

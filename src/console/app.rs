@@ -1,0 +1,985 @@
+//! The console's UI state and logic: which pane has focus, the popups, the status line, the
+//! commands waiting for replies. Keys come in as actions; commands go out through `outbox`
+//! (the run loop sends them on spawned tasks); replies come back through `on_reply`.
+//! Drawing is a pure function of the snapshot and this state (`draw(&self)`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use crossterm::event::KeyEvent;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use uuid::Uuid;
+
+use super::keymap::{Action, Context, Key, KeyMap};
+use super::logs::LogBuffer;
+use super::panes::header::{draw_gauge, draw_header};
+use super::panes::legs::LegsPane;
+use super::panes::logs::LogsPane;
+use super::panes::queue::{QueueKind, QueuePane};
+use super::panes::{Component, Handled, View};
+use super::popups::confirm::Confirm;
+use super::popups::detail::{Detail, DetailBody, History};
+use super::popups::form::NewRequestForm;
+use super::popups::help::Help;
+use super::popups::prompt::Prompt;
+use super::theme::Theme;
+use crate::engine::{Command, CommandResult, Reply, Snapshot};
+use crate::queue::Priority;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaneId {
+    Pending,
+    Processing,
+    Failed,
+    Legs,
+    Logs,
+}
+
+impl PaneId {
+    pub const ALL: [PaneId; 5] = [
+        PaneId::Pending,
+        PaneId::Processing,
+        PaneId::Failed,
+        PaneId::Legs,
+        PaneId::Logs,
+    ];
+
+    pub fn context(self) -> Context {
+        match self {
+            PaneId::Pending | PaneId::Processing | PaneId::Failed => Context::Queue,
+            PaneId::Legs => Context::Legs,
+            PaneId::Logs => Context::Logs,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            PaneId::Pending => "Pending",
+            PaneId::Processing => "Processing",
+            PaneId::Failed => "Failed",
+            PaneId::Legs => "Legs",
+            PaneId::Logs => "Logs",
+        }
+    }
+
+    fn index(self) -> usize {
+        PaneId::ALL.iter().position(|p| *p == self).unwrap()
+    }
+}
+
+/// What a confirmed dialog does.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    Send { command: Command, label: String },
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    Filter(PaneId),
+    Promote,
+}
+
+pub enum Popup {
+    Confirm(Confirm<Deferred>),
+    Detail(Detail),
+    Help(Help),
+    Prompt(Prompt<PromptKind>),
+    NewRequest(NewRequestForm),
+}
+
+/// Why a command was sent, so its reply lands in the right place.
+#[derive(Debug, Clone)]
+pub enum Purpose {
+    Status(String),
+    History(Uuid),
+    Shutdown,
+}
+
+/// A command for the run loop to send; its reply comes back with the same ticket.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub ticket: u64,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Done,
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusLine {
+    pub text: String,
+    pub kind: StatusKind,
+}
+
+pub struct App {
+    pub keymap: KeyMap,
+    pub theme: Theme,
+    pub stale_after: chrono::Duration,
+    pub snap: Arc<Snapshot>,
+    pub now: DateTime<Utc>,
+    pub focus: PaneId,
+    pub pending: QueuePane,
+    pub processing: QueuePane,
+    pub failed: QueuePane,
+    pub legs: LegsPane,
+    pub logs: LogsPane,
+    pub popup: Option<Popup>,
+    pub status: Option<StatusLine>,
+    /// Problems the console itself saw (a background task that panicked).
+    pub alerts: Vec<String>,
+    pub outbox: Vec<Outgoing>,
+    waiting: HashMap<u64, Purpose>,
+    next_ticket: u64,
+    /// Set once the run loop should leave.
+    pub exit: bool,
+    pub shutting_down: bool,
+}
+
+impl App {
+    pub fn new(
+        keymap: KeyMap,
+        theme: Theme,
+        stale_after: chrono::Duration,
+        snap: Arc<Snapshot>,
+        logs: LogBuffer,
+    ) -> Self {
+        let now = snap.taken_at;
+        let mut app = Self {
+            keymap,
+            theme,
+            stale_after,
+            snap,
+            now,
+            focus: PaneId::Pending,
+            pending: QueuePane::new(QueueKind::Pending),
+            processing: QueuePane::new(QueueKind::Processing),
+            failed: QueuePane::new(QueueKind::Failed),
+            legs: LegsPane::default(),
+            logs: LogsPane::new(logs),
+            popup: None,
+            status: None,
+            alerts: Vec::new(),
+            outbox: Vec::new(),
+            waiting: HashMap::new(),
+            next_ticket: 1,
+            exit: false,
+            shutting_down: false,
+        };
+        app.sync();
+        app
+    }
+
+    pub fn view(&self) -> View<'_> {
+        View {
+            snap: &self.snap,
+            now: self.now,
+            theme: self.theme,
+            stale_after: self.stale_after,
+        }
+    }
+
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>) {
+        self.snap = snap;
+        self.sync();
+    }
+
+    fn sync(&mut self) {
+        let snap = self.snap.clone();
+        self.pending.sync(&snap);
+        self.processing.sync(&snap);
+        self.failed.sync(&snap);
+        let view = View {
+            snap: &snap,
+            now: self.now,
+            theme: self.theme,
+            stale_after: self.stale_after,
+        };
+        self.legs.sync(&view);
+    }
+
+    pub fn queue(&self, pane: PaneId) -> Option<&QueuePane> {
+        match pane {
+            PaneId::Pending => Some(&self.pending),
+            PaneId::Processing => Some(&self.processing),
+            PaneId::Failed => Some(&self.failed),
+            _ => None,
+        }
+    }
+
+    fn queue_mut(&mut self, pane: PaneId) -> Option<&mut QueuePane> {
+        match pane {
+            PaneId::Pending => Some(&mut self.pending),
+            PaneId::Processing => Some(&mut self.processing),
+            PaneId::Failed => Some(&mut self.failed),
+            _ => None,
+        }
+    }
+
+    /// The keys bound to `action` in `context`, as the help prints them.
+    pub fn keys(&self, context: Context, action: Action) -> String {
+        self.keymap
+            .bindings()
+            .find(|(c, a, _)| *c == context && *a == action)
+            .map(|(_, _, ks)| ks.iter().map(Key::to_string).collect::<Vec<_>>().join("/"))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "(unbound)".into())
+    }
+
+    fn info(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusLine {
+            text: text.into(),
+            kind: StatusKind::Info,
+        });
+    }
+
+    fn refuse(&mut self, text: impl Into<String>) {
+        self.status = Some(StatusLine {
+            text: text.into(),
+            kind: StatusKind::Refused,
+        });
+    }
+
+    /// Queues `command` for the run loop; the reply goes where `purpose` says.
+    pub fn send(&mut self, command: Command, purpose: Purpose) {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        if let Purpose::Status(label) = &purpose {
+            self.info(format!("{label}…"));
+        }
+        self.waiting.insert(ticket, purpose);
+        self.outbox.push(Outgoing { ticket, command });
+    }
+
+    /// Commands waiting for the run loop (taken).
+    pub fn take_outbox(&mut self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    pub fn on_reply(&mut self, ticket: u64, result: CommandResult) {
+        let Some(purpose) = self.waiting.remove(&ticket) else {
+            return;
+        };
+        match purpose {
+            Purpose::Status(label) => {
+                self.status = Some(match result {
+                    Ok(Reply::Done(msg)) if msg.is_empty() => StatusLine {
+                        text: format!("{label}: done"),
+                        kind: StatusKind::Done,
+                    },
+                    Ok(Reply::Done(msg)) => StatusLine {
+                        text: format!("{label}: done · {msg}"),
+                        kind: StatusKind::Done,
+                    },
+                    Ok(Reply::History(_)) => StatusLine {
+                        text: format!("{label}: done"),
+                        kind: StatusKind::Done,
+                    },
+                    Err(reason) => StatusLine {
+                        text: format!("{label}: refused · {reason}"),
+                        kind: StatusKind::Refused,
+                    },
+                });
+            }
+            Purpose::History(id) => {
+                if let Some(Popup::Detail(d)) = &mut self.popup {
+                    if d.request_id() == Some(id) {
+                        if let DetailBody::Request { history, .. } = &mut d.body {
+                            *history = match result {
+                                Ok(Reply::History(rows)) => History::Loaded(rows),
+                                Ok(Reply::Done(msg)) => History::Failed(format!(
+                                    "the engine answered `{msg}` instead of the history"
+                                )),
+                                Err(reason) => History::Failed(reason),
+                            };
+                        }
+                    }
+                }
+            }
+            Purpose::Shutdown => {
+                self.exit = true;
+            }
+        }
+    }
+
+    /// The action a key means where the focus is. The legs pane borrows `promote`, `demote`
+    /// and `mark` from the queue context until the key map binds them in `[legs]`.
+    pub fn action_for(&self, key: &KeyEvent) -> Option<Action> {
+        let ctx = self.focus.context();
+        self.keymap.action_for(ctx, key).or_else(|| {
+            (self.focus == PaneId::Legs)
+                .then(|| self.keymap.action_for(Context::Queue, key))
+                .flatten()
+                .filter(|a| matches!(a, Action::Promote | Action::Demote | Action::Mark))
+        })
+    }
+
+    pub fn on_key(&mut self, key: &KeyEvent) {
+        if self.popup.is_some() {
+            self.on_popup_key(key);
+        } else if let Some(action) = self.action_for(key) {
+            self.act(action);
+        }
+    }
+
+    fn focused_component(&mut self) -> &mut dyn Component {
+        match self.focus {
+            PaneId::Pending => &mut self.pending,
+            PaneId::Processing => &mut self.processing,
+            PaneId::Failed => &mut self.failed,
+            PaneId::Legs => &mut self.legs,
+            PaneId::Logs => &mut self.logs,
+        }
+    }
+
+    fn confirm(&mut self, title: &str, message: String, then: Deferred) {
+        self.popup = Some(Popup::Confirm(Confirm::new(title, message, then)));
+    }
+
+    fn plural(n: usize, what: &str) -> String {
+        if n == 1 {
+            format!("1 {what}")
+        } else {
+            format!("{n} {what}s")
+        }
+    }
+
+    /// The requests of the focused queue pane an action applies to, or why there are none.
+    fn targets(&self, allowed: &[PaneId], verb: &str) -> Result<Vec<Uuid>, String> {
+        let names: Vec<&str> = allowed.iter().map(|p| p.title()).collect();
+        let Some(pane) = self
+            .queue(self.focus)
+            .filter(|_| allowed.contains(&self.focus))
+        else {
+            return Err(format!(
+                "{verb}: works on the {} pane{}",
+                names.join(" or ").to_lowercase(),
+                if names.len() > 1 { "s" } else { "" }
+            ));
+        };
+        let ids = pane.targets(&self.snap);
+        if ids.is_empty() {
+            return Err(format!("{verb}: no request selected"));
+        }
+        Ok(ids)
+    }
+
+    fn send_for(
+        &mut self,
+        ids_result: Result<Vec<Uuid>, String>,
+        verb: &str,
+        make: impl FnOnce(Vec<Uuid>) -> Command,
+    ) {
+        match ids_result {
+            Ok(ids) => {
+                let label = format!("{verb} {}", Self::plural(ids.len(), "request"));
+                self.send(make(ids), Purpose::Status(label));
+            }
+            Err(reason) => self.refuse(reason),
+        }
+    }
+
+    pub fn act(&mut self, action: Action) {
+        let snap = self.snap.clone();
+        match action {
+            Action::NextPane => self.focus = PaneId::ALL[(self.focus.index() + 1) % 5],
+            Action::PrevPane => self.focus = PaneId::ALL[(self.focus.index() + 4) % 5],
+            Action::FocusPending => self.focus = PaneId::Pending,
+            Action::FocusProcessing => self.focus = PaneId::Processing,
+            Action::FocusFailed => self.focus = PaneId::Failed,
+            Action::FocusLegs => self.focus = PaneId::Legs,
+            Action::FocusLogs => self.focus = PaneId::Logs,
+            Action::Help => self.popup = Some(Popup::Help(Help::default())),
+            Action::Quit => {
+                if self.shutting_down {
+                    self.exit = true;
+                } else if !snap.processing.is_empty() {
+                    self.confirm(
+                        "Quit",
+                        match snap.processing.len() {
+                            1 => "1 request is PROCESSING. Quit and shut the engine down (it finishes or is released)?".to_string(),
+                            n => format!("{n} requests are PROCESSING. Quit and shut the engine down (in-flight requests finish or are released)?"),
+                        },
+                        Deferred::Quit,
+                    );
+                } else {
+                    self.run(Deferred::Quit);
+                }
+            }
+            Action::NewRequest => self.popup = Some(Popup::NewRequest(NewRequestForm::default())),
+            Action::TogglePause => {
+                if snap.worker.paused {
+                    self.send(Command::ResumeWorker, Purpose::Status("resume worker".into()));
+                } else {
+                    self.send(Command::PauseWorker, Purpose::Status("pause worker".into()));
+                }
+            }
+            Action::Reconnect => self.confirm(
+                "Reconnect",
+                "Drop the gateway connection and connect again now? Streams and in-flight requests are interrupted.".into(),
+                Deferred::Send {
+                    command: Command::Reconnect,
+                    label: "reconnect".into(),
+                },
+            ),
+            Action::Filter => {
+                let current = match self.focus {
+                    PaneId::Logs => self.logs.filter.clone(),
+                    p => match self.queue(p) {
+                        Some(q) => q.filter().to_string(),
+                        None => {
+                            return self.refuse("filter: works on the queue and logs panes");
+                        }
+                    },
+                };
+                let help = if self.focus == PaneId::Logs {
+                    "text in the message, target or fields; empty shows all"
+                } else {
+                    "text in the type, symbol, id or error; empty shows all"
+                };
+                self.popup = Some(Popup::Prompt(Prompt::new(
+                    PromptKind::Filter(self.focus),
+                    &format!("Filter {}", self.focus.title().to_lowercase()),
+                    help,
+                    &current,
+                )));
+            }
+            Action::Dismiss => {
+                let focus = self.focus;
+                let cleared = if let Some(q) = self.queue_mut(focus) {
+                    if !q.marks.is_empty() {
+                        q.marks.clear();
+                        Some("marks cleared")
+                    } else if !q.filter().is_empty() {
+                        q.set_filter("", &snap);
+                        Some("filter cleared")
+                    } else {
+                        None
+                    }
+                } else if focus == PaneId::Legs && !self.legs.marks.is_empty() {
+                    self.legs.marks.clear();
+                    Some("marks cleared")
+                } else if focus == PaneId::Logs && !self.logs.filter.is_empty() {
+                    self.logs.filter.clear();
+                    Some("filter cleared")
+                } else {
+                    None
+                };
+                if let Some(text) = cleared {
+                    self.info(text);
+                }
+            }
+            Action::Details => self.open_details(),
+            Action::Retry => {
+                let t = self.targets(&[PaneId::Failed], "retry");
+                self.send_for(t, "retry", Command::Retry);
+            }
+            Action::RetryAllFailed => {
+                if snap.counts.failed == 0 && snap.failed.is_empty() {
+                    return self.refuse("retry all: there are no failed requests");
+                }
+                let n = snap.counts.failed.max(snap.failed.len());
+                self.confirm(
+                    "Retry all failed",
+                    format!("Put all {} back to PENDING?", Self::plural(n, "failed request")),
+                    Deferred::Send {
+                        command: Command::RetryAllFailed,
+                        label: format!("retry all {}", Self::plural(n, "failed request")),
+                    },
+                );
+            }
+            Action::PriorityUp | Action::PriorityDown => {
+                let up = action == Action::PriorityUp;
+                let t = self.targets(&[PaneId::Pending, PaneId::Failed], "priority");
+                let verb = if up { "raise priority of" } else { "lower priority of" };
+                self.send_for(t, verb, |ids| Command::BumpPriority(ids, up));
+            }
+            Action::Priority1 | Action::Priority2 | Action::Priority3 => {
+                let p = match action {
+                    Action::Priority1 => Priority::IMMEDIATE,
+                    Action::Priority2 => Priority::NORMAL,
+                    _ => Priority::BACKGROUND,
+                };
+                let t = self.targets(&[PaneId::Pending, PaneId::Failed], "priority");
+                let verb = format!("set priority {p} on");
+                self.send_for(t, &verb, |ids| Command::SetPriority(ids, p));
+            }
+            Action::Cancel => match self.targets(&[PaneId::Pending], "cancel") {
+                Ok(ids) => {
+                    let what = Self::plural(ids.len(), "pending request");
+                    let example = if ids.len() == 1 {
+                        self.pending
+                            .selected(&snap)
+                            .filter(|r| r.request_id == ids[0])
+                            .map(|r| format!(" ({} {})", r.request_type, r.symbol))
+                            .unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    self.confirm(
+                        "Cancel",
+                        format!("Cancel {what}{example}? This cannot be undone."),
+                        Deferred::Send {
+                            command: Command::Cancel(ids),
+                            label: format!("cancel {what}"),
+                        },
+                    );
+                }
+                Err(reason) => self.refuse(reason),
+            },
+            Action::Promote => {
+                self.popup = Some(Popup::Prompt(Prompt::new(
+                    PromptKind::Promote,
+                    "Promote a contract to a streaming leg",
+                    "CONID [STRATEGY], e.g. 756733 iron-condor",
+                    "",
+                )))
+            }
+            Action::Demote => {
+                if self.focus != PaneId::Legs {
+                    return self.refuse("demote: select a leg in the legs pane (4) first");
+                }
+                let conids = self.legs.targets(&self.view());
+                if conids.is_empty() {
+                    return self.refuse("demote: no leg selected");
+                }
+                let list = conids.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
+                let what = Self::plural(conids.len(), "leg");
+                self.confirm(
+                    "Demote",
+                    format!("Stop streaming {what} ({list}) and free the lines?"),
+                    Deferred::Send {
+                        command: Command::Demote(conids),
+                        label: format!("demote {what}"),
+                    },
+                );
+            }
+            Action::Confirm | Action::Submit => {}
+            _ => {
+                let view_snap = snap.clone();
+                let view = View {
+                    snap: &view_snap,
+                    now: self.now,
+                    theme: self.theme,
+                    stale_after: self.stale_after,
+                };
+                if self.focused_component().handle(action, &view) == Handled::NotConsumed {
+                    let place = self.focus.title().to_lowercase();
+                    self.refuse(format!("{action}: does nothing in the {place} pane"));
+                }
+            }
+        }
+    }
+
+    fn open_details(&mut self) {
+        let snap = self.snap.clone();
+        let body = match self.focus {
+            PaneId::Legs => match self.legs.selected(&self.view()) {
+                Some(l) => DetailBody::Leg(l.clone()),
+                None => return self.refuse("details: no leg selected"),
+            },
+            PaneId::Logs => match self.logs.current() {
+                Some(l) => DetailBody::Log(l),
+                None => return self.refuse("details: no log line"),
+            },
+            p => match self.queue(p).and_then(|q| q.selected(&snap)) {
+                Some(r) => {
+                    let id = r.request_id;
+                    let body = DetailBody::Request {
+                        request: r.clone(),
+                        history: History::Loading,
+                    };
+                    self.send(Command::History(id), Purpose::History(id));
+                    body
+                }
+                None => return self.refuse("details: no request selected"),
+            },
+        };
+        self.popup = Some(Popup::Detail(Detail::new(body)));
+    }
+
+    /// Does what a confirmed dialog (or an action needing no confirmation) decided.
+    pub fn run(&mut self, deferred: Deferred) {
+        match deferred {
+            Deferred::Send { command, label } => {
+                // The marks were what the action applied to; start afresh.
+                self.pending.marks.clear();
+                self.failed.marks.clear();
+                self.processing.marks.clear();
+                self.legs.marks.clear();
+                self.send(command, Purpose::Status(label));
+            }
+            Deferred::Quit => {
+                self.shutting_down = true;
+                self.send(Command::Shutdown, Purpose::Shutdown);
+                self.info("shutting down: in-flight requests finish or are released…");
+            }
+        }
+    }
+
+    fn on_popup_key(&mut self, key: &KeyEvent) {
+        let Some(popup) = self.popup.take() else {
+            return;
+        };
+        let prompt_action = self.keymap.action_for(Context::Prompt, key);
+        let global_action = self.keymap.action_for(Context::Global, key);
+        self.popup = match popup {
+            Popup::Confirm(c) => match prompt_action {
+                Some(Action::Confirm) => {
+                    self.run(c.then);
+                    None
+                }
+                Some(Action::Dismiss | Action::Submit) => {
+                    self.info(format!("{}: not done", c.title.to_lowercase()));
+                    None
+                }
+                _ => Some(Popup::Confirm(c)),
+            },
+            Popup::Prompt(mut p) => match prompt_action {
+                Some(Action::Submit) => self.submit_prompt(p),
+                Some(Action::Dismiss) => {
+                    if let PromptKind::Filter(pane) = p.kind {
+                        self.apply_filter(pane, "");
+                    }
+                    None
+                }
+                _ => {
+                    if p.input.edit(key) {
+                        p.error = None;
+                        if let PromptKind::Filter(pane) = p.kind {
+                            self.apply_filter(pane, &p.input.value.clone());
+                        }
+                    }
+                    Some(Popup::Prompt(p))
+                }
+            },
+            Popup::NewRequest(mut f) => match prompt_action {
+                Some(Action::Submit) => match f.validate() {
+                    Ok(req) => {
+                        let label = format!("enqueue {} {}", req.request_type, req.symbol);
+                        self.send(Command::Enqueue(req), Purpose::Status(label));
+                        None
+                    }
+                    Err((field, msg)) => {
+                        f.focus = field;
+                        f.error = Some((field, msg.clone()));
+                        self.refuse(format!("new request: {msg}"));
+                        Some(Popup::NewRequest(f))
+                    }
+                },
+                Some(Action::Dismiss) => None,
+                _ => {
+                    if !f.navigate(key) {
+                        f.edit(key);
+                    }
+                    Some(Popup::NewRequest(f))
+                }
+            },
+            Popup::Detail(mut d) => {
+                let page = d.page() as isize;
+                let view_snap = self.snap.clone();
+                let view = View {
+                    snap: &view_snap,
+                    now: self.now,
+                    theme: self.theme,
+                    stale_after: self.stale_after,
+                };
+                match global_action {
+                    Some(Action::MoveUp) => d.scroll_by(-1, &view),
+                    Some(Action::MoveDown) => d.scroll_by(1, &view),
+                    Some(Action::PageUp) => d.scroll_by(-page, &view),
+                    Some(Action::PageDown) => d.scroll_by(page, &view),
+                    Some(Action::Top) => d.scroll = 0,
+                    Some(Action::Bottom) => d.scroll_by(isize::MAX / 2, &view),
+                    Some(Action::Dismiss | Action::Details | Action::Quit) => {
+                        return;
+                    }
+                    _ => {}
+                }
+                Some(Popup::Detail(d))
+            }
+            Popup::Help(mut h) => {
+                let total = Help::lines(&self.keymap, self.theme).len();
+                let page = h.page() as isize;
+                match global_action {
+                    Some(Action::MoveUp) => h.scroll_by(-1, total),
+                    Some(Action::MoveDown) => h.scroll_by(1, total),
+                    Some(Action::PageUp) => h.scroll_by(-page, total),
+                    Some(Action::PageDown) => h.scroll_by(page, total),
+                    Some(Action::Top) => h.scroll = 0,
+                    Some(Action::Bottom) => h.scroll_by(isize::MAX / 2, total),
+                    Some(Action::Dismiss | Action::Help | Action::Quit) => return,
+                    _ => {}
+                }
+                Some(Popup::Help(h))
+            }
+        };
+    }
+
+    fn apply_filter(&mut self, pane: PaneId, text: &str) {
+        let snap = self.snap.clone();
+        if pane == PaneId::Logs {
+            self.logs.filter = text.trim().to_ascii_lowercase();
+        } else if let Some(q) = self.queue_mut(pane) {
+            q.set_filter(text, &snap);
+        }
+    }
+
+    fn submit_prompt(&mut self, mut p: Prompt<PromptKind>) -> Option<Popup> {
+        match p.kind {
+            PromptKind::Filter(pane) => {
+                let text = p.input.value.clone();
+                self.apply_filter(pane, &text);
+                if text.trim().is_empty() {
+                    self.info("filter cleared");
+                } else {
+                    self.info(format!("filter /{}", text.trim()));
+                }
+                None
+            }
+            PromptKind::Promote => {
+                let text = p.input.value.trim().to_string();
+                let mut words = text.split_whitespace();
+                let conid = words.next().map(str::parse::<i32>);
+                let strategy: Vec<&str> = words.collect();
+                match conid {
+                    Some(Ok(conid)) if conid > 0 => {
+                        let strategy = (!strategy.is_empty()).then(|| strategy.join(" "));
+                        let label = match &strategy {
+                            Some(s) => format!("promote {conid} ({s})"),
+                            None => format!("promote {conid}"),
+                        };
+                        self.send(Command::Promote { conid, strategy }, Purpose::Status(label));
+                        None
+                    }
+                    _ => {
+                        let msg = if text.is_empty() {
+                            "type a contract id (conid)".to_string()
+                        } else {
+                            format!(
+                                "`{}` is not a contract id: a positive whole number",
+                                text.split_whitespace().next().unwrap_or("")
+                            )
+                        };
+                        p.error = Some(msg.clone());
+                        self.refuse(format!("promote: {msg}"));
+                        Some(Popup::Prompt(p))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether there is room for every pane at once.
+    pub fn is_large(area: Rect) -> bool {
+        area.width >= 120 && area.height >= 36
+    }
+
+    /// The whole screen, from the snapshot and this state only.
+    pub fn draw(&self, frame: &mut Frame) {
+        let view = self.view();
+        let theme = self.theme;
+        let area = frame.area();
+        let alerts: Vec<String> = self
+            .snap
+            .alert
+            .iter()
+            .cloned()
+            .chain(self.alerts.iter().cloned())
+            .collect();
+        let [header, gauge, main, alert, status] = Layout::vertical([
+            Constraint::Length(3),
+            Constraint::Length(1),
+            Constraint::Min(5),
+            Constraint::Length(alerts.len().min(1) as u16),
+            Constraint::Length(1),
+        ])
+        .areas(area);
+        draw_header(frame, header, &view);
+        draw_gauge(frame, gauge, &view);
+        if Self::is_large(area) {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                    .areas(main);
+            let [p, r, f] = Layout::vertical([
+                Constraint::Percentage(50),
+                Constraint::Percentage(20),
+                Constraint::Percentage(30),
+            ])
+            .areas(left);
+            let [l, g] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                .areas(right);
+            self.pending
+                .draw(frame, p, &view, self.focus == PaneId::Pending);
+            self.processing
+                .draw(frame, r, &view, self.focus == PaneId::Processing);
+            self.failed
+                .draw(frame, f, &view, self.focus == PaneId::Failed);
+            self.legs.draw(frame, l, &view, self.focus == PaneId::Legs);
+            self.logs.draw(frame, g, &view, self.focus == PaneId::Logs);
+        } else {
+            let [tabs, body] =
+                Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(main);
+            self.draw_tabs(frame, tabs);
+            let c: &dyn Component = match self.focus {
+                PaneId::Pending => &self.pending,
+                PaneId::Processing => &self.processing,
+                PaneId::Failed => &self.failed,
+                PaneId::Legs => &self.legs,
+                PaneId::Logs => &self.logs,
+            };
+            c.draw(frame, body, &view, true);
+        }
+        if let Some(a) = alerts.first() {
+            let more = if alerts.len() > 1 {
+                format!(" (+{} more)", alerts.len() - 1)
+            } else {
+                String::new()
+            };
+            frame.render_widget(
+                Paragraph::new(Line::styled(format!("⚠ {a}{more}"), theme.error())),
+                alert,
+            );
+        }
+        self.draw_status(frame, status);
+        self.draw_popup(frame, main);
+    }
+
+    fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
+        let theme = self.theme;
+        let snap = &self.snap;
+        let mut spans = Vec::new();
+        for (i, p) in PaneId::ALL.iter().enumerate() {
+            let n = match p {
+                PaneId::Pending => Some(snap.pending.len()),
+                PaneId::Processing => Some(snap.processing.len()),
+                PaneId::Failed => Some(snap.failed.len()),
+                PaneId::Legs => Some(snap.legs.len()),
+                PaneId::Logs => None,
+            };
+            let text = match n {
+                Some(n) => format!(" {} {} {} ", i + 1, p.title(), super::fmt::count(n)),
+                None => format!(" {} {} ", i + 1, p.title()),
+            };
+            let mut style = if *p == PaneId::Failed && n.unwrap_or(0) > 0 {
+                theme.failed_row()
+            } else {
+                ratatui::style::Style::default()
+            };
+            if *p == self.focus {
+                style = style.patch(theme.selected()).patch(theme.title());
+            }
+            spans.push(Span::styled(text, style));
+            spans.push(Span::raw(" "));
+        }
+        frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    fn draw_status(&self, frame: &mut Frame, area: Rect) {
+        let theme = self.theme;
+        let hint = format!(
+            "{} help · {} quit ",
+            self.keys(Context::Global, Action::Help),
+            self.keys(Context::Global, Action::Quit)
+        );
+        let [left, right] = Layout::horizontal([
+            Constraint::Min(10),
+            Constraint::Length(hint.chars().count() as u16),
+        ])
+        .areas(area);
+        let line = match &self.status {
+            Some(s) => {
+                let (mark, style) = match s.kind {
+                    StatusKind::Info => ("· ", ratatui::style::Style::default()),
+                    StatusKind::Done => ("✔ ", theme.ok()),
+                    StatusKind::Refused => ("✖ ", theme.error()),
+                };
+                Line::from(vec![
+                    Span::styled(mark, style),
+                    Span::styled(s.text.clone(), style),
+                ])
+            }
+            None => Line::styled(
+                format!(
+                    "lake {} · {} details · {} filter · {} new request",
+                    self.snap.lake.display(),
+                    self.keys(Context::Global, Action::Details),
+                    self.keys(Context::Global, Action::Filter),
+                    self.keys(Context::Global, Action::NewRequest),
+                ),
+                theme.dim(),
+            ),
+        };
+        frame.render_widget(Paragraph::new(line), left);
+        frame.render_widget(Paragraph::new(Line::styled(hint, theme.dim())), right);
+    }
+
+    fn draw_popup(&self, frame: &mut Frame, area: Rect) {
+        let Some(popup) = &self.popup else {
+            return;
+        };
+        let theme = self.theme;
+        let pk = |a| self.keys(Context::Prompt, a);
+        let gk = |a| self.keys(Context::Global, a);
+        match popup {
+            Popup::Confirm(c) => c.draw(
+                frame,
+                area,
+                theme,
+                &pk(Action::Confirm),
+                &pk(Action::Dismiss),
+            ),
+            Popup::Detail(d) => d.draw(
+                frame,
+                area,
+                &self.view(),
+                &format!(
+                    "{}/{} scroll · {} close",
+                    gk(Action::MoveDown),
+                    gk(Action::MoveUp),
+                    gk(Action::Dismiss)
+                ),
+            ),
+            Popup::Help(h) => h.draw(
+                frame,
+                area,
+                &self.keymap,
+                theme,
+                &format!(
+                    "{}/{} scroll · {} close",
+                    gk(Action::MoveDown),
+                    gk(Action::MoveUp),
+                    gk(Action::Dismiss)
+                ),
+            ),
+            Popup::Prompt(p) => p.draw(
+                frame,
+                area,
+                theme,
+                &format!(
+                    "{} accept · {} cancel",
+                    pk(Action::Submit),
+                    pk(Action::Dismiss)
+                ),
+            ),
+            Popup::NewRequest(f) => f.draw(
+                frame,
+                area,
+                theme,
+                &format!(
+                    "tab next field · {} send · {} cancel",
+                    pk(Action::Submit),
+                    pk(Action::Dismiss)
+                ),
+            ),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Small text helpers shared by the panes.
+
+use chrono::{DateTime, Utc};
+
+/// A compact span: `45s`, `12m`, `3h05m`, `2d04h`.
+pub fn span(secs: i64) -> String {
+    let s = secs.max(0);
+    if s < 60 {
+        format!("{s}s")
+    } else if s < 3600 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else if s < 86_400 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
+    }
+}
+
+/// Time since `t`.
+pub fn age(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    span((now - t).num_seconds())
+}
+
+/// Time until `t`, or `now` when it has passed.
+pub fn until(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
+    let s = (t - now).num_seconds();
+    if s <= 0 {
+        "now".into()
+    } else {
+        format!("in {}", span(s))
+    }
+}
+
+/// `2026-11-23 15:04:05` in UTC.
+pub fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+pub fn price(p: Option<f64>) -> String {
+    match p {
+        Some(v) if v.is_finite() => format!("{v:.2}"),
+        _ => "-".into(),
+    }
+}
+
+pub fn qty(q: f64) -> String {
+    if q.fract() == 0.0 {
+        format!("{q:.0}")
+    } else {
+        format!("{q}")
+    }
+}
+
+/// Cuts `s` to `max` characters with an ellipsis.
+pub fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else if max == 0 {
+        String::new()
+    } else {
+        let mut out: String = s.chars().take(max - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Thousands separators: 100000 → 100,000.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_counts() {
+        assert_eq!(span(5), "5s");
+        assert_eq!(span(125), "2m05s");
+        assert_eq!(span(3 * 3600 + 300), "3h05m");
+        assert_eq!(span(2 * 86_400 + 4 * 3600), "2d04h");
+        assert_eq!(count(100_000), "100,000");
+        assert_eq!(count(999), "999");
+        assert_eq!(cut("abcdef", 4), "abc…");
+    }
+}

@@ -1,0 +1,227 @@
+//! The header (gateway, market, worker, counts, completed-per-minute sparkline) and the
+//! line-budget gauge.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
+use ratatui::Frame;
+
+use super::View;
+use crate::console::fmt;
+use crate::engine::GatewayState;
+
+/// The gateway line: a symbol readable without colour, the state, and its details.
+pub fn gateway_line<'a>(view: &View) -> Line<'a> {
+    let theme = view.theme;
+    let now = view.now;
+    let (mark, style, text) = match &view.snap.gateway {
+        GatewayState::Connecting { address } => {
+            ("…", theme.warn(), format!("connecting to {address}"))
+        }
+        GatewayState::Connected {
+            address,
+            server_version,
+            account,
+            since,
+        } => (
+            "●",
+            theme.ok(),
+            format!(
+                "connected {account} · v{server_version} · up {} · {address}",
+                fmt::age(now, *since)
+            ),
+        ),
+        GatewayState::Degraded {
+            address,
+            code,
+            message,
+            since,
+        } => (
+            "▲",
+            theme.warn(),
+            format!(
+                "DEGRADED {address} · IB {code}: {message} · for {}",
+                fmt::age(now, *since)
+            ),
+        ),
+        GatewayState::Reconnecting {
+            address,
+            attempt,
+            next_try_at,
+            reason,
+        } => (
+            "↻",
+            theme.warn(),
+            format!(
+                "RECONNECTING {address} · attempt {attempt} {} · {reason}",
+                next_try_at
+                    .map(|t| fmt::until(now, t))
+                    .unwrap_or_else(|| "now".into())
+            ),
+        ),
+        GatewayState::Disconnected { address, reason } => (
+            "✖",
+            theme.error(),
+            format!("DISCONNECTED {address} · {reason}"),
+        ),
+    };
+    Line::from(vec![
+        Span::styled("ibq ", theme.title()),
+        Span::styled(format!("{mark} "), style),
+        Span::styled(text, style),
+    ])
+}
+
+fn market_line<'a>(view: &View) -> Line<'a> {
+    let theme = view.theme;
+    let snap = view.snap;
+    let m = &snap.market;
+    let next = match m.next_change_at {
+        Some(t) => format!("{} {}", m.next_phase, fmt::until(view.now, t)),
+        None => m.next_phase.clone(),
+    };
+    let worker = &snap.worker;
+    let (wtext, wstyle) = if snap.observer {
+        ("observer (worker runs elsewhere)", theme.warn())
+    } else if worker.paused {
+        (
+            "worker PAUSED",
+            theme.warn().add_modifier(ratatui::style::Modifier::BOLD),
+        )
+    } else if worker.running {
+        ("worker running", theme.ok())
+    } else {
+        ("worker stopped", theme.error())
+    };
+    let mut spans = vec![
+        Span::raw("market "),
+        Span::styled(m.phase.clone(), theme.title()),
+        Span::raw(format!(" → {next} · ")),
+        Span::styled(wtext, wstyle),
+    ];
+    if let Some(t) = worker.last_batch_at {
+        spans.push(Span::styled(
+            format!(
+                " · batch {} in {}ms {} ago",
+                worker.last_batch_size,
+                worker.last_batch_ms,
+                fmt::age(view.now, t)
+            ),
+            theme.dim(),
+        ));
+    }
+    Line::from(spans)
+}
+
+fn counts_line<'a>(view: &View) -> Line<'a> {
+    let theme = view.theme;
+    let c = &view.snap.counts;
+    let failed_style = if c.failed > 0 {
+        theme.error()
+    } else {
+        Style::default()
+    };
+    Line::from(vec![
+        Span::raw(format!("pend {} · ", fmt::count(c.pending))),
+        Span::raw(format!("proc {} · ", fmt::count(c.processing))),
+        Span::styled(format!("failed {}", fmt::count(c.failed)), failed_style),
+        Span::raw(format!(
+            " · done {} · canc {}",
+            fmt::count(c.success),
+            fmt::count(c.cancelled)
+        )),
+    ])
+}
+
+/// Three lines of text on the left, the sparkline on the right.
+pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
+    let spark_w = if area.width >= 160 {
+        62
+    } else if area.width >= 120 {
+        40
+    } else {
+        16
+    };
+    let [left, right] =
+        Layout::horizontal([Constraint::Min(20), Constraint::Length(spark_w)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(vec![
+            gateway_line(view),
+            market_line(view),
+            counts_line(view),
+        ]),
+        left,
+    );
+    let per_min = &view.snap.worker.completed_per_minute;
+    let inner_w = spark_w.saturating_sub(2) as usize;
+    let data = &per_min[per_min.len().saturating_sub(inner_w)..];
+    let max = data.iter().copied().max().unwrap_or(0);
+    let last = data.last().copied().unwrap_or(0);
+    let block = Block::default()
+        .borders(Borders::LEFT | Borders::TOP)
+        .border_style(view.theme.border())
+        .title(if inner_w >= 24 {
+            format!("done/min {last} (max {max})")
+        } else {
+            format!("{last}/min ^{max}")
+        });
+    frame.render_widget(
+        Sparkline::default()
+            .block(block)
+            .data(data)
+            .style(view.theme.ok()),
+        right,
+    );
+}
+
+/// Lines held by streams and snapshots, and free, against the limit; coloured by fill.
+pub fn draw_gauge(frame: &mut Frame, area: Rect, view: &View) {
+    let theme = view.theme;
+    let l = view.snap.lines;
+    let held = l.streams + l.snapshots;
+    if l.limit == 0 {
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                "lines: no budget known yet (waiting for the engine)",
+                theme.dim(),
+            )),
+            area,
+        );
+        return;
+    }
+    let ratio = held as f64 / l.limit as f64;
+    let style = theme.fill(ratio);
+    let label = format!(
+        "lines {held}/{} ({:>3.0}%) streams {} snapshots {} free {} ",
+        l.limit,
+        ratio * 100.0,
+        l.streams,
+        l.snapshots,
+        l.free()
+    );
+    let bar_w = (area.width as usize).saturating_sub(label.chars().count() + 2);
+    let cells = |n: u32| {
+        if l.limit == 0 {
+            0
+        } else {
+            ((n as f64 / l.limit as f64) * bar_w as f64).round() as usize
+        }
+    };
+    let s = cells(l.streams).min(bar_w);
+    let p = cells(l.snapshots).min(bar_w - s);
+    let m = cells(l.margin).min(bar_w - s - p);
+    let f = bar_w - s - p - m;
+    frame.render_widget(
+        Paragraph::new(Line::from(vec![
+            Span::styled(label, style),
+            Span::raw("["),
+            Span::styled("█".repeat(s), style),
+            Span::styled("▒".repeat(p), style),
+            Span::styled("·".repeat(f), theme.dim()),
+            Span::styled("×".repeat(m), theme.dim()),
+            Span::raw("]"),
+        ])),
+        area,
+    );
+}

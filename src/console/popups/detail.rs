@@ -1,0 +1,287 @@
+//! The detail view of one row: every column, parameters and result pretty-printed, the
+//! error, and (for a request) its whole transition history, fetched without blocking.
+
+use std::sync::Arc;
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+use uuid::Uuid;
+
+use super::{centered, frame_popup};
+use crate::console::fmt;
+use crate::console::logs::LogLine;
+use crate::console::panes::legs::{describe, state_text, tick_age};
+use crate::console::panes::View;
+use crate::engine::LegView;
+use crate::queue::params::Params;
+use crate::queue::Request;
+
+#[derive(Debug, Clone)]
+pub enum History {
+    Loading,
+    Loaded(Vec<Request>),
+    Failed(String),
+}
+
+#[derive(Debug, Clone)]
+pub enum DetailBody {
+    Request {
+        request: Arc<Request>,
+        history: History,
+    },
+    Leg(LegView),
+    Log(LogLine),
+}
+
+#[derive(Debug, Clone)]
+pub struct Detail {
+    pub body: DetailBody,
+    pub scroll: usize,
+    page: std::cell::Cell<usize>,
+}
+
+fn kv<'a>(view: &View, k: &str, v: String) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{k:>15}  "), view.theme.title()),
+        Span::raw(v),
+    ])
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn json_lines<'a>(v: &serde_json::Value) -> Vec<Line<'a>> {
+    serde_json::to_string_pretty(v)
+        .unwrap_or_else(|_| v.to_string())
+        .lines()
+        .map(|l| Line::from(format!("    {l}")))
+        .collect()
+}
+
+impl Detail {
+    pub fn new(body: DetailBody) -> Self {
+        Self {
+            body,
+            scroll: 0,
+            page: std::cell::Cell::new(10),
+        }
+    }
+
+    /// The request whose history this view waits for.
+    pub fn request_id(&self) -> Option<Uuid> {
+        match &self.body {
+            DetailBody::Request { request, .. } => Some(request.request_id),
+            _ => None,
+        }
+    }
+
+    pub fn page(&self) -> usize {
+        self.page.get()
+    }
+
+    fn request_lines<'a>(view: &View, r: &Request, history: &History) -> Vec<Line<'a>> {
+        let theme = view.theme;
+        let now = view.now;
+        let mut out = vec![
+            kv(view, "request_id", r.request_id.to_string()),
+            kv(view, "type", r.request_type.to_string()),
+            kv(view, "symbol", r.symbol.clone()),
+            kv(view, "priority", r.priority.to_string()),
+            kv(view, "status", r.status.to_string()),
+            kv(
+                view,
+                "created_at",
+                format!(
+                    "{} ({} ago)",
+                    fmt::stamp(r.created_at),
+                    fmt::age(now, r.created_at)
+                ),
+            ),
+            kv(
+                view,
+                "updated_at",
+                format!(
+                    "{} ({} ago)",
+                    fmt::stamp(r.updated_at),
+                    fmt::age(now, r.updated_at)
+                ),
+            ),
+            kv(
+                view,
+                "attempts",
+                format!("{} ({} failures counted)", r.attempts, r.failures),
+            ),
+            kv(
+                view,
+                "next_attempt_at",
+                r.next_attempt_at
+                    .map(|t| format!("{} ({})", fmt::stamp(t), fmt::until(now, t)))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            kv(
+                view,
+                "last event",
+                format!("{} by {}", r.event.as_str(), r.changed_by.as_str()),
+            ),
+            kv(view, "seq", opt(&r.seq)),
+            kv(
+                view,
+                "lease",
+                match (&r.lease_owner, r.lease_expires_at) {
+                    (Some(o), Some(t)) => format!("{o} until {}", fmt::stamp(t)),
+                    (Some(o), None) => o.clone(),
+                    _ => "-".into(),
+                },
+            ),
+            kv(view, "schedule_key", opt(&r.schedule_key)),
+            kv(view, "result_table", r.result_table.clone()),
+        ];
+        let summary = Params::parse(r.request_type, &r.parameters)
+            .map(|p| p.summary())
+            .unwrap_or_else(|e| format!("invalid: {}", e.message));
+        out.push(kv(view, "parameters", summary));
+        out.extend(json_lines(&r.parameters));
+        match &r.error_message {
+            Some(e) => out.push(Line::from(vec![
+                Span::styled(format!("{:>15}  ", "error"), theme.title()),
+                Span::styled(e.clone(), theme.error()),
+            ])),
+            None => out.push(kv(view, "error", "-".into())),
+        }
+        match &r.result_data {
+            Some(v) => {
+                out.push(kv(view, "result", String::new()));
+                out.extend(json_lines(v));
+            }
+            None => out.push(kv(view, "result", "-".into())),
+        }
+        out.push(Line::from(""));
+        out.push(Line::styled("History (oldest first)", theme.header_row()));
+        match history {
+            History::Loading => out.push(Line::styled("  loading…", theme.dim())),
+            History::Failed(e) => out.push(Line::styled(
+                format!("  history unavailable: {e}"),
+                theme.error(),
+            )),
+            History::Loaded(rows) if rows.is_empty() => {
+                out.push(Line::styled("  no stored rows", theme.dim()))
+            }
+            History::Loaded(rows) => {
+                for h in rows {
+                    let mut spans = vec![Span::raw(format!(
+                        "  {}  {:<15} {:<10} by {:<9} p{} att {}",
+                        fmt::stamp(h.updated_at),
+                        h.event.as_str(),
+                        h.status.as_str(),
+                        h.changed_by.as_str(),
+                        h.priority,
+                        h.attempts
+                    ))];
+                    if let Some(e) = &h.error_message {
+                        spans.push(Span::styled(format!("  {e}"), theme.error()));
+                    }
+                    out.push(Line::from(spans));
+                }
+            }
+        }
+        out
+    }
+
+    fn leg_lines<'a>(view: &View, l: &LegView) -> Vec<Line<'a>> {
+        let (age, stale) = tick_age(l, view);
+        let mut out = vec![
+            kv(view, "conid", l.conid.to_string()),
+            kv(view, "contract", describe(l)),
+            kv(view, "sec_type", l.sec_type.clone()),
+            kv(view, "strategy", opt(&l.strategy)),
+            kv(view, "quantity", fmt::qty(l.quantity)),
+            kv(
+                view,
+                "bid",
+                format!("{} × {}", fmt::price(l.bid), fmt::price(l.bid_size)),
+            ),
+            kv(
+                view,
+                "ask",
+                format!("{} × {}", fmt::price(l.ask), fmt::price(l.ask_size)),
+            ),
+            kv(view, "last", fmt::price(l.last)),
+            kv(view, "volume", fmt::price(l.volume)),
+            kv(
+                view,
+                "last tick",
+                match l.last_tick_at {
+                    Some(t) => format!("{} ({age})", fmt::stamp(t)),
+                    None => age.clone(),
+                },
+            ),
+            kv(view, "state", state_text(&l.state)),
+        ];
+        if stale {
+            out.push(Line::styled(
+                format!(
+                    "{:>15}  no tick for more than {}s",
+                    "stale",
+                    view.stale_after.num_seconds()
+                ),
+                view.theme.warn(),
+            ));
+        }
+        out
+    }
+
+    fn log_lines<'a>(view: &View, l: &LogLine) -> Vec<Line<'a>> {
+        let mut out = vec![
+            kv(view, "at", l.at.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+            Line::from(vec![
+                Span::styled(format!("{:>15}  ", "level"), view.theme.title()),
+                Span::styled(l.level.to_string(), view.theme.level(l.level)),
+            ]),
+            kv(view, "target", l.target.clone()),
+            kv(view, "message", l.message.clone()),
+        ];
+        for (k, v) in &l.fields {
+            out.push(kv(view, k, v.clone()));
+        }
+        out
+    }
+
+    pub fn lines<'a>(&self, view: &View) -> Vec<Line<'a>> {
+        match &self.body {
+            DetailBody::Request { request, history } => Self::request_lines(view, request, history),
+            DetailBody::Leg(l) => Self::leg_lines(view, l),
+            DetailBody::Log(l) => Self::log_lines(view, l),
+        }
+    }
+
+    pub fn draw(&self, frame: &mut Frame, area: Rect, view: &View, hint: &str) {
+        let w = area.width.saturating_sub(4).min(120);
+        let h = area.height.saturating_sub(2);
+        let popup = centered(area, w, h);
+        let title = match &self.body {
+            DetailBody::Request { request, .. } => format!(
+                "{} {} · {}",
+                request.request_type, request.symbol, request.status
+            ),
+            DetailBody::Leg(l) => format!("leg {}", l.conid),
+            DetailBody::Log(l) => format!("log line {}", l.seq),
+        };
+        let inner = frame_popup(frame, popup, view.theme, &title, hint);
+        let lines = self.lines(view);
+        self.page.set(inner.height as usize);
+        let max = lines.len().saturating_sub(inner.height as usize);
+        let scroll = self.scroll.min(max);
+        frame.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), inner);
+    }
+
+    /// Scrolls by `delta` lines, clamped at the top (the bottom is clamped at draw time).
+    pub fn scroll_by(&mut self, delta: isize, view: &View) {
+        let max = self.lines(view).len().saturating_sub(self.page.get());
+        self.scroll = (self.scroll.min(max) as isize + delta).clamp(0, max as isize) as usize;
+    }
+}
