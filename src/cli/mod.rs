@@ -25,6 +25,12 @@ pub struct Cli {
     /// Gateway address HOST:PORT (overrides ibq.toml).
     #[arg(long, global = true)]
     pub gateway: Option<String>,
+    /// Run the built-in demo (same as `ibq demo`).
+    #[arg(long)]
+    pub demo: bool,
+    /// Open a console on a lake whose engine runs in another process.
+    #[arg(long)]
+    pub observe: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -59,6 +65,8 @@ pub enum Command {
     Demote(legs::DemoteArgs),
     /// The active legs, with live quotes when an engine runs.
     Legs(legs::LegsArgs),
+    /// The console on a simulator and a demo lake, on a fast clock.
+    Demo,
     /// Run the engine (worker, scheduler, streaming) without a console.
     Run,
     /// What the running engine is doing.
@@ -81,6 +89,7 @@ pub struct ConfigArgs {
 }
 
 pub mod bench;
+pub mod console;
 pub mod debug;
 pub mod legs;
 pub mod queue;
@@ -100,7 +109,7 @@ pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
 
 /// Runs the parsed command line; the error is printed by `main` as one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let command = match cli.command {
+    match &cli.command {
         Some(Command::Config(args)) => {
             if args.print_default {
                 print!("{}", crate::config::DEFAULT_CONFIG);
@@ -108,20 +117,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             anyhow::bail!("ibq config: nothing to do (try --print-default)");
         }
-        Some(Command::Sim(args)) => return crate::sim::cli::run(args).await,
+        Some(Command::Sim(args)) => return crate::sim::cli::run(args.clone()).await,
         Some(Command::Keys) => {
             let map = crate::console::keymap::KeyMap::load(cli.keymap.as_deref())?;
             print!("{}", map.render_table());
             return Ok(());
         }
-        Some(c) => c,
-        None => anyhow::bail!("the console is not built yet; try `ibq list`"),
+        _ => {}
+    }
+    let config = resolve_config(&cli)?;
+    let keymap = cli.keymap.as_deref();
+    let Some(command) = cli.command else {
+        return match (cli.demo, cli.observe) {
+            (true, true) => anyhow::bail!("--demo and --observe cannot be combined"),
+            (true, false) => console::demo(&config, keymap).await,
+            (false, true) => console::observe(&config, keymap).await,
+            (false, false) => console::console(&config, keymap).await,
+        };
     };
-    let config = resolve_config(&Cli {
-        command: None,
-        ..cli
-    })?;
     match command {
+        Command::Demo => console::demo(&config, keymap).await,
         Command::Enqueue(a) => queue::enqueue(a, &config).await,
         Command::List(a) => queue::list(a, &config).await,
         Command::Show(a) => queue::show(a, &config).await,

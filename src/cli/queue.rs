@@ -81,16 +81,16 @@ pub struct CancelArgs {
 
 /// Who applies a change: this process (no engine runs) or the engine that owns the lake.
 enum Applier {
-    Direct(QueueStore),
-    Engine(QueueState),
+    Direct(Box<QueueStore>),
+    Engine(Box<QueueState>),
 }
 
 async fn applier(config: &Config) -> anyhow::Result<Applier> {
     match QueueStore::open(&config.lake.root, config.queue.clone()).await {
-        Ok(s) => Ok(Applier::Direct(s)),
-        Err(StoreError::Locked(..)) => {
-            Ok(Applier::Engine(store::read_state(&config.lake.root).await?))
-        }
+        Ok(s) => Ok(Applier::Direct(Box::new(s))),
+        Err(StoreError::Locked(..)) => Ok(Applier::Engine(Box::new(
+            store::read_state(&config.lake.root).await?,
+        ))),
         Err(e) => Err(e.into()),
     }
 }

@@ -161,7 +161,7 @@ impl Default for LoggingConfig {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("./data/logs"),
-            level: "info".into(),
+            level: "warn,ibq=info".into(),
         }
     }
 }

@@ -10,4 +10,5 @@ pub use snapshot::{
     GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot, WorkerStats,
 };
 pub mod actions;
+pub mod observer;
 pub mod runtime;

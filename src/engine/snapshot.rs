@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::queue::{Request, StatusCounts};
 
 /// The state of the one gateway connection.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum GatewayState {
     Connecting {
@@ -48,7 +48,7 @@ impl GatewayState {
 }
 
 /// The market phase (closed, pre-market, regular, post-market) and when it changes.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct MarketView {
     pub phase: String,
     pub next_phase: String,
@@ -56,7 +56,7 @@ pub struct MarketView {
 }
 
 /// Worker counters since start.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct WorkerStats {
     pub running: bool,
     pub paused: bool,
@@ -73,7 +73,7 @@ pub struct WorkerStats {
 }
 
 /// The market-data line budget shared by streams and snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LineBudgetView {
     pub limit: u32,
     pub margin: u32,
