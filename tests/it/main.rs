@@ -2,8 +2,10 @@
 //! real Delta tables in temporary folders and, where a gateway is needed, `ibq sim`.
 
 mod common;
+mod console_pty;
 mod queue_cli;
 mod queue_store;
+mod run_cli;
 mod sim;
 mod streaming;
 mod worker;
