@@ -8,6 +8,7 @@ use super::calendar::{new_york_date, MarketCalendar, NEW_YORK};
 use super::clock::{Clock, SystemClock};
 use super::schedule::{Schedule, Timing};
 
+/// Arguments of `ibq schedule`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScheduleArgs {
     /// The day to plan (YYYY-MM-DD, New York); today when absent.
