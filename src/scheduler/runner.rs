@@ -30,7 +30,9 @@ pub const RESUME_GAP: Duration = Duration::from_secs(30);
 
 /// Where due occurrences go; the engine implements it with the request queue.
 ///
-/// Implementations may write `async fn` for both methods.
+/// Implementations may write `async fn` for both methods. `has_key` followed by `submit` is
+/// not atomic: if several runners can share one queue, `submit` itself must refuse a key the
+/// queue already holds.
 pub trait OccurrenceSink: Send + Sync {
     /// Whether a request with this occurrence key was already enqueued (in any state).
     fn has_key(&self, key: &str) -> impl Future<Output = bool> + Send;

@@ -30,10 +30,15 @@ const SEARCH_DAYS: i64 = 400;
 /// The kinds of request the scheduler can enqueue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestType {
+    /// `option_chain`: an option chain snapshot of an underlying.
     OptionChain,
+    /// `futures_snapshot`: a quote snapshot of a future.
     FuturesSnapshot,
+    /// `market_bars`: historical bars.
     MarketBars,
+    /// `position_update`: a poll of positions that are not streamed.
     PositionUpdate,
+    /// `derived_stats`: statistics computed from the day's data.
     DerivedStats,
 }
 
@@ -91,7 +96,12 @@ pub enum Timing {
     /// Once per trading day at this New York time.
     At(NaiveTime),
     /// Every `interval` from the start of `during` until (excluding) its end.
-    Every { interval: Duration, during: Phase },
+    Every {
+        /// Time between slots (at least one second).
+        interval: Duration,
+        /// The phase the slots fall in; never [`Phase::Closed`].
+        during: Phase,
+    },
 }
 
 impl fmt::Display for Timing {
@@ -108,7 +118,9 @@ impl fmt::Display for Timing {
 /// A validated job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
+    /// Unique name, the first part of every occurrence key.
     pub name: String,
+    /// What the occurrences ask the worker to do.
     pub request_type: RequestType,
     /// One request per symbol; empty means one request without a symbol.
     pub symbols: Vec<String>,
@@ -116,6 +128,7 @@ pub struct Job {
     pub parameters: serde_json::Value,
     /// 1 immediate, 2 normal, 3 background.
     pub priority: u8,
+    /// When it runs.
     pub timing: Timing,
 }
 
@@ -129,10 +142,13 @@ pub struct Occurrence {
     pub key: String,
     /// When it is due.
     pub slot: DateTime<Utc>,
+    /// The queue's request type name, e.g. `option_chain`.
     pub request_type: String,
     /// Empty when the job has no symbols.
     pub symbol: String,
+    /// The job's parameters, a JSON object.
     pub parameters: serde_json::Value,
+    /// 1 immediate, 2 normal, 3 background.
     pub priority: u8,
 }
 
@@ -216,6 +232,7 @@ pub struct ScheduleError {
     pub index: usize,
     /// The entry's `name` as written (possibly empty).
     pub name: String,
+    /// What is wrong with it.
     pub problem: JobProblem,
 }
 

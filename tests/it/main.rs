@@ -6,6 +6,7 @@ mod console_pty;
 mod queue_cli;
 mod queue_store;
 mod run_cli;
+mod scheduler;
 mod sim;
 mod streaming;
 mod worker;
