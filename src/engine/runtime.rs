@@ -55,7 +55,7 @@ impl OccurrenceSink for QueueSink {
 
     async fn submit(&self, occ: Occurrence) -> anyhow::Result<()> {
         let new = crate::queue::NewRequest {
-            request_type: occ.request_type.parse().map_err(anyhow::Error::msg)?,
+            request_type: occ.request_type,
             symbol: if occ.symbol.is_empty() {
                 "ALL".into()
             } else {

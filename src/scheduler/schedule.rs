@@ -15,7 +15,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,71 +22,15 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{new_york_date, new_york_instant, MarketCalendar};
 use super::config::{JobConfig, SchedulerConfig};
 use super::phase::Phase;
+use crate::queue::RequestType;
 
 /// How many days ahead the next slot of a job is looked for (see [`Schedule::next_runs`]).
 const SEARCH_DAYS: i64 = 400;
 
-/// The kinds of request the scheduler can enqueue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RequestType {
-    /// `option_chain`: an option chain snapshot of an underlying.
-    OptionChain,
-    /// `futures_snapshot`: a quote snapshot of a future.
-    FuturesSnapshot,
-    /// `market_bars`: historical bars.
-    MarketBars,
-    /// `position_update`: a poll of positions that are not streamed.
-    PositionUpdate,
-    /// `derived_stats`: statistics computed from the day's data.
-    DerivedStats,
-}
-
-impl RequestType {
-    /// Every request type, in the order they are documented.
-    pub const ALL: [RequestType; 5] = [
-        RequestType::OptionChain,
-        RequestType::FuturesSnapshot,
-        RequestType::MarketBars,
-        RequestType::PositionUpdate,
-        RequestType::DerivedStats,
-    ];
-
-    /// The queue's name of the request type.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestType::OptionChain => "option_chain",
-            RequestType::FuturesSnapshot => "futures_snapshot",
-            RequestType::MarketBars => "market_bars",
-            RequestType::PositionUpdate => "position_update",
-            RequestType::DerivedStats => "derived_stats",
-        }
-    }
-
-    /// Whether a job of this type makes sense without symbols (the worker then decides what
-    /// to fetch: every non-streamed position, every statistic).
-    pub fn symbols_optional(self) -> bool {
-        matches!(
-            self,
-            RequestType::PositionUpdate | RequestType::DerivedStats
-        )
-    }
-}
-
-impl fmt::Display for RequestType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RequestType {
-    type Err = JobProblem;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| JobProblem::UnknownRequestType(s.to_string()))
-    }
+/// Whether a job of this type makes sense without symbols (the worker then decides what to
+/// fetch: every non-streamed position, every statistic).
+fn symbols_optional(t: RequestType) -> bool {
+    matches!(t, RequestType::PositionUpdate | RequestType::DerivedStats)
 }
 
 /// When a job runs.
@@ -143,7 +86,7 @@ pub struct Occurrence {
     /// When it is due.
     pub slot: DateTime<Utc>,
     /// The queue's request type name, e.g. `option_chain`.
-    pub request_type: String,
+    pub request_type: RequestType,
     /// Empty when the job has no symbols.
     pub symbol: String,
     /// The job's parameters, a JSON object.
@@ -190,7 +133,7 @@ impl Job {
             job: self.name.clone(),
             key: occurrence_key(&self.name, slot, symbol),
             slot,
-            request_type: self.request_type.as_str().to_string(),
+            request_type: self.request_type,
             symbol: symbol.to_string(),
             parameters: self.parameters.clone(),
             priority: self.priority,
@@ -411,7 +354,10 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c == '@' || c == '#') {
         return Err(JobProblem::BadName);
     }
-    let request_type: RequestType = entry.request_type.parse()?;
+    let request_type: RequestType = entry
+        .request_type
+        .parse()
+        .map_err(|_| JobProblem::UnknownRequestType(entry.request_type.clone()))?;
     let priority = match entry.priority {
         p @ 1..=3 => p as u8,
         p => return Err(JobProblem::PriorityOutOfRange(p)),
@@ -437,7 +383,7 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
             Timing::Every { interval, during }
         }
     };
-    if entry.symbols.is_empty() && !request_type.symbols_optional() {
+    if entry.symbols.is_empty() && !symbols_optional(request_type) {
         return Err(JobProblem::MissingSymbols(request_type));
     }
     let mut seen = HashSet::new();
@@ -590,7 +536,7 @@ mod tests {
         let (schedule, cal) = defaults();
         let occ = schedule.occurrences_on(d("2026-11-23"), &cal);
         let bars = occ.iter().find(|o| o.job == "bars_morning").unwrap();
-        assert_eq!(bars.request_type, "market_bars");
+        assert_eq!(bars.request_type, RequestType::MarketBars);
         assert_eq!(bars.symbol, "SPY");
         assert_eq!(bars.priority, 3);
         assert_eq!(

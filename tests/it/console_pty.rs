@@ -37,7 +37,10 @@ impl Term {
             if f(&s) {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; screen:\n{s}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{s}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -46,14 +49,22 @@ impl Term {
 async fn wait_lake(what: &str, within: Duration, f: impl AsyncFn() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
-    let sim = Simulator::start(SimConfig { port: 0, ..SimConfig::default() }).await.unwrap();
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let cfg = dir.path().join("ibq.toml");
@@ -80,10 +91,22 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
     }
 
     let pty = native_pty_system()
-        .openpty(PtySize { rows: 36, cols: 120, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: 36,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .unwrap();
     let mut cmd = CommandBuilder::new(ibq_bin());
-    cmd.args(["--config", cfg.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--gateway", &sim.address()]);
+    cmd.args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--gateway",
+        &sim.address(),
+    ]);
     cmd.env("TERM", "xterm-256color");
     cmd.env("NO_COLOR", "1");
     cmd.cwd(dir.path());
@@ -105,43 +128,80 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
             }
         });
     }
-    let mut term = Term { parser, raw, writer: pty.master.take_writer().unwrap(), child };
+    let mut term = Term {
+        parser,
+        raw,
+        writer: pty.master.take_writer().unwrap(),
+        child,
+    };
 
     // The screen shows the connection and the requests moving to done.
-    term.wait_screen("connected", Duration::from_secs(30), |s| s.contains("connected")).await;
-    wait_lake("the futures snapshots done", Duration::from_secs(60), async || {
-        let s = ibq::queue::store::read_state(&lake).await.unwrap();
-        ids[..2].iter().all(|id| s.get(id).is_some_and(|r| r.status == Status::Success))
+    term.wait_screen("connected", Duration::from_secs(30), |s| {
+        s.contains("connected")
     })
     .await;
-    term.wait_screen("done 2", Duration::from_secs(10), |s| s.contains("done 2")).await;
+    wait_lake(
+        "the futures snapshots done",
+        Duration::from_secs(60),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            ids[..2]
+                .iter()
+                .all(|id| s.get(id).is_some_and(|r| r.status == Status::Success))
+        },
+    )
+    .await;
+    term.wait_screen("done 2", Duration::from_secs(10), |s| s.contains("done 2"))
+        .await;
 
     // The bars request failed on the injected fault; retry it with `r` in the failed pane.
-    wait_lake("the bars request failed", Duration::from_secs(30), async || {
-        let s = ibq::queue::store::read_state(&lake).await.unwrap();
-        s.get(&ids[2]).is_some_and(|r| r.status == Status::Failed)
+    wait_lake(
+        "the bars request failed",
+        Duration::from_secs(30),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            s.get(&ids[2]).is_some_and(|r| r.status == Status::Failed)
+        },
+    )
+    .await;
+    term.wait_screen("the failed row", Duration::from_secs(10), |s| {
+        s.contains("failed 1")
     })
     .await;
-    term.wait_screen("the failed row", Duration::from_secs(10), |s| s.contains("failed 1")).await;
     term.keys("3");
     term.keys("r");
-    wait_lake("the retried request done", Duration::from_secs(60), async || {
-        let s = ibq::queue::store::read_state(&lake).await.unwrap();
-        s.get(&ids[2]).is_some_and(|r| r.status == Status::Success)
-    })
+    wait_lake(
+        "the retried request done",
+        Duration::from_secs(60),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            s.get(&ids[2]).is_some_and(|r| r.status == Status::Success)
+        },
+    )
     .await;
     let history = ibq::queue::store::history(&lake, ids[2]).await.unwrap();
-    assert!(history.iter().any(|h| h.event == ibq::queue::Event::Retried && h.changed_by == ibq::queue::Actor::Operator));
-    term.wait_screen("done 3", Duration::from_secs(10), |s| s.contains("done 3")).await;
+    assert!(history
+        .iter()
+        .any(|h| h.event == ibq::queue::Event::Retried
+            && h.changed_by == ibq::queue::Actor::Operator));
+    term.wait_screen("done 3", Duration::from_secs(10), |s| s.contains("done 3"))
+        .await;
 
     // `p` promotes SPY: the legs pane and the gauge change, the registry records it.
     let spy = sim.universe().conid_of("SPY").unwrap();
     term.keys("1");
     term.keys("p");
     term.keys(&format!("{spy} smoke-test\r"));
-    term.wait_screen("the leg streaming", Duration::from_secs(30), |s| s.contains("streams 1") && s.contains("SPY")).await;
-    let registry = ibq::streaming::registry::Registry::open(&lake).await.unwrap();
-    assert!(registry.active().any(|l| l.conid == spy && l.strategy.as_deref() == Some("smoke-test")));
+    term.wait_screen("the leg streaming", Duration::from_secs(30), |s| {
+        s.contains("streams 1") && s.contains("SPY")
+    })
+    .await;
+    let registry = ibq::streaming::registry::Registry::open(&lake)
+        .await
+        .unwrap();
+    assert!(registry
+        .active()
+        .any(|l| l.conid == spy && l.strategy.as_deref() == Some("smoke-test")));
 
     // `q` quits (confirming if anything is in flight); the terminal is restored.
     term.keys("q");
@@ -153,13 +213,23 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
         if let Some(status) = term.child.try_wait().unwrap() {
             break status;
         }
-        assert!(std::time::Instant::now() < deadline, "ibq did not exit; screen:\n{}", term.screen());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ibq did not exit; screen:\n{}",
+            term.screen()
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit status {status:?}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!term.parser.lock().unwrap().screen().alternate_screen(), "left the alternate screen");
+    assert!(
+        !term.parser.lock().unwrap().screen().alternate_screen(),
+        "left the alternate screen"
+    );
     let raw = String::from_utf8_lossy(&term.raw.lock().unwrap()).to_string();
-    assert!(raw.contains("\u{1b}[?1049l"), "the alternate screen was closed");
+    assert!(
+        raw.contains("\u{1b}[?1049l"),
+        "the alternate screen was closed"
+    );
     sim.shutdown().await;
 }

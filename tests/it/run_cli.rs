@@ -27,14 +27,22 @@ fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Ch
 async fn wait_until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + within;
     while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_then_restart_recovers_every_request() {
-    let sim = Simulator::start(SimConfig { port: 0, ..SimConfig::default() }).await.unwrap();
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
     sim.set_latency(RequestKind::MarketData, Duration::from_millis(400));
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
@@ -49,7 +57,19 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     .unwrap();
     let mut ids = Vec::new();
     for (i, sym) in ["SPY", "QQQ", "IWM"].iter().cycle().take(9).enumerate() {
-        let out = ibq(&lake, &["enqueue", "option_chain", sym, "--param", &format!("target_dte={}", 20 + i), "--param", "strikes=1", "--json"]);
+        let out = ibq(
+            &lake,
+            &[
+                "enqueue",
+                "option_chain",
+                sym,
+                "--param",
+                &format!("target_dte={}", 20 + i),
+                "--param",
+                "strikes=1",
+                "--json",
+            ],
+        );
         assert!(out.status.success(), "{}", stderr(&out));
         let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         ids.push(uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap());
@@ -72,7 +92,8 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     let mut run = spawn_run(&cfg, &lake, &sim.address());
     wait_until("every request done", Duration::from_secs(120), async || {
         let s = ibq::queue::store::read_state(&lake).await.unwrap();
-        ids.iter().all(|id| s.get(id).is_some_and(|r| r.status == Status::Success))
+        ids.iter()
+            .all(|id| s.get(id).is_some_and(|r| r.status == Status::Success))
     })
     .await;
 
@@ -80,7 +101,10 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     let out = ibq(&lake, &["status"]);
     assert!(stdout(&out).contains("engine pid"), "{}", stdout(&out));
     let out = ibq(&lake, &["cancel", &ids[0].to_string()]);
-    assert!(!out.status.success(), "cancelling a SUCCESS request is refused");
+    assert!(
+        !out.status.success(),
+        "cancelling a SUCCESS request is refused"
+    );
     assert!(stderr(&out).contains("it is SUCCESS"), "{}", stderr(&out));
 
     // SIGTERM: a clean stop with exit code 0.
@@ -91,7 +115,11 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     assert!(status.success(), "ibq run exited with {status}");
 
     for id in &ids {
-        assert_eq!(rows_for(&lake, "option_snapshots", *id).await, 6, "request {id} written exactly once");
+        assert_eq!(
+            rows_for(&lake, "option_snapshots", *id).await,
+            6,
+            "request {id} written exactly once"
+        );
     }
 }
 
