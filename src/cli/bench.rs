@@ -34,6 +34,19 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 50)]
         batch: usize,
     },
+    /// Drains mixed requests through the engine against `ibq sim` with its real limits and
+    /// compares the wall time with the least time those limits allow.
+    Worker {
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+    },
+    /// Renders the full console with a large queue and a log flood.
+    Render {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+    },
 }
 
 fn request(i: usize) -> NewRequest {
@@ -89,12 +102,27 @@ async fn full_life(
 }
 
 pub async fn run(args: BenchArgs, _config: &Config) -> anyhow::Result<()> {
-    let BenchWhat::Queue {
-        requests,
-        baseline_requests,
-        startup_requests,
-        batch,
-    } = args.what;
+    match args.what {
+        BenchWhat::Queue {
+            requests,
+            baseline_requests,
+            startup_requests,
+            batch,
+        } => queue(requests, baseline_requests, startup_requests, batch).await,
+        BenchWhat::Worker { requests } => worker(requests).await,
+        BenchWhat::Render { rows, frames } => {
+            println!("{}", crate::console::bench_render(rows, frames));
+            Ok(())
+        }
+    }
+}
+
+async fn queue(
+    requests: usize,
+    baseline_requests: usize,
+    startup_requests: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let config = QueueConfig::default();
     println!("ibq bench queue (lake in {})", dir.display());
@@ -138,4 +166,122 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ibq-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// A mix a trading day produces, all distinct so none is refused as a duplicate: some bars
+/// (within IB's 60 per 10 minutes), a snapshot of every listed futures month, and option
+/// chains (one strike or more each side) for the rest.
+fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
+    const RIGHTS: [&str; 2] = ["C", "P"];
+    let syms = ["SPY", "QQQ", "IWM"];
+    let mut out = Vec::with_capacity(n);
+    let bars = (n / 20).min(50);
+    let sizes = ["1 min", "5 mins", "15 mins", "30 mins", "1 hour", "1 day"];
+    for i in 0..bars {
+        out.push(NewRequest {
+            request_type: RequestType::MarketBars,
+            symbol: syms[i % 3].into(),
+            priority: Priority::BACKGROUND,
+            parameters: json!({"bar_size": sizes[(i / 3) % sizes.len()], "duration": format!("{} D", 1 + i / 18)}),
+            changed_by: Actor::Operator,
+            schedule_key: None,
+        });
+    }
+    for root in ["ES", "NQ", "RTY"] {
+        for f in universe.futures(root) {
+            let Some(expiry) = f.expiry() else { continue };
+            out.push(NewRequest {
+                request_type: RequestType::FuturesSnapshot,
+                symbol: root.to_string(),
+                priority: Priority::NORMAL,
+                parameters: json!({"month": expiry.format("%Y%m").to_string()}),
+                changed_by: Actor::Operator,
+                schedule_key: None,
+            });
+        }
+    }
+    let mut i = 0;
+    while out.len() < n {
+        out.push(NewRequest {
+            request_type: RequestType::OptionChain,
+            symbol: syms[i % 3].into(),
+            priority: Priority::NORMAL,
+            parameters: json!({"target_dte": 1 + (i / 6) % 90, "strikes": 1 + (i / 540), "rights": RIGHTS[(i / 3) % 2]}),
+            changed_by: Actor::Operator,
+            schedule_key: None,
+        });
+        i += 1;
+    }
+    out
+}
+
+async fn worker(requests: usize) -> anyhow::Result<()> {
+    use crate::engine::runtime::{Engine, EngineOptions};
+    use crate::sim::{SimConfig, Simulator};
+    let dir = tempfile_dir()?;
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await?;
+    let mut config = Config::default();
+    config.lake.root = dir.join("lake");
+    config.gateway.address = sim.address();
+    config.scheduler.enabled = false;
+    config.worker.poll_secs = 1;
+    let engine = Engine::start(
+        &config,
+        EngineOptions {
+            clock: std::sync::Arc::new(crate::scheduler::clock::SystemClock),
+        },
+    )
+    .await?;
+    let news = mixed(requests, &sim.universe());
+    let started = Instant::now();
+    let outcomes = engine
+        .queue()
+        .enqueue(news)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let ids: Vec<_> = outcomes
+        .into_iter()
+        .filter_map(|o| o.ok())
+        .map(|o| o.request().request_id)
+        .collect();
+    println!(
+        "ibq bench worker: {} requests against ibq sim at {} (lake {})",
+        ids.len(),
+        sim.address(),
+        dir.display()
+    );
+    loop {
+        let c = engine.queue().view().borrow().counts;
+        if c.pending + c.processing == 0 && c.total() >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let counts = engine.queue().view().borrow().counts;
+    let stats = sim.stats();
+    engine.shutdown().await;
+    sim.shutdown().await;
+    // The least time the gateway's limits allow: every message at 50 per second.
+    let least = stats.messages_received as f64 / 50.0;
+    println!(
+        "wall {wall:.1} s for {} messages; least time the 50 msg/s limit allows {least:.1} s; ratio {:.2}",
+        stats.messages_received,
+        wall / least.max(0.001)
+    );
+    println!(
+        "succeeded {}, failed {}; most lines in use {} of 100; errors 100: {}, 101: {}, 162: {}",
+        counts.success,
+        counts.failed,
+        stats.max_lines_in_use,
+        stats.errors.get(&100).unwrap_or(&0),
+        stats.errors.get(&101).unwrap_or(&0),
+        stats.errors.get(&162).unwrap_or(&0)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
 }

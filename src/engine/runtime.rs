@@ -278,11 +278,37 @@ impl Publisher {
     }
 }
 
-/// Publishes a new snapshot four times a second; bursts of changes in between coalesce.
-/// Also writes `<lake>/.ibq-status.json` for `ibq status` every two seconds.
+/// What decides whether a new snapshot is worth publishing (everything but its time).
+#[derive(PartialEq)]
+struct Fingerprint {
+    queue: u64,
+    gateway: super::GatewayState,
+    market: MarketView,
+    worker: super::WorkerStats,
+    lines: super::LineBudgetView,
+    legs: Arc<[super::LegView]>,
+    jobs: Arc<[JobView]>,
+}
+
+fn fingerprint(s: &Snapshot, queue_generation: u64) -> Fingerprint {
+    Fingerprint {
+        queue: queue_generation,
+        gateway: s.gateway.clone(),
+        market: s.market.clone(),
+        worker: s.worker.clone(),
+        lines: s.lines,
+        legs: Arc::clone(&s.legs),
+        jobs: Arc::clone(&s.jobs),
+    }
+}
+
+/// Looks four times a second and publishes a new snapshot only when something changed, so
+/// bursts coalesce and an idle console has nothing to redraw. Also writes
+/// `<lake>/.ibq-status.json` for `ibq status` every two seconds.
 async fn publish(p: Publisher, tx: watch::Sender<Arc<Snapshot>>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n = 0u64;
+    let mut last: Option<Fingerprint> = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -293,7 +319,11 @@ async fn publish(p: Publisher, tx: watch::Sender<Arc<Snapshot>>, mut stop: watch
             write_status(&p.root, &snap);
         }
         n += 1;
-        tx.send_replace(Arc::new(snap));
+        let print = fingerprint(&snap, p.queue.view().borrow().generation);
+        if last.as_ref() != Some(&print) {
+            last = Some(print);
+            tx.send_replace(Arc::new(snap));
+        }
     }
 }
 
