@@ -14,7 +14,7 @@ use crate::console::{run_console, ConsoleOptions, LogBuffer};
 use crate::engine::observer::Observer;
 use crate::engine::runtime::{Engine, EngineOptions};
 use crate::engine::Command;
-use crate::scheduler::clock::{Clock, FastClock, SystemClock};
+use crate::scheduler::clock::{Clock, FastClock};
 use crate::sim::{RequestKind, SimConfig, Simulator};
 
 fn keymap(path: Option<&Path>) -> anyhow::Result<KeyMap> {
@@ -28,16 +28,14 @@ fn console_logging(config: &Config) -> anyhow::Result<(LogBuffer, crate::logging
 }
 
 /// The console with the engine in this process.
-pub async fn console(config: &Config, keymap_path: Option<&Path>) -> anyhow::Result<()> {
+pub async fn console(
+    config: &Config,
+    keymap_path: Option<&Path>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
     let keys = keymap(keymap_path)?;
     let (logs, _guard) = console_logging(config)?;
-    let engine = Engine::start(
-        config,
-        EngineOptions {
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await?;
+    let engine = Engine::start(config, EngineOptions { clock }).await?;
     let result = run_console(
         engine.handle(),
         keys,

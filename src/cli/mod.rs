@@ -31,6 +31,13 @@ pub struct Cli {
     /// Open a console on a lake whose engine runs in another process.
     #[arg(long)]
     pub observe: bool,
+    /// Start the engine's clock (scheduler and market phase) at this instant, RFC 3339
+    /// (e.g. 2026-11-23T09:25:00-05:00); real time when absent. Before the subcommand.
+    #[arg(long)]
+    pub clock: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// How many times faster than real time the engine's clock runs (with --clock).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -107,6 +114,23 @@ pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
+/// The engine's clock: real time, or `--clock` running `--speed` times faster.
+fn engine_clock(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn crate::scheduler::clock::Clock>> {
+    if !(cli.speed.is_finite() && cli.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, got {}", cli.speed);
+    }
+    Ok(match cli.clock {
+        Some(start) => std::sync::Arc::new(crate::scheduler::clock::FastClock::new(
+            start.with_timezone(&chrono::Utc),
+            cli.speed,
+        )),
+        None if cli.speed != 1.0 => {
+            anyhow::bail!("--speed needs --clock (the instant the fast clock starts from)")
+        }
+        None => std::sync::Arc::new(crate::scheduler::clock::SystemClock),
+    })
+}
+
 /// Runs the parsed command line; the error is printed by `main` as one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -127,12 +151,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = resolve_config(&cli)?;
     let keymap = cli.keymap.as_deref();
+    let clock = engine_clock(&cli)?;
     let Some(command) = cli.command else {
         return match (cli.demo, cli.observe) {
             (true, true) => anyhow::bail!("--demo and --observe cannot be combined"),
             (true, false) => console::demo(&config, keymap).await,
             (false, true) => console::observe(&config, keymap).await,
-            (false, false) => console::console(&config, keymap).await,
+            (false, false) => console::console(&config, keymap, clock).await,
         };
     };
     match command {
@@ -144,7 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reprioritize(a) => queue::reprioritize(a, &config).await,
         Command::Cancel(a) => queue::cancel(a, &config).await,
         Command::Compact => queue::compact(&config).await,
-        Command::Run => run::run(&config).await,
+        Command::Run => run::run(&config, clock).await,
         Command::Promote(a) => legs::promote(a, &config).await,
         Command::Demote(a) => legs::demote(a, &config).await,
         Command::Legs(a) => legs::legs(a, &config).await,

@@ -4,18 +4,12 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::engine::runtime::{status_path, Engine, EngineOptions};
-use crate::scheduler::clock::SystemClock;
+use crate::scheduler::clock::Clock;
 
 /// Runs the engine until SIGINT/SIGTERM (or a `Shutdown` command), then stops gracefully.
-pub async fn run(config: &Config) -> anyhow::Result<()> {
+pub async fn run(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     let _log = crate::logging::init(&config.logging, true, None)?;
-    let engine = Engine::start(
-        config,
-        EngineOptions {
-            clock: Arc::new(SystemClock),
-        },
-    )
-    .await?;
+    let engine = Engine::start(config, EngineOptions { clock }).await?;
     tracing::info!(gateway = %config.gateway.address, lake = %config.lake.root.display(), "ibq engine running (Ctrl-C to stop)");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

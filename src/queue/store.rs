@@ -28,7 +28,7 @@ pub enum StoreError {
     Lake(#[from] LakeError),
     #[error("table {table}: {message}")]
     Corrupt { table: String, message: String },
-    #[error("the lake {0} is in use by another ibq process that owns the queue (lock file {1})")]
+    #[error("the lake {0} is in use by another ibq process that owns the queue (lock file {1}); open a console on it with `ibq --observe`")]
     Locked(PathBuf, PathBuf),
     #[error("cannot lock the lake: {0}")]
     Lock(std::io::Error),

@@ -147,6 +147,11 @@ async fn legs_share_ten_lines_with_snapshots_and_survive_restarts() {
     sim.restart(Duration::from_millis(1000));
     all_streaming(&engine, 10, before + chrono::Duration::milliseconds(1000)).await;
 
+    // The nightly reset: 1100, then 1101 (market data lost): every leg is resubscribed.
+    let before = chrono::Utc::now();
+    sim.nightly_reset(1101, Duration::from_millis(500));
+    all_streaming(&engine, 10, before + chrono::Duration::milliseconds(600)).await;
+
     // Demote frees the line: the 11th now fits.
     match engine
         .handle()
