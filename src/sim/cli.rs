@@ -209,3 +209,54 @@ async fn wait_for_signal() -> std::io::Result<()> {
         _ = term.recv() => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_fail() {
+        let cli = Cli::try_parse_from([
+            "ibq",
+            "--port",
+            "0",
+            "--clock",
+            "2026-11-23T09:25:00-05:00",
+            "--speed",
+            "60",
+            "--error-rate",
+            "historical_data=0.1",
+            "--fail-next",
+            "contract_details=2:200",
+            "--latency",
+            "market_data=50",
+        ])
+        .map_err(|e| e.to_string());
+        let sim = cli.map(|c| c.sim);
+        assert!(
+            sim.as_ref().is_ok_and(
+                |s| s.speed == 60.0 && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
+            ),
+            "{sim:?}"
+        );
+        for bad in [
+            vec!["ibq", "--speed", "0"],
+            vec!["ibq", "--clock", "tomorrow"],
+            vec!["ibq", "--error-rate", "orders=0.5"],
+            vec!["ibq", "--error-rate", "market_data=2"],
+            vec!["ibq", "--fail-next", "positions=3"],
+            vec!["ibq", "--reset-code", "1100"],
+            vec!["ibq", "--port", "70000"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?} must fail");
+        }
+    }
+}
