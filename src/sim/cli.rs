@@ -22,7 +22,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_clock)]
     pub clock: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// Sim seconds per real second.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed, allow_hyphen_values = true)]
     pub speed: f64,
     /// Start with the market closed (frozen stock/option quotes, market data type 2).
     #[arg(long)]
@@ -133,6 +133,14 @@ fn parse_fail_next(s: &str) -> Result<(RequestKind, u32, i32), String> {
 
 /// Runs the simulator until SIGINT or SIGTERM.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    // Connections and errors go to stderr (RUST_LOG overrides the level); stdout keeps the
+    // one listening line scripts wait for. A subscriber set up by the caller wins.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let config = SimConfig {
         port: args.port,
         seed: args.seed,
@@ -249,6 +257,7 @@ mod tests {
         );
         for bad in [
             vec!["ibq", "--speed", "0"],
+            vec!["ibq", "--speed", "-1"],
             vec!["ibq", "--clock", "tomorrow"],
             vec!["ibq", "--error-rate", "orders=0.5"],
             vec!["ibq", "--error-rate", "market_data=2"],
