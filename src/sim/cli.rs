@@ -22,7 +22,7 @@ pub struct SimArgs {
     #[arg(long, value_parser = parse_clock)]
     pub clock: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// Sim seconds per real second.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed, allow_hyphen_values = true)]
     pub speed: f64,
     /// Start with the market closed (frozen stock/option quotes, market data type 2).
     #[arg(long)]
@@ -133,6 +133,14 @@ fn parse_fail_next(s: &str) -> Result<(RequestKind, u32, i32), String> {
 
 /// Runs the simulator until SIGINT or SIGTERM.
 pub async fn run(args: SimArgs) -> anyhow::Result<()> {
+    // Connections and errors go to stderr (RUST_LOG overrides the level); stdout keeps the
+    // one listening line scripts wait for. A subscriber set up by the caller wins.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let config = SimConfig {
         port: args.port,
         seed: args.seed,
@@ -207,5 +215,57 @@ async fn wait_for_signal() -> std::io::Result<()> {
     tokio::select! {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn options_parse_and_bad_ones_fail() {
+        let cli = Cli::try_parse_from([
+            "ibq",
+            "--port",
+            "0",
+            "--clock",
+            "2026-11-23T09:25:00-05:00",
+            "--speed",
+            "60",
+            "--error-rate",
+            "historical_data=0.1",
+            "--fail-next",
+            "contract_details=2:200",
+            "--latency",
+            "market_data=50",
+        ])
+        .map_err(|e| e.to_string());
+        let sim = cli.map(|c| c.sim);
+        assert!(
+            sim.as_ref().is_ok_and(
+                |s| s.speed == 60.0 && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
+            ),
+            "{sim:?}"
+        );
+        for bad in [
+            vec!["ibq", "--speed", "0"],
+            vec!["ibq", "--speed", "-1"],
+            vec!["ibq", "--clock", "tomorrow"],
+            vec!["ibq", "--error-rate", "orders=0.5"],
+            vec!["ibq", "--error-rate", "market_data=2"],
+            vec!["ibq", "--fail-next", "positions=3"],
+            vec!["ibq", "--reset-code", "1100"],
+            vec!["ibq", "--port", "70000"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?} must fail");
+        }
     }
 }

@@ -78,10 +78,10 @@ fn parse_duration(text: &str) -> Result<i64, HistoricalError> {
         "Y" => 365 * 86_400,
         _ => return Err(bad()),
     };
-    if !(1..=20 * 365 * 86_400).contains(&(n * unit)) {
-        return Err(bad());
+    match n.checked_mul(unit) {
+        Some(secs) if (1..=20 * 365 * 86_400).contains(&secs) => Ok(secs),
+        _ => Err(bad()),
     }
-    Ok(n * unit)
 }
 
 /// Parses `YYYYMMDD HH:MM:SS UTC`, `YYYYMMDD-HH:MM:SS` (UTC), `YYYYMMDD HH:MM:SS <IANA zone>`
@@ -380,5 +380,6 @@ mod tests {
         assert_eq!(parse_bar_size("1 day"), Ok((86_400, true)));
         assert!(parse_bar_size("7 mins").is_err());
         assert_eq!(parse_duration("2 D"), Ok(172_800));
+        assert!(parse_duration("9223372036854775807 Y").is_err());
     }
 }

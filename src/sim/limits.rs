@@ -156,7 +156,7 @@ impl MessageRate {
         }
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= Duration::from_secs(1) {
-            let flooded = self.count > self.limit * 2;
+            let flooded = self.count > self.limit.saturating_mul(2);
             // A gap of more than one window means the flood has stopped.
             self.flooded_windows = if flooded && elapsed < Duration::from_secs(2) {
                 self.flooded_windows + 1
@@ -166,8 +166,10 @@ impl MessageRate {
             self.window_start = now;
             self.count = 0;
         }
-        self.count += 1;
-        if self.count > self.limit * 2 && self.flooded_windows + 1 >= self.flood_seconds {
+        self.count = self.count.saturating_add(1);
+        if self.count > self.limit.saturating_mul(2)
+            && self.flooded_windows + 1 >= self.flood_seconds
+        {
             return RateVerdict::Disconnect;
         }
         if self.count > self.limit {

@@ -898,3 +898,96 @@ proptest::proptest! {
         proptest::prop_assert_eq!(frame::take_frame(&mut buf), Err(FrameError::TooLong(len as usize)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_snapshot_holds_its_line_until_the_end() {
+    let sim = start(SimConfig {
+        lines: 1,
+        ..config()
+    })
+    .await;
+    sim.set_latency(RequestKind::MarketData, Duration::from_millis(500));
+    let client = connect(&sim, 1).await;
+    let mut first = client
+        .market_data(&Contract::stock("SPY").build())
+        .snapshot()
+        .subscribe()
+        .await
+        .expect("first");
+    let mut second = client
+        .market_data(&Contract::stock("QQQ").build())
+        .snapshot()
+        .subscribe()
+        .await
+        .expect("second");
+    let answer = tokio::time::timeout(WAIT, second.next())
+        .await
+        .expect("answer in time");
+    assert!(
+        matches!(&answer, Some(Err(e)) if code(e) == Some(101)),
+        "{answer:?}"
+    );
+    let mut ended = false;
+    while let Some(item) = tokio::time::timeout(WAIT, first.next())
+        .await
+        .expect("first snapshot in time")
+    {
+        if matches!(item, Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd))) {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the first snapshot completes");
+    assert_eq!(sim.stats().lines_in_use, 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_nightly_reset_with_1101_drops_subscriptions() {
+    let sim = start(config()).await;
+    let client = connect(&sim, 1).await;
+    let mut notices = client.notice_stream().expect("notice stream");
+    let mut sub = client
+        .market_data(&Contract::futures("ES").any_month().build())
+        .subscribe()
+        .await
+        .expect("sent");
+    // Four listed ES contracts are ambiguous for market data.
+    let ambiguous = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .expect("answer");
+    assert!(
+        matches!(&ambiguous, Some(Err(e)) if code(e) == Some(200)),
+        "{ambiguous:?}"
+    );
+    let front = sim.universe().front_future("ES").expect("front");
+    let mut sub = client
+        .market_data(&Contract {
+            contract_id: front.conid,
+            ..Default::default()
+        })
+        .subscribe()
+        .await
+        .expect("sent");
+    assert!(matches!(
+        tokio::time::timeout(WAIT, sub.next()).await.expect("tick"),
+        Some(Ok(_))
+    ));
+    assert_eq!(sim.stats().lines_in_use, 1);
+    sim.nightly_reset(1101, Duration::from_millis(100));
+    loop {
+        let notice = tokio::time::timeout(WAIT, notices.next())
+            .await
+            .expect("notices in time")
+            .expect("open");
+        if notice.code == 1101 {
+            break;
+        }
+    }
+    assert_eq!(
+        sim.stats().lines_in_use,
+        0,
+        "data lost: the gateway dropped the subscription"
+    );
+    sim.shutdown().await;
+}
