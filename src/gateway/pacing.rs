@@ -5,10 +5,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-const IDENTICAL_WINDOW: Duration = Duration::from_secs(15);
-const SAME_CONTRACT_WINDOW: Duration = Duration::from_secs(2);
+// Each window carries a margin over IB's: a request is recorded when it is handed to the
+// client, and the client's own rate limiter may hold it back a little, so requests can reach
+// the gateway closer together than they left here.
+const IDENTICAL_WINDOW: Duration = Duration::from_secs(16);
+const SAME_CONTRACT_WINDOW: Duration = Duration::from_secs(3);
 const SAME_CONTRACT_MAX: usize = 5;
-const TOTAL_WINDOW: Duration = Duration::from_secs(600);
+const TOTAL_WINDOW: Duration = Duration::from_secs(605);
 const TOTAL_MAX: usize = 60;
 
 /// One historical request as pacing sees it.

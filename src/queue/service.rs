@@ -73,6 +73,8 @@ pub struct QueueHandle {
     /// Notified when a due priority-1 request was committed: the worker claims at once.
     immediate: Arc<Notify>,
     root: PathBuf,
+    /// True once the service task has ended and the store (with its owner lock) is gone.
+    finished: watch::Receiver<bool>,
 }
 
 const STOPPED: &str = "the queue service has stopped";
@@ -143,11 +145,18 @@ impl QueueHandle {
         &self.root
     }
 
-    /// Commits what is pending and stops the service.
+    /// Commits what is pending and stops the service; returns once the store is closed and
+    /// its owner lock released, so another owner can open the lake at once.
     pub async fn stop(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Op::Stop(tx)).await.is_ok() {
             let _ = rx.await;
+        }
+        let mut finished = self.finished.clone();
+        while !*finished.borrow_and_update() {
+            if finished.changed().await.is_err() {
+                break;
+            }
         }
     }
 }
@@ -158,18 +167,19 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
     let (view_tx, view) = watch::channel(Arc::new(QueueView::of(store.state())));
     let immediate = Arc::new(Notify::new());
     let root = store.root().to_path_buf();
-    tokio::spawn(run(
-        store,
-        rx,
-        view_tx,
-        Arc::clone(&immediate),
-        poll_external,
-    ));
+    let (finished_tx, finished) = watch::channel(false);
+    let task_immediate = Arc::clone(&immediate);
+    tokio::spawn(async move {
+        // `run` owns the store: when it returns, the store and its lock are dropped.
+        run(store, rx, view_tx, task_immediate, poll_external).await;
+        finished_tx.send_replace(true);
+    });
     QueueHandle {
         tx,
         view,
         immediate,
         root,
+        finished,
     }
 }
 
