@@ -78,14 +78,14 @@ mod tests {
     }
 
     #[test]
-    fn identical_requests_wait_15_seconds() {
+    fn identical_requests_wait_15_seconds_plus_a_margin() {
         let mut p = HistoricalPacer::default();
         let t = Instant::now();
         assert_eq!(p.wait_for(&key("SPY", "5 D"), t), Duration::ZERO);
         p.record(key("SPY", "5 D"), t);
         assert_eq!(
             p.wait_for(&key("SPY", "5 D"), t + Duration::from_secs(5)),
-            Duration::from_secs(10)
+            Duration::from_secs(11)
         );
         assert_eq!(
             p.wait_for(&key("SPY", "2 D"), t + Duration::from_secs(5)),
@@ -94,7 +94,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sixth_request_for_one_contract_within_2s_waits() {
+    fn a_sixth_request_for_one_contract_within_2s_waits_plus_a_margin() {
         let mut p = HistoricalPacer::default();
         let t = Instant::now();
         for i in 0..5 {
@@ -104,7 +104,7 @@ mod tests {
         }
         assert_eq!(
             p.wait_for(&key("SPY", "x"), t + Duration::from_millis(500)),
-            Duration::from_millis(1500)
+            Duration::from_millis(2500)
         );
         assert_eq!(p.wait_for(&key("QQQ", "x"), t), Duration::ZERO);
     }
@@ -120,9 +120,9 @@ mod tests {
             p.record(k, at);
         }
         let at = t + Duration::from_secs(180);
-        assert_eq!(p.wait_for(&key("new", "d"), at), Duration::from_secs(420));
+        assert_eq!(p.wait_for(&key("new", "d"), at), Duration::from_secs(425));
         assert_eq!(
-            p.wait_for(&key("new", "d"), t + Duration::from_secs(600)),
+            p.wait_for(&key("new", "d"), t + Duration::from_secs(605)),
             Duration::ZERO
         );
     }
