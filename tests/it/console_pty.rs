@@ -10,7 +10,7 @@ use ibq::queue::Status;
 use ibq::sim::{RequestKind, SimConfig, Simulator};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
-use crate::common::{ibq, ibq_bin, stderr, stdout};
+use crate::common::{ibq, ibq_bin, stderr, stdout, wait_until};
 
 struct Term {
     parser: Arc<Mutex<vt100::Parser>>,
@@ -43,17 +43,6 @@ impl Term {
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    }
-}
-
-async fn wait_lake(what: &str, within: Duration, f: impl AsyncFn() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -140,7 +129,7 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
         s.contains("connected")
     })
     .await;
-    wait_lake(
+    wait_until(
         "the futures snapshots done",
         Duration::from_secs(60),
         async || {
@@ -155,7 +144,7 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
         .await;
 
     // The bars request failed on the injected fault; retry it with `r` in the failed pane.
-    wait_lake(
+    wait_until(
         "the bars request failed",
         Duration::from_secs(30),
         async || {
@@ -170,7 +159,7 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
     .await;
     term.keys("3");
     term.keys("r");
-    wait_lake(
+    wait_until(
         "the retried request done",
         Duration::from_secs(60),
         async || {

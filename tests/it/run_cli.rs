@@ -7,7 +7,7 @@ use std::time::Duration;
 use ibq::queue::Status;
 use ibq::sim::{RequestKind, SimConfig, Simulator};
 
-use crate::common::{ibq, ibq_bin, stderr, stdout};
+use crate::common::{ibq, ibq_bin, stderr, stdout, wait_until};
 use crate::worker::rows_for;
 
 fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
@@ -22,17 +22,6 @@ fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Ch
         .stderr(Stdio::null())
         .spawn()
         .expect("ibq run starts")
-}
-
-async fn wait_until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !f().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
