@@ -101,15 +101,26 @@ async fn full_life(
     })
 }
 
-pub async fn run(args: BenchArgs, _config: &Config) -> anyhow::Result<()> {
+/// Benchmarks use the `[queue]` and `[worker]` settings of the loaded configuration, so a
+/// setting can be measured by changing it in a config file.
+pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Queue {
             requests,
             baseline_requests,
             startup_requests,
             batch,
-        } => queue(requests, baseline_requests, startup_requests, batch).await,
-        BenchWhat::Worker { requests } => worker(requests).await,
+        } => {
+            queue(
+                config.queue.clone(),
+                requests,
+                baseline_requests,
+                startup_requests,
+                batch,
+            )
+            .await
+        }
+        BenchWhat::Worker { requests } => worker(config, requests).await,
         BenchWhat::Render { rows, frames } => {
             println!("{}", crate::console::bench_render(rows, frames));
             Ok(())
@@ -118,13 +129,13 @@ pub async fn run(args: BenchArgs, _config: &Config) -> anyhow::Result<()> {
 }
 
 async fn queue(
+    config: QueueConfig,
     requests: usize,
     baseline_requests: usize,
     startup_requests: usize,
     batch: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let config = QueueConfig::default();
     println!("ibq bench queue (lake in {})", dir.display());
 
     let mut grouped = QueueStore::open(&dir.join("grouped"), config.clone()).await?;
@@ -215,7 +226,7 @@ fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
     out
 }
 
-async fn worker(requests: usize) -> anyhow::Result<()> {
+async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     use crate::engine::runtime::{Engine, EngineOptions};
     use crate::sim::{SimConfig, Simulator};
     let dir = tempfile_dir()?;
@@ -224,8 +235,9 @@ async fn worker(requests: usize) -> anyhow::Result<()> {
         ..SimConfig::default()
     })
     .await?;
-    let mut config = Config::default();
+    let mut config = base.clone();
     config.lake.root = dir.join("lake");
+    config.logging.dir = dir.join("logs");
     config.gateway.address = sim.address();
     config.scheduler.enabled = false;
     config.worker.poll_secs = 1;
