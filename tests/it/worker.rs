@@ -357,3 +357,61 @@ async fn a_closed_gateway_port_is_a_clear_state_and_keeps_retrying() {
         .any(|r| r.request_id == ids[0]));
     engine.shutdown().await;
 }
+
+/// A console on a lake owned by another engine: its snapshot comes from the tables and its
+/// actions are applied by the owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_sees_the_queue_and_its_retry_is_applied_by_the_owner() {
+    let rig = rig(100).await;
+    rig.sim.fail_next(RequestKind::ContractDetails, 1, 200);
+    let ids = enqueue(
+        &rig.engine,
+        vec![new(RequestType::FuturesSnapshot, "NQ", json!({}))],
+    )
+    .await;
+    let done = settle(&rig.engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(done[0].status, Status::Failed);
+
+    // Wait for the owner's status file, which the observer reads for the gateway state.
+    let status = ibq::engine::runtime::status_path(&rig.root);
+    crate::common::wait_until("the status file", Duration::from_secs(10), async || {
+        status.exists()
+    })
+    .await;
+    let observer = ibq::engine::observer::Observer::start(config(&rig.root, &rig.sim))
+        .await
+        .unwrap();
+    let mut snap = observer.handle().snapshot();
+    crate::common::wait_until(
+        "the observer's picture",
+        Duration::from_secs(10),
+        async || {
+            let s = snap.borrow_and_update().clone();
+            s.observer && s.counts.failed == 1 && s.gateway.is_connected()
+        },
+    )
+    .await;
+    match observer
+        .handle()
+        .send(ibq::engine::Command::Retry(vec![ids[0]]))
+        .await
+    {
+        Ok(ibq::engine::Reply::Done(m)) => assert!(m.contains("retried"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let done = settle(&rig.engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    // An illegal action is refused with the owner's reason.
+    let err = observer
+        .handle()
+        .send(ibq::engine::Command::Cancel(vec![ids[0]]))
+        .await
+        .unwrap_err();
+    assert!(err.contains("it is SUCCESS"), "{err}");
+    rig.engine.shutdown().await;
+}
