@@ -135,9 +135,18 @@ struct Open {
 }
 
 /// The result tables of one lake, opened on first use.
+/// A write waiting for the next group commit of its table.
+type PendingWrite = (
+    Option<Uuid>,
+    RecordBatch,
+    tokio::sync::oneshot::Sender<Result<i64, String>>,
+);
+
 pub struct ResultTables {
     root: PathBuf,
     open: Mutex<HashMap<String, Open>>,
+    /// Writes queued per table; whoever holds `open` next commits them all at once.
+    pending: std::sync::Mutex<HashMap<String, Vec<PendingWrite>>>,
     /// (symbol, bar size, what to show) → bar times already stored.
     bars: Mutex<HashMap<(String, String, String), HashSet<i64>>>,
 }
@@ -147,6 +156,7 @@ impl ResultTables {
         Self {
             root,
             open: Mutex::new(HashMap::new()),
+            pending: std::sync::Mutex::new(HashMap::new()),
             bars: Mutex::new(HashMap::new()),
         }
     }
@@ -186,7 +196,9 @@ impl ResultTables {
             .await
     }
 
-    /// Appends `batch` to `table` in one commit on behalf of `request_id`.
+    /// Appends `batch` to `table` on behalf of `request_id` and returns once it is committed.
+    /// Writes that arrive while a commit is under way are grouped into the next one (group
+    /// commit), so concurrent requests share commits instead of queueing for one each.
     pub async fn write(
         &self,
         table: &str,
@@ -194,18 +206,56 @@ impl ResultTables {
         batch: RecordBatch,
     ) -> Result<Written, LakeError> {
         let rows = batch.num_rows();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(table.to_string())
+            .or_default()
+            .push((request_id, batch, tx));
+        // Whoever gets the table next commits everything queued for it, ours included
+        // unless an earlier holder already did.
         self.with_table(table, async |o| {
-            let (version, _) = o.table.append(&[batch]).await?;
-            if let Some(id) = request_id {
-                o.written.insert(id);
+            let group = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(table)
+                .unwrap_or_default();
+            if group.is_empty() {
+                return Ok(());
             }
-            Ok(Written {
-                table: table.to_string(),
-                rows,
-                version,
-            })
+            let batches: Vec<RecordBatch> = group.iter().map(|(_, b, _)| b.clone()).collect();
+            let outcome = o.table.append(&batches).await.map(|(v, _)| v);
+            if outcome.is_ok() {
+                o.written.extend(group.iter().filter_map(|(id, _, _)| *id));
+            }
+            for (_, _, reply) in group {
+                let _ = reply.send(outcome.as_ref().map(|v| *v).map_err(|e| match e {
+                    LakeError::Table { message, .. } => message.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            Ok(())
         })
-        .await
+        .await?;
+        let version = rx
+            .await
+            .map_err(|_| LakeError::Table {
+                name: table.into(),
+                path: self.root.join(table),
+                message: "the write was dropped before its commit".into(),
+            })?
+            .map_err(|message| LakeError::Table {
+                name: table.into(),
+                path: self.root.join(table),
+                message,
+            })?;
+        Ok(Written {
+            table: table.to_string(),
+            rows,
+            version,
+        })
     }
 
     /// Every row of `table` (for derived statistics).
