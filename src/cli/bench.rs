@@ -275,6 +275,27 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     }
     let wall = started.elapsed().as_secs_f64();
     let counts = engine.queue().view().borrow().counts;
+    // Why anything was retried, from the transition history of requests tried twice or more.
+    let state = crate::queue::store::read_state(&config.lake.root).await?;
+    let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in state.all().filter(|r| r.attempts > 1) {
+        for h in engine
+            .queue()
+            .history(r.request_id)
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
+            if h.event == crate::queue::Event::RetryScheduled {
+                *reasons
+                    .entry(format!(
+                        "{} {}",
+                        r.request_type,
+                        h.error_message.unwrap_or_default()
+                    ))
+                    .or_default() += 1;
+            }
+        }
+    }
     let stats = sim.stats();
     engine.shutdown().await;
     sim.shutdown().await;
@@ -294,6 +315,9 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
         stats.errors.get(&101).unwrap_or(&0),
         stats.errors.get(&162).unwrap_or(&0)
     );
+    for (reason, n) in reasons {
+        println!("  retried {n}x: {reason}");
+    }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

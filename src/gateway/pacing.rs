@@ -5,9 +5,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-// Each window carries a margin over IB's: a request is recorded when it is handed to the
-// client, and the client's own rate limiter may hold it back a little, so requests can reach
-// the gateway closer together than they left here.
+// Each window carries a margin over IB's, and a request counts from when its answer came
+// (see `answered`), so requests never reach the gateway closer together than paced here.
 const IDENTICAL_WINDOW: Duration = Duration::from_secs(16);
 const SAME_CONTRACT_WINDOW: Duration = Duration::from_secs(3);
 const SAME_CONTRACT_MAX: usize = 5;
@@ -31,13 +30,8 @@ pub struct HistoricalPacer {
 impl HistoricalPacer {
     /// How long to wait before `key` may be sent at `now` (zero when it may go now).
     pub fn wait_for(&mut self, key: &HistoricalKey, now: Instant) -> Duration {
-        while self
-            .sent
-            .front()
-            .is_some_and(|(t, _)| now.duration_since(*t) >= TOTAL_WINDOW)
-        {
-            self.sent.pop_front();
-        }
+        self.sent
+            .retain(|(t, _)| now.duration_since(*t) < TOTAL_WINDOW);
         let mut wait = Duration::ZERO;
         let elapsed = |t: &Instant| now.duration_since(*t);
         if let Some((t, _)) = self.sent.iter().rev().find(|(_, k)| k == key) {
@@ -54,15 +48,27 @@ impl HistoricalPacer {
             wait = wait.max(SAME_CONTRACT_WINDOW.saturating_sub(elapsed(oldest)));
         }
         if self.sent.len() >= TOTAL_MAX {
-            let oldest = &self.sent[self.sent.len() - TOTAL_MAX].0;
-            wait = wait.max(TOTAL_WINDOW.saturating_sub(elapsed(oldest)));
+            let mut times: Vec<Instant> = self.sent.iter().map(|(t, _)| *t).collect();
+            times.sort();
+            let oldest = times[times.len() - TOTAL_MAX];
+            wait = wait.max(TOTAL_WINDOW.saturating_sub(elapsed(&oldest)));
         }
         wait
     }
 
-    /// Records that `key` was sent at `now`.
-    pub fn record(&mut self, key: HistoricalKey, now: Instant) {
+    /// Records that `key` was sent at `now`; returns a ticket for [`Self::answered`].
+    pub fn record(&mut self, key: HistoricalKey, now: Instant) -> Instant {
         self.sent.push_back((now, key));
+        now
+    }
+
+    /// Moves a request's time from when it was handed to the client to when its answer
+    /// came: the gateway saw it somewhere in between (the client's rate limiter may have held
+    /// it back and let later messages pass), so the later time is the safe one to pace by.
+    pub fn answered(&mut self, key: &HistoricalKey, ticket: Instant, now: Instant) {
+        if let Some(entry) = self.sent.iter_mut().find(|(t, k)| *t == ticket && k == key) {
+            entry.0 = now;
+        }
     }
 }
 
@@ -124,6 +130,20 @@ mod tests {
         assert_eq!(
             p.wait_for(&key("new", "d"), t + Duration::from_secs(605)),
             Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn a_request_counts_from_its_answer() {
+        let mut p = HistoricalPacer::default();
+        let t = Instant::now();
+        let k = key("SPY", "5 D");
+        let ticket = p.record(k.clone(), t);
+        // Answered 3 s later: the identical request waits 16 s from then, not from t.
+        p.answered(&k, ticket, t + Duration::from_secs(3));
+        assert_eq!(
+            p.wait_for(&k, t + Duration::from_secs(10)),
+            Duration::from_secs(9)
         );
     }
 }

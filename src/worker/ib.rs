@@ -127,28 +127,32 @@ impl Ib {
             contract: format!("{}|{}|{}", contract.contract_id, contract.exchange.0, what),
             detail: format!("{bar_size:?}|{duration:?}|{use_rth}"),
         };
-        loop {
+        let ticket = loop {
             let mut pacer = self.pacer.lock().await;
             let wait = pacer.wait_for(&key, Instant::now());
             if wait.is_zero() {
-                pacer.record(key.clone(), Instant::now());
-                break;
+                break pacer.record(key.clone(), Instant::now());
             }
             drop(pacer);
             tokio::time::sleep(wait).await;
-        }
+        };
         let hours = if use_rth {
             ibapi::market_data::TradingHours::Regular
         } else {
             ibapi::market_data::TradingHours::Extended
         };
-        Ok(self
+        let result = self
             .client
             .historical_data(contract, bar_size)
             .what_to_show(what)
             .duration(duration)
             .trading_hours(hours)
             .fetch()
-            .await?)
+            .await;
+        self.pacer
+            .lock()
+            .await
+            .answered(&key, ticket, Instant::now());
+        Ok(result?)
     }
 }
