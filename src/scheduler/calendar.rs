@@ -292,16 +292,9 @@ fn last_weekday(year: i32, month: u32, weekday: Weekday) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::test_support::{d, utc};
     use std::collections::HashMap;
     use std::path::PathBuf;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
 
     /// The exchange's published list: the expected answer, never an input of the calendar.
     fn published() -> Vec<(NaiveDate, String, String)> {

@@ -14,3 +14,6 @@ pub mod config;
 pub mod phase;
 pub mod runner;
 pub mod schedule;
+
+#[cfg(test)]
+mod test_support;

@@ -115,10 +115,7 @@ impl MarketCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
+    use crate::scheduler::test_support::utc;
 
     #[test]
     fn phases_of_an_ordinary_day() {

@@ -176,6 +176,7 @@ mod tests {
     use super::*;
     use crate::scheduler::clock::FastClock;
     use crate::scheduler::config::SchedulerConfig;
+    use crate::scheduler::test_support::{defaults, utc};
     use std::collections::HashSet;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Mutex;
@@ -213,18 +214,6 @@ mod tests {
             self.submitted.lock().unwrap().push(occ);
             Ok(())
         }
-    }
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn defaults() -> (Schedule, MarketCalendar) {
-        let config = SchedulerConfig::default();
-        (
-            Schedule::from_config(&config).unwrap(),
-            MarketCalendar::from_config(&config),
-        )
     }
 
     /// Ticks `runner` every `step` seconds from `from` to `to` inclusive.

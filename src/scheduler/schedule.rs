@@ -478,22 +478,7 @@ fn toml_to_json(v: &toml::Value) -> Result<serde_json::Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn d(s: &str) -> NaiveDate {
-        s.parse().unwrap()
-    }
-
-    fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    fn defaults() -> (Schedule, MarketCalendar) {
-        let config = SchedulerConfig::default();
-        (
-            Schedule::from_config(&config).unwrap(),
-            MarketCalendar::from_config(&config),
-        )
-    }
+    use crate::scheduler::test_support::{d, defaults, utc};
 
     /// (count, first slot, last slot) of one job's occurrences.
     fn summary(occ: &[Occurrence], job: &str) -> (usize, DateTime<Utc>, DateTime<Utc>) {

@@ -57,3 +57,15 @@ pub async fn wait_until(what: &str, within: std::time::Duration, mut f: impl Asy
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Writes an `ibq.toml` for a test lake in `dir`: fast polling, no scheduler, logs in the
+/// test folder, plus `extra` lines.
+pub fn test_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("ibq.toml");
+    let text = format!(
+        "[queue]\npoll_external_secs = 1\n{extra}\n[worker]\npoll_secs = 1\n[scheduler]\nenabled = false\n[logging]\ndir = \"{}\"\n",
+        dir.join("logs").display()
+    );
+    std::fs::write(&cfg, text).expect("the test config is written");
+    cfg
+}

@@ -10,7 +10,7 @@ use ibq::queue::Status;
 use ibq::sim::{RequestKind, SimConfig, Simulator};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
-use crate::common::{ibq, ibq_bin, stderr, stdout, wait_until};
+use crate::common::{ibq, ibq_bin, stderr, stdout, test_config, wait_until};
 
 struct Term {
     parser: Arc<Mutex<vt100::Parser>>,
@@ -56,15 +56,7 @@ async fn the_console_drives_the_queue_and_the_legs_in_a_real_terminal() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = dir.path().join("ibq.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[queue]\npoll_external_secs = 1\n[worker]\npoll_secs = 1\n[scheduler]\nenabled = false\n[logging]\ndir = \"{}\"\n",
-            dir.path().join("logs").display()
-        ),
-    )
-    .unwrap();
+    let cfg = test_config(dir.path(), "");
     // Pending work before the console starts; the bars request will meet an injected fault.
     sim.fail_next(RequestKind::HistoricalData, 1, 200);
     let mut ids = Vec::new();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ibq::queue::Status;
 use ibq::sim::{RequestKind, SimConfig, Simulator};
 
-use crate::common::{ibq, ibq_bin, stderr, stdout, wait_until};
+use crate::common::{ibq, ibq_bin, stderr, stdout, test_config, wait_until};
 use crate::worker::rows_for;
 
 fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
@@ -35,15 +35,7 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     sim.set_latency(RequestKind::MarketData, Duration::from_millis(400));
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = dir.path().join("ibq.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[queue]\nlease_secs = 2\npoll_external_secs = 1\n[worker]\npoll_secs = 1\n[scheduler]\nenabled = false\n[logging]\ndir = \"{}\"\n",
-            dir.path().join("logs").display()
-        ),
-    )
-    .unwrap();
+    let cfg = test_config(dir.path(), "lease_secs = 2");
     let mut ids = Vec::new();
     for (i, sym) in ["SPY", "QQQ", "IWM"].iter().cycle().take(9).enumerate() {
         let out = ibq(
