@@ -349,10 +349,10 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     if let Some(r) = stored {
         match r.status {
             crate::queue::Status::Failed => tracing::warn!(
-                request_id = %r.request_id, request_type = %r.request_type, symbol = %r.symbol,
+                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id,
                 error = r.error_message.as_deref().unwrap_or(""), "request failed"),
             _ => tracing::info!(
-                request_id = %r.request_id, request_type = %r.request_type, symbol = %r.symbol,
+                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id,
                 status = %r.status, "request {label}"),
         }
     }

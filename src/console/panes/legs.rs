@@ -196,7 +196,7 @@ impl Component for LegsPane {
             (
                 vec![
                     Length(1),
-                    Length(9),
+                    Length(10),
                     Min(15),
                     Length(8),
                     Length(14),
