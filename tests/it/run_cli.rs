@@ -78,6 +78,21 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     })
     .await;
 
+    // A request enqueued by another process while the engine runs is picked up and served.
+    let out = ibq(&lake, &["enqueue", "futures_snapshot", "ES", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let guest = uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap();
+    wait_until(
+        "the guest request done",
+        Duration::from_secs(60),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            s.get(&guest).is_some_and(|r| r.status == Status::Success)
+        },
+    )
+    .await;
+
     // A change from another process reaches the running engine.
     let out = ibq(&lake, &["status"]);
     assert!(stdout(&out).contains("engine pid"), "{}", stdout(&out));
