@@ -132,6 +132,33 @@ struct Open {
     table: LakeTable,
     /// Request ids with rows in the table (loaded on first use).
     written: HashSet<Uuid>,
+    /// Commits since the small files were last merged.
+    commits: usize,
+}
+
+/// After this many commits the small files of a table are merged into one, so a trading
+/// day of small commits does not leave thousands of files to open on every read.
+const MERGE_EVERY_COMMITS: usize = 64;
+/// Files below this size count as small; larger ones are left as they are, so merging never
+/// rewrites the bulk of a long-lived table.
+const SMALL_FILE_BYTES: i64 = 16 * 1024 * 1024;
+
+impl Open {
+    async fn merge_small_files(&mut self) -> Result<usize, LakeError> {
+        let small: Vec<_> = self
+            .table
+            .files()
+            .await?
+            .into_iter()
+            .filter(|f| f.size < SMALL_FILE_BYTES)
+            .collect();
+        if small.len() < 2 {
+            return Ok(0);
+        }
+        let batches = self.table.read(&small).await?;
+        self.table.replace(&small, &batches).await?;
+        Ok(small.len())
+    }
 }
 
 /// The result tables of one lake, opened on first use.
@@ -185,7 +212,14 @@ impl ResultTables {
                         .filter_map(|s| Uuid::parse_str(&s).ok()),
                 );
             }
-            open.insert(name.to_string(), Open { table, written });
+            open.insert(
+                name.to_string(),
+                Open {
+                    table,
+                    written,
+                    commits: 0,
+                },
+            );
         }
         f(open.get_mut(name).expect("inserted above")).await
     }
@@ -227,6 +261,17 @@ impl ResultTables {
             }
             let batches: Vec<RecordBatch> = group.iter().map(|(_, b, _)| b.clone()).collect();
             let outcome = o.table.append(&batches).await.map(|(v, _)| v);
+            o.commits += 1;
+            if outcome.is_ok() && o.commits >= MERGE_EVERY_COMMITS {
+                o.commits = 0;
+                // Upkeep: a failed merge leaves the files as they were, nothing is lost.
+                match o.merge_small_files().await {
+                    Ok(n) => tracing::debug!(table, files = n, "merged small result files"),
+                    Err(e) => {
+                        tracing::warn!(table, error = %e, "merging small result files failed")
+                    }
+                }
+            }
             if outcome.is_ok() {
                 o.written.extend(group.iter().filter_map(|(id, _, _)| *id));
             }
@@ -315,5 +360,56 @@ impl ResultTables {
             .entry(key.clone())
             .or_default()
             .extend(times);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lake::columns::BatchBuilder;
+
+    #[tokio::test]
+    async fn many_small_commits_are_merged_and_no_row_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = ResultTables::new(dir.path().to_path_buf());
+        let n = MERGE_EVERY_COMMITS * 2 + 5;
+        for i in 0..n {
+            let batch = BatchBuilder::new(FUTURES_SNAPSHOT_COLUMNS)
+                .utf8([Some(Uuid::new_v4().to_string())])
+                .timestamp([Some(chrono::Utc::now())])
+                .utf8([Some("ES")])
+                .i64([Some(i as i64)])
+                .utf8([Some("ESZ6")])
+                .utf8([Some("20261218")])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .f64([Some(1.0)])
+                .finish();
+            results.write(FUTURES_SNAPSHOTS, None, batch).await.unwrap();
+        }
+        let table =
+            LakeTable::open_existing(dir.path(), FUTURES_SNAPSHOTS, FUTURES_SNAPSHOT_COLUMNS)
+                .await
+                .unwrap()
+                .unwrap();
+        let files = table.files().await.unwrap().len();
+        assert!(
+            files <= MERGE_EVERY_COMMITS,
+            "{files} files after {n} commits"
+        );
+        let rows: usize = table
+            .read_all()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, n);
     }
 }
