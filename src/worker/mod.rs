@@ -288,6 +288,11 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
 }
 
 async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
+    // The IB code as its own field, so a grep of the log file finds every 162 or 200.
+    let code = match &outcome {
+        Outcome::Failed(WorkError::Ib { code, .. }) => Some(*code),
+        _ => None,
+    };
     let (change, label) = match outcome {
         Outcome::Done(data) => (Change::Succeed(data), "succeeded"),
         Outcome::Failed(WorkError::ConnectionLost(m)) => {
@@ -349,10 +354,10 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     if let Some(r) = stored {
         match r.status {
             crate::queue::Status::Failed => tracing::warn!(
-                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id,
+                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id, code,
                 error = r.error_message.as_deref().unwrap_or(""), "request failed"),
             _ => tracing::info!(
-                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id,
+                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id, code,
                 status = %r.status, "request {label}"),
         }
     }
