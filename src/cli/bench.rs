@@ -103,6 +103,67 @@ async fn full_life(
 
 /// Benchmarks use the `[queue]` and `[worker]` settings of the loaded configuration, so a
 /// setting can be measured by changing it in a config file.
+/// The engine's path: the queue service with `in_flight` concurrent workers, each claiming
+/// one request and completing it as a separate operation; the service groups whatever
+/// arrives together into one commit.
+async fn through_service(
+    root: &std::path::Path,
+    config: QueueConfig,
+    n: usize,
+    in_flight: usize,
+) -> anyhow::Result<Run> {
+    let store = QueueStore::open(root, config).await?;
+    let v0 = store.table_version();
+    let queue = crate::queue::service::start(store, std::time::Duration::from_secs(3600));
+    let started = Instant::now();
+    let mut made = 0;
+    while made < n {
+        let k = 1000.min(n - made);
+        queue
+            .enqueue((made..made + k).map(request).collect())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        made += k;
+    }
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..in_flight.max(1) {
+        let queue = queue.clone();
+        workers.spawn(async move {
+            let owner = format!("bench-{w}");
+            loop {
+                let claimed = queue.claim(1, &owner).await.map_err(anyhow::Error::msg)?;
+                let Some(r) = claimed.into_iter().next() else {
+                    return anyhow::Ok(());
+                };
+                queue
+                    .change(
+                        vec![r.request_id],
+                        crate::queue::service::Change::Succeed(json!({"rows": 1})),
+                    )
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    queue.stop().await;
+    let table = crate::lake::LakeTable::open_existing(
+        root,
+        crate::queue::rows::QUEUE_TABLE,
+        crate::queue::rows::QUEUE_COLUMNS,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("the queue table is missing"))?;
+    Ok(Run {
+        secs,
+        commits: table.version() - v0,
+        files: table.files().await?.len(),
+    })
+}
+
 pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
     match args.what {
         BenchWhat::Queue {
@@ -149,6 +210,14 @@ async fn queue(
     println!("grouped commits:  {requests:>7} requests in {:>7.2} s = {g_rate:>9.0} req/s, {} commits, {} live data files", g.secs, g.commits, g.files);
     println!("commit per change:{baseline_requests:>7} requests in {:>7.2} s = {s_rate:>9.0} req/s, {} commits, {} live data files", s.secs, s.commits, s.files);
     println!("ratio: {:.0}x", g_rate / s_rate);
+    let v = through_service(&dir.join("service"), config.clone(), requests, batch).await?;
+    let v_rate = requests as f64 / v.secs;
+    println!(
+        "queue service, {batch} in flight: {requests:>7} requests in {:>7.2} s = {v_rate:>9.0} req/s, {} commits; ratio to commit per change {:.0}x",
+        v.secs,
+        v.commits,
+        v_rate / s_rate
+    );
 
     let root = dir.join("startup");
     let mut big = QueueStore::open(&root, config.clone()).await?;

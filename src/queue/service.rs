@@ -185,6 +185,8 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
 
 /// Most operations grouped into one commit.
 const MAX_GROUP: usize = 512;
+/// Times the service yields, finding nothing new, before it commits what it has gathered.
+const GATHER_YIELDS: usize = 3;
 
 async fn run(
     mut store: QueueStore,
@@ -202,10 +204,16 @@ async fn run(
             op = rx.recv() => {
                 let Some(op) = op else { break };
                 let mut group = vec![op];
-                while group.len() < MAX_GROUP {
+                // Callers answered by the last commit are sending their next operations right
+                // now; yielding a few times lets them land in this group instead of the next.
+                let mut idle_yields = 0;
+                while group.len() < MAX_GROUP && idle_yields < GATHER_YIELDS {
                     match rx.try_recv() {
                         Ok(op) => group.push(op),
-                        Err(_) => break,
+                        Err(_) => {
+                            idle_yields += 1;
+                            tokio::task::yield_now().await;
+                        }
                     }
                 }
                 if !serve(&mut store, group, &immediate).await {
