@@ -929,6 +929,12 @@ impl App {
         let theme = self.theme;
         let pk = |a| self.keys(Context::Prompt, a);
         let gk = |a| self.keys(Context::Global, a);
+        let scroll_hint = format!(
+            "{}/{} scroll · {} close",
+            gk(Action::MoveDown),
+            gk(Action::MoveUp),
+            gk(Action::Dismiss)
+        );
         match popup {
             Popup::Confirm(c) => c.draw(
                 frame,
@@ -937,29 +943,8 @@ impl App {
                 &pk(Action::Confirm),
                 &pk(Action::Dismiss),
             ),
-            Popup::Detail(d) => d.draw(
-                frame,
-                area,
-                &self.view(),
-                &format!(
-                    "{}/{} scroll · {} close",
-                    gk(Action::MoveDown),
-                    gk(Action::MoveUp),
-                    gk(Action::Dismiss)
-                ),
-            ),
-            Popup::Help(h) => h.draw(
-                frame,
-                area,
-                &self.keymap,
-                theme,
-                &format!(
-                    "{}/{} scroll · {} close",
-                    gk(Action::MoveDown),
-                    gk(Action::MoveUp),
-                    gk(Action::Dismiss)
-                ),
-            ),
+            Popup::Detail(d) => d.draw(frame, area, &self.view(), &scroll_hint),
+            Popup::Help(h) => h.draw(frame, area, &self.keymap, theme, &scroll_hint),
             Popup::Prompt(p) => p.draw(
                 frame,
                 area,
