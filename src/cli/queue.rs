@@ -419,7 +419,7 @@ pub async fn compact(config: &Config) -> anyhow::Result<()> {
     };
     let r = s.compact().await?;
     println!(
-        "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} superseded rows moved to {}, version {}",
+        "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} superseded rows moved to {}, version {}; {} old files deleted from disk",
         crate::queue::rows::QUEUE_TABLE,
         r.files_before,
         r.files_after,
@@ -427,7 +427,8 @@ pub async fn compact(config: &Config) -> anyhow::Result<()> {
         r.rows_kept,
         r.rows_moved_to_history,
         crate::queue::rows::HISTORY_TABLE,
-        r.version
+        r.version,
+        r.files_deleted
     );
     Ok(())
 }

@@ -284,6 +284,21 @@ impl LakeTable {
             .map_err(|e| self.err(format!("checkpoint failed: {e}")))
     }
 
+    /// Deletes data files that left the table more than `retention` ago. Readers of older
+    /// versions within the retention still find their files.
+    pub async fn vacuum(&mut self, retention: chrono::Duration) -> Result<usize, LakeError> {
+        let (table, metrics) = self
+            .table
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .await
+            .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
+        self.table = table;
+        Ok(metrics.files_deleted.len())
+    }
+
     pub fn columns(&self) -> &'static [Col] {
         self.cols
     }

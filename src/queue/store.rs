@@ -42,6 +42,8 @@ pub struct CompactReport {
     pub rows_kept: usize,
     pub rows_moved_to_history: usize,
     pub rows_read: usize,
+    /// Data files deleted from disk (removed from the table more than an hour earlier).
+    pub files_deleted: usize,
     pub version: i64,
 }
 
@@ -403,12 +405,21 @@ impl QueueStore {
         self.seen.extend(added.into_iter().map(|f| f.path));
         self.table.checkpoint().await?;
         self.commits_since_checkpoint = 0;
+        // Files compacted away more than an hour ago are no longer read by anyone.
+        let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "vacuum of the queue table failed; old files stay on disk");
+                0
+            }
+        };
         let files_after = self.table.files().await?.len();
         Ok(CompactReport {
             files_before: files.len(),
             files_after,
             rows_kept: current.len(),
             rows_moved_to_history: superseded.len(),
+            files_deleted,
             rows_read: total,
             version,
         })
