@@ -176,32 +176,12 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         args.lines
     );
     if let Some(secs) = args.restart_every.filter(|s| *s > 0) {
-        let sim = sim.clone();
         let down = Duration::from_millis(args.restart_down_ms);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval_at(
-                tokio::time::Instant::now() + Duration::from_secs(secs),
-                Duration::from_secs(secs),
-            );
-            loop {
-                every.tick().await;
-                sim.restart(down);
-            }
-        });
+        repeat_fault(sim.clone(), secs, move |sim| sim.restart(down));
     }
     if let Some(secs) = args.reset_every.filter(|s| *s > 0) {
-        let sim = sim.clone();
         let (code, after) = (args.reset_code, Duration::from_millis(args.reset_after_ms));
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval_at(
-                tokio::time::Instant::now() + Duration::from_secs(secs),
-                Duration::from_secs(secs),
-            );
-            loop {
-                every.tick().await;
-                sim.nightly_reset(code, after);
-            }
-        });
+        repeat_fault(sim.clone(), secs, move |sim| sim.nightly_reset(code, after));
     }
     wait_for_signal()
         .await
@@ -216,6 +196,22 @@ async fn wait_for_signal() -> std::io::Result<()> {
         r = tokio::signal::ctrl_c() => r,
         _ = term.recv() => Ok(()),
     }
+}
+
+/// Runs `fault` on the simulator every `secs` seconds, the first time `secs` from now.
+fn repeat_fault(
+    sim: super::SimHandle,
+    secs: u64,
+    fault: impl Fn(&super::SimHandle) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(secs);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            every.tick().await;
+            fault(&sim);
+        }
+    });
 }
 
 #[cfg(test)]

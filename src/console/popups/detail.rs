@@ -93,24 +93,8 @@ impl Detail {
             kv(view, "symbol", r.symbol.clone()),
             kv(view, "priority", r.priority.to_string()),
             kv(view, "status", r.status.to_string()),
-            kv(
-                view,
-                "created_at",
-                format!(
-                    "{} ({} ago)",
-                    fmt::stamp(r.created_at),
-                    fmt::age(now, r.created_at)
-                ),
-            ),
-            kv(
-                view,
-                "updated_at",
-                format!(
-                    "{} ({} ago)",
-                    fmt::stamp(r.updated_at),
-                    fmt::age(now, r.updated_at)
-                ),
-            ),
+            kv(view, "created_at", stamped(now, r.created_at)),
+            kv(view, "updated_at", stamped(now, r.updated_at)),
             kv(
                 view,
                 "attempts",
@@ -284,4 +268,9 @@ impl Detail {
         let max = self.lines(view).len().saturating_sub(self.page.get());
         self.scroll = (self.scroll.min(max) as isize + delta).clamp(0, max as isize) as usize;
     }
+}
+
+/// A time with how long ago it was: `2026-11-23 14:35:00 (3m ago)`.
+fn stamped(now: chrono::DateTime<chrono::Utc>, t: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{} ({} ago)", fmt::stamp(t), fmt::age(now, t))
 }
