@@ -66,6 +66,44 @@ fn brief(e: impl std::fmt::Display) -> String {
         .to_string()
 }
 
+/// What a storage error means to the operator, when it is one of the few that say the
+/// lake cannot be written at all. Library errors bury the OS error under their own words
+/// ("Failed to parse parquet: External: …"); this names it first.
+pub fn storage_cause(text: &str) -> Option<&'static str> {
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
+    if has(&["os error 28)", "No space left on device"]) {
+        Some("no space left on device")
+    } else if has(&["os error 122)", "Disk quota exceeded"]) {
+        Some("disk quota exceeded")
+    } else if has(&["os error 30)", "Read-only file system"]) {
+        Some("the file system is read-only")
+    } else if has(&["os error 13)", "Permission denied"]) {
+        Some("permission denied")
+    } else if has(&["os error 1)", "Operation not permitted"]) {
+        Some("operation not permitted (is the folder immutable?)")
+    } else {
+        None
+    }
+}
+
+/// One line for a failed operation: the storage cause first when there is one.
+fn explain(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    let line = brief(&text);
+    match storage_cause(&text) {
+        Some(cause) if !line.starts_with(cause) => format!("{cause}: {line}"),
+        _ => line,
+    }
+}
+
+/// Checks that a folder takes new files by creating and removing one, so a lake that
+/// cannot be written is refused at start rather than at every commit.
+pub fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".ibq-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"ibq")?;
+    std::fs::remove_file(&probe)
+}
+
 fn table_url(path: &Path) -> Result<url::Url, String> {
     let abs = std::path::absolute(path).map_err(|e| e.to_string())?;
     url::Url::from_directory_path(&abs).map_err(|_| format!("not a usable path: {}", abs.display()))
@@ -76,9 +114,10 @@ impl LakeTable {
         LakeError::Table {
             name: self.name.clone(),
             path: self.path.clone(),
-            message: brief(e),
+            message: explain(e),
         }
     }
+
 
     /// Opens `<root>/<name>`, creating it with `cols` when it does not exist yet.
     pub async fn open_or_create(
@@ -87,6 +126,13 @@ impl LakeTable {
         cols: &'static [Col],
     ) -> Result<Self, LakeError> {
         let path = root.join(name);
+        if path.exists() && !path.is_dir() {
+            return Err(LakeError::Table {
+                name: name.to_string(),
+                path,
+                message: "is a file, not a table folder".into(),
+            });
+        }
         std::fs::create_dir_all(&path).map_err(|source| LakeError::Folder {
             path: path.clone(),
             source,
@@ -105,7 +151,7 @@ impl LakeTable {
             deltalake::open_table(url).await.map_err(|e| {
                 err(format!(
                     "cannot open the table (is its _delta_log damaged?): {}",
-                    brief(e)
+                    explain(e)
                 ))
             })?
         } else {
@@ -117,7 +163,7 @@ impl LakeTable {
                 .with_columns(delta_fields(cols))
                 .with_save_mode(SaveMode::Ignore)
                 .await
-                .map_err(|e| err(format!("cannot create the table: {}", brief(e))))?
+                .map_err(|e| err(format!("cannot create the table: {}", explain(e))))?
         };
         Ok(Self {
             name: name.to_string(),
@@ -133,7 +179,15 @@ impl LakeTable {
         name: &str,
         cols: &'static [Col],
     ) -> Result<Option<Self>, LakeError> {
-        if !root.join(name).join("_delta_log").is_dir() {
+        let path = root.join(name);
+        if path.exists() && !path.is_dir() {
+            return Err(LakeError::Table {
+                name: name.to_string(),
+                path,
+                message: "is a file, not a table folder".into(),
+            });
+        }
+        if !path.join("_delta_log").is_dir() {
             return Ok(None);
         }
         Self::open_or_create(root, name, cols).await.map(Some)
