@@ -7,18 +7,29 @@ use crate::engine::runtime::{status_path, Engine, EngineOptions};
 use crate::scheduler::clock::Clock;
 
 /// Runs the engine until SIGINT/SIGTERM (or a `Shutdown` command), then stops gracefully.
+/// When the queue can no longer commit (full disk, read-only lake) it stops too, with an
+/// error naming the cause, rather than run on while every change is refused.
 pub async fn run(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     let _log = crate::logging::init(&config.logging, true, None)?;
     let engine = Engine::start(config, EngineOptions { clock }).await?;
     tracing::info!(gateway = %config.gateway.address, lake = %config.lake.root.display(), "ibq engine running (Ctrl-C to stop)");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = engine.shutdown_requested() => {}
+    let broken = tokio::select! {
+        _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT received"); None }
+        _ = term.recv() => { tracing::info!("SIGTERM received"); None }
+        _ = engine.shutdown_requested() => None,
+        reason = engine.queue_broken() => Some(reason),
+    };
+    if let Some(reason) = &broken {
+        tracing::error!(error = %reason, "stopping: the queue cannot commit");
     }
     engine.shutdown().await;
-    Ok(())
+    match broken {
+        None => Ok(()),
+        Some(reason) => anyhow::bail!(
+            "engine stopped: {reason} (requests acknowledged before are kept; fix the lake and start again)"
+        ),
+    }
 }
 
 /// Prints what the running engine last reported, or the queue counts when none runs.

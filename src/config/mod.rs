@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::scheduler::config::SchedulerConfig;
 
+pub mod check;
+
 /// The embedded default configuration, documented key by key.
 pub const DEFAULT_CONFIG: &str = include_str!("../../assets/ibq.default.toml");
 
@@ -181,12 +183,21 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+    #[error("config file {path}{}, key `{key}`: {message}", .line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    OutOfRange {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+    #[error("configuration key `{key}`: {message}")]
+    Value { key: String, message: String },
 }
 
 impl Config {
     /// Parses a configuration text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| {
+        let config: Self = toml::from_str(text).map_err(|e| {
             let start = e.span().map(|s| s.start.min(text.len())).unwrap_or(0);
             let line = text[..start].matches('\n').count() + 1;
             // The key is what stands before `=` on the offending line (or the table header).
@@ -201,6 +212,21 @@ impl Config {
                 key,
                 message: e.message().trim().to_string(),
             }
+        })?;
+        check::check(&config).map_err(|p| ConfigError::OutOfRange {
+            path: path.to_path_buf(),
+            line: check::line_of(text, p.key),
+            key: p.key.to_string(),
+            message: p.message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks every value of a configuration built in code (or changed after loading).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        check::check(self).map_err(|p| ConfigError::Value {
+            key: p.key.to_string(),
+            message: p.message,
         })
     }
 
@@ -274,5 +300,145 @@ mod tests {
             .to_string();
         assert!(err.contains("line 2"), "{err}");
         assert!(err.contains("`limit`"), "{err}");
+    }
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(text, Path::new("my.toml"))
+            .expect_err(text)
+            .to_string()
+    }
+
+    /// `[section]\nname = value\n` for a dotted key.
+    fn setting(key: &str, value: &str) -> String {
+        let (section, name) = key.split_once('.').unwrap();
+        format!("[{section}]\n{name} = {value}\n")
+    }
+
+    #[test]
+    fn every_range_rule_names_the_key_and_the_allowed_range() {
+        for (key, lo, hi, _) in check::RANGES {
+            let allowed = format!("allowed: {lo} to {hi}");
+            let name = key.split_once('.').unwrap().1;
+            let mut bad = vec![(hi + 1).to_string()];
+            if *lo > 0 {
+                bad.push((lo - 1).to_string());
+            }
+            if *key == "gateway.client_id" {
+                // Above i32::MAX is a type error (named separately); below zero is the range.
+                bad = vec!["-1".into()];
+            }
+            if *key == "lines.margin" {
+                // A margin past its own range is also past the limit; give a limit that fits.
+                bad = vec![];
+                let text = format!("[lines]\nlimit = 10000\nmargin = {}\n", hi + 1);
+                let err = parse_err(&text);
+                assert!(err.contains("`lines.margin`"), "{err}");
+                assert!(err.contains(&allowed), "{err}");
+            }
+            for value in bad {
+                let err = parse_err(&setting(key, &value));
+                assert!(err.contains(&format!("`{key}`")), "{key}={value}: {err}");
+                assert!(err.contains(&allowed), "{key}={value}: {err}");
+                assert!(err.contains("my.toml, line 2"), "{key}={value}: {err}");
+                assert!(err.contains(&value), "{key}={value}: {err}");
+                assert!(!name.is_empty());
+            }
+            // Both ends are accepted.
+            for ok in [lo, hi] {
+                let text = match *key {
+                    "lines.margin" => format!("[lines]\nlimit = 10000\nmargin = {ok}\n"),
+                    "worker.backoff_base_secs" => {
+                        format!("[worker]\nbackoff_base_secs = {ok}\nbackoff_max_secs = 604800\n")
+                    }
+                    "worker.backoff_max_secs" => {
+                        format!("[worker]\nbackoff_base_secs = 1\nbackoff_max_secs = {ok}\n")
+                    }
+                    "lines.limit" if *ok == 1 => "[lines]\nlimit = 1\nmargin = 0\n".into(),
+                    _ => setting(key, &ok.to_string()),
+                };
+                Config::parse(&text, Path::new("my.toml"))
+                    .unwrap_or_else(|e| panic!("{key} = {ok} is in range: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_values_that_broke_the_engine_are_refused_by_key() {
+        for (text, key) in [
+            ("[queue]\nlease_secs = 10000000000000\n", "queue.lease_secs"),
+            (
+                "[worker]\nbackoff_base_secs = 9223372036854775807\n",
+                "worker.backoff_base_secs",
+            ),
+            ("[lines]\nlimit = 1\nmargin = 5\n", "lines.margin"),
+            ("[worker]\nmax_messages_per_sec = 0\n", "worker.max_messages_per_sec"),
+            ("[worker]\nmax_messages_per_sec = 51\n", "worker.max_messages_per_sec"),
+            ("[worker]\nbatch_size = 0\n", "worker.batch_size"),
+            ("[queue]\nmax_batch = 0\n", "queue.max_batch"),
+            ("[queue]\ncompact_at_files = 0\n", "queue.compact_at_files"),
+            ("[queue]\ncheckpoint_every = 0\n", "queue.checkpoint_every"),
+        ] {
+            let err = parse_err(text);
+            assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+            assert!(err.contains("allowed") || err.contains("less than"), "{err}");
+        }
+    }
+
+    #[test]
+    fn rules_between_keys_name_both() {
+        let err = parse_err("[lines]\nlimit = 1\nmargin = 5\n");
+        assert!(err.contains("`lines.margin`") && err.contains("lines.limit (1)"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let err = parse_err("[worker]\nbackoff_base_secs = 60\nbackoff_max_secs = 10\n");
+        assert!(err.contains("`worker.backoff_max_secs`"), "{err}");
+        assert!(err.contains("worker.backoff_base_secs (60)"), "{err}");
+    }
+
+    #[test]
+    fn empty_folders_bad_addresses_and_bad_levels_are_refused() {
+        for (text, key) in [
+            ("[lake]\nroot = \"\"\n", "lake.root"),
+            ("[logging]\ndir = \"\"\n", "logging.dir"),
+            ("[logging]\nlevel = \"ibq=loud\"\n", "logging.level"),
+            ("[gateway]\naddress = \"localhost\"\n", "gateway.address"),
+            ("[gateway]\naddress = \":4002\"\n", "gateway.address"),
+            ("[gateway]\naddress = \"127.0.0.1:0\"\n", "gateway.address"),
+            ("[gateway]\naddress = \"127.0.0.1:70000\"\n", "gateway.address"),
+        ] {
+            let err = parse_err(text);
+            assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
+            assert!(err.contains("line 2"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_config_built_in_code_is_checked_too() {
+        let mut c = Config::default();
+        assert!(c.check().is_ok());
+        c.queue.lease_secs = 10_000_000_000_000;
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("`queue.lease_secs`"), "{err}");
+        assert!(err.contains("allowed: 1 to 604800 seconds"), "{err}");
+    }
+
+    #[test]
+    fn the_default_file_states_every_range() {
+        for (key, lo, hi, _) in check::RANGES {
+            let line = check::line_of(DEFAULT_CONFIG, key)
+                .unwrap_or_else(|| panic!("{key} is in assets/ibq.default.toml"));
+            // The comment lines right above the key state its range.
+            let lines: Vec<&str> = DEFAULT_CONFIG.lines().collect();
+            let comment: String = lines[..line - 1]
+                .iter()
+                .rev()
+                .take_while(|l| l.trim_start().starts_with('#'))
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                comment.contains(&format!("{lo} to {hi}")),
+                "the comment above {key} states `{lo} to {hi}`: {comment:?}"
+            );
+        }
     }
 }

@@ -44,6 +44,14 @@ pub struct Engine {
     shutdown_requested: Arc<Notify>,
 }
 
+/// A configured number of seconds as a duration; past what a duration holds, the longest.
+fn seconds(secs: u64) -> chrono::Duration {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
 /// The queue as the scheduler's sink: each occurrence becomes a request carrying its key,
 /// so a restart never enqueues it twice.
 struct QueueSink(QueueHandle);
@@ -81,10 +89,21 @@ impl Engine {
     /// Opens the queue as its owner and starts every part. Fails with one clear message
     /// when the lake is owned by another process, unreadable, or the schedule is invalid.
     pub async fn start(config: &Config, options: EngineOptions) -> anyhow::Result<Engine> {
+        config.check()?;
         let root = config.lake.root.clone();
         let schedule = Schedule::from_config(&config.scheduler)?;
         let calendar = MarketCalendar::from_config(&config.scheduler);
         let store = QueueStore::open(&root, config.queue.clone()).await?;
+        // A log that takes no new file would refuse every commit while the engine ran on.
+        let log = root.join(crate::queue::rows::QUEUE_TABLE).join("_delta_log");
+        crate::lake::table::probe_writable(&log).map_err(|e| {
+            anyhow::anyhow!(
+                "table {} at {}: its _delta_log folder cannot be written ({}): {e}",
+                crate::queue::rows::QUEUE_TABLE,
+                log.display(),
+                crate::lake::table::storage_cause(&e.to_string()).unwrap_or("write refused")
+            )
+        })?;
         tracing::info!(lake = %root.display(), requests = store.state().len(), recovery_ms = store.recovery.as_millis() as u64, "queue opened");
         let queue = service::start(
             store,
@@ -120,9 +139,9 @@ impl Engine {
                 batch_size: w.batch_size.max(1),
                 policy: RetryPolicy {
                     max_attempts: w.max_attempts.max(1),
-                    max_age: chrono::Duration::seconds(w.max_age_secs as i64),
-                    backoff_base: chrono::Duration::seconds(w.backoff_base_secs as i64),
-                    backoff_max: chrono::Duration::seconds(w.backoff_max_secs as i64),
+                    max_age: seconds(w.max_age_secs),
+                    backoff_base: seconds(w.backoff_base_secs),
+                    backoff_max: seconds(w.backoff_max_secs),
                 },
                 request_timeout: Duration::from_secs(w.request_timeout_secs.max(1)),
                 snapshot_timeout: Duration::from_secs(w.request_timeout_secs.clamp(1, 30)),
@@ -208,6 +227,12 @@ impl Engine {
     /// Completes when a front end sent `Command::Shutdown`.
     pub async fn shutdown_requested(&self) {
         self.shutdown_requested.notified().await
+    }
+
+    /// Completes, with what failed, once the queue can no longer commit (a full disk, a
+    /// read-only or forbidden lake, or repeated failures).
+    pub async fn queue_broken(&self) -> String {
+        self.queue.broken().await
     }
 
     /// Graceful stop: the worker stops claiming and finishes or releases what it runs, the

@@ -75,6 +75,8 @@ pub struct QueueHandle {
     root: PathBuf,
     /// True once the service task has ended and the store (with its owner lock) is gone.
     finished: watch::Receiver<bool>,
+    /// Set when commits fail in a way that will not pass by itself (see [`CommitHealth`]).
+    broken: watch::Receiver<Option<String>>,
 }
 
 const STOPPED: &str = "the queue service has stopped";
@@ -145,6 +147,21 @@ impl QueueHandle {
         &self.root
     }
 
+    /// Completes once commits to the queue table fail in a way that will not pass by itself
+    /// (a full disk, a read-only or forbidden folder, or several failures in a row), with
+    /// what failed. Nothing acknowledged is lost: a failed commit acknowledges nothing.
+    pub async fn broken(&self) -> String {
+        let mut broken = self.broken.clone();
+        loop {
+            if let Some(reason) = broken.borrow_and_update().clone() {
+                return reason;
+            }
+            if broken.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Commits what is pending and stops the service; returns once the store is closed and
     /// its owner lock released, so another owner can open the lake at once.
     pub async fn stop(&self) {
@@ -168,10 +185,15 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
     let immediate = Arc::new(Notify::new());
     let root = store.root().to_path_buf();
     let (finished_tx, finished) = watch::channel(false);
+    let (broken_tx, broken) = watch::channel(None);
     let task_immediate = Arc::clone(&immediate);
     tokio::spawn(async move {
+        let health = CommitHealth {
+            in_row: 0,
+            broken: broken_tx,
+        };
         // `run` owns the store: when it returns, the store and its lock are dropped.
-        run(store, rx, view_tx, task_immediate, poll_external).await;
+        run(store, rx, view_tx, task_immediate, poll_external, health).await;
         finished_tx.send_replace(true);
     });
     QueueHandle {
@@ -180,6 +202,48 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
         immediate,
         root,
         finished,
+        broken,
+    }
+}
+
+/// Commits failing in a row, after which the queue counts as broken.
+const MAX_FAILED_COMMITS: u32 = 3;
+
+/// Watches the outcome of commits: every failure is logged as an error; one whose cause is
+/// the storage itself (no space, read-only, forbidden), or [`MAX_FAILED_COMMITS`] in a row,
+/// marks the queue broken so the engine can stop instead of running on while every change
+/// is refused.
+struct CommitHealth {
+    in_row: u32,
+    broken: watch::Sender<Option<String>>,
+}
+
+impl CommitHealth {
+    fn record(&mut self, result: &Result<(), String>) {
+        match result {
+            Ok(()) => {
+                if self.in_row > 0 {
+                    tracing::info!(failed_before = self.in_row, "queue commits work again");
+                }
+                self.in_row = 0;
+            }
+            Err(e) => {
+                self.in_row += 1;
+                tracing::error!(
+                    failures_in_row = self.in_row,
+                    error = %e,
+                    "a queue commit failed: its changes were refused, nothing acknowledged is lost"
+                );
+                let storage = crate::lake::table::storage_cause(e).is_some();
+                if (storage || self.in_row >= MAX_FAILED_COMMITS) && self.broken.borrow().is_none()
+                {
+                    self.broken.send_replace(Some(format!(
+                        "commits to the queue fail ({} in a row): {e}",
+                        self.in_row
+                    )));
+                }
+            }
+        }
     }
 }
 
@@ -194,6 +258,7 @@ async fn run(
     view_tx: watch::Sender<Arc<QueueView>>,
     immediate: Arc<Notify>,
     poll_external: Duration,
+    mut health: CommitHealth,
 ) {
     let mut poll = tokio::time::interval(poll_external.max(Duration::from_millis(100)));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,7 +281,7 @@ async fn run(
                         }
                     }
                 }
-                if !serve(&mut store, group, &immediate).await {
+                if !serve(&mut store, group, &immediate, &mut health).await {
                     break;
                 }
             }
@@ -247,9 +312,17 @@ async fn run(
 }
 
 /// Serves one group of operations with one commit. Returns false when asked to stop.
-async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bool {
+async fn serve(
+    store: &mut QueueStore,
+    group: Vec<Op>,
+    immediate: &Notify,
+    health: &mut CommitHealth,
+) -> bool {
     let now = Utc::now();
-    let lease = chrono::Duration::seconds(store.lease_secs() as i64);
+    let lease = i64::try_from(store.lease_secs())
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .unwrap_or(chrono::Duration::MAX);
     enum Done {
         Enqueue(
             Reply<Vec<Result<Enqueued, QueueError>>>,
@@ -299,7 +372,15 @@ async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bo
             Op::Stop(reply) => stop = Some(reply),
         }
     }
+    let staged = done.iter().any(|d| match d {
+        Done::Enqueue(_, out) => out.iter().any(|o| matches!(o, Ok(Enqueued::Added(_)))),
+        Done::Change(_, out) => out.iter().any(Result::is_ok),
+        Done::Claim(_, out) => !out.is_empty(),
+    });
     let committed = store.flush().await.map_err(|e| e.to_string());
+    if staged {
+        health.record(&committed);
+    }
     if committed.is_ok() && store.state().has_due_immediate(now) {
         immediate.notify_one();
     }

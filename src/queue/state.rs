@@ -424,7 +424,7 @@ impl QueueState {
                 r.changed_by = Actor::Worker;
                 r.updated_at = now;
                 r.lease_owner = Some(owner.to_string());
-                r.lease_expires_at = Some(now + lease);
+                r.lease_expires_at = Some(later(now, lease));
                 r
             })
             .collect()
@@ -474,7 +474,7 @@ impl QueueState {
         if retryable && r.failures < policy.max_attempts && young_enough {
             r.status = Status::Pending;
             r.event = Event::RetryScheduled;
-            r.next_attempt_at = Some(now + policy.backoff(r.failures, jitter));
+            r.next_attempt_at = Some(later(now, policy.backoff(r.failures, jitter)));
         } else {
             r.status = Status::Failed;
             r.event = Event::Failed;
@@ -511,6 +511,12 @@ impl QueueState {
             })
             .collect()
     }
+}
+
+/// `now + d`, or the last representable instant when that is past it: a huge configured
+/// lease or backoff means "not in this lifetime", never a panic.
+fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Symbols are upper case; anything else a gateway would not know is refused.
@@ -762,6 +768,16 @@ mod tests {
         assert_eq!(q.counts().pending, 1);
         assert_eq!(q.counts().cancelled, 0);
         assert_eq!(q.pending().count(), 1);
+    }
+
+    #[test]
+    fn a_lease_or_backoff_past_the_end_of_time_saturates() {
+        let mut q = QueueState::new();
+        add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        let claimed = q.prepare_claim(1, "w", Duration::seconds(10_000_000_000_000), t0());
+        assert_eq!(claimed[0].lease_expires_at, Some(DateTime::<Utc>::MAX_UTC));
+        assert_eq!(later(t0(), Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(later(t0(), Duration::seconds(1)), t0() + Duration::seconds(1));
     }
 
     #[test]
