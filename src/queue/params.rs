@@ -286,7 +286,11 @@ pub fn params_from_pairs(pairs: &[String]) -> Result<serde_json::Value, String> 
         }
         let value =
             serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-        map.insert(k.to_string(), value);
+        if map.insert(k.to_string(), value).is_some() {
+            return Err(format!(
+                "--param `{k}` is given twice; give each parameter once"
+            ));
+        }
     }
     Ok(serde_json::Value::Object(map))
 }
@@ -373,6 +377,8 @@ mod tests {
         .unwrap();
         assert_eq!(v, json!({"strikes": 5, "rights": "C", "use_rth": false}));
         assert!(params_from_pairs(&["novalue".into()]).is_err());
+        let e = params_from_pairs(&["target_dte=30".into(), "target_dte=60".into()]).unwrap_err();
+        assert!(e.contains("`target_dte` is given twice"), "{e}");
     }
 
     #[test]

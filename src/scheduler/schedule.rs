@@ -210,8 +210,12 @@ pub enum JobProblem {
     MissingSymbols(RequestType),
     #[error("symbol `{0}` is empty or listed twice")]
     BadSymbol(String),
+    #[error("symbol `{0}` is not valid (expected 1-12 letters, digits, '.', '/' or '-')")]
+    InvalidSymbol(String),
     #[error("parameter `{0}` cannot be sent as JSON ({1})")]
     BadParameter(String, String),
+    #[error("{0}")]
+    BadParameters(String),
 }
 
 impl Schedule {
@@ -390,9 +394,18 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
     if let Some(bad) = entry
         .symbols
         .iter()
-        .find(|s| s.trim().is_empty() || !seen.insert(s.as_str()))
+        .find(|s| s.trim().is_empty() || !seen.insert(s.trim().to_ascii_uppercase()))
     {
         return Err(JobProblem::BadSymbol(bad.clone()));
+    }
+    // Checked as the queue will check them, so a bad job stops the start instead of being
+    // refused at every slot.
+    if let Some(bad) = entry
+        .symbols
+        .iter()
+        .find(|s| crate::queue::state::normalize_symbol(s).is_err())
+    {
+        return Err(JobProblem::InvalidSymbol(bad.clone()));
     }
     let parameters = entry
         .parameters
@@ -404,11 +417,14 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
             ))
         })
         .collect::<Result<serde_json::Map<_, _>, JobProblem>>()?;
+    let parameters = serde_json::Value::Object(parameters);
+    crate::queue::params::Params::parse(request_type, &parameters)
+        .map_err(|e| JobProblem::BadParameters(e.to_string()))?;
     Ok(Job {
         name: name.to_string(),
         request_type,
         symbols: entry.symbols.clone(),
-        parameters: serde_json::Value::Object(parameters),
+        parameters,
         priority,
         timing,
     })
@@ -710,6 +726,21 @@ mod tests {
             (
                 format!("{base}\nat = \"08:30\"\nparameters = {{ x = nan }}"),
                 JobProblem::BadParameter("x".into(), "NaN is not a JSON number".into()),
+            ),
+            (
+                "name = \"x\"\ntype = \"market_bars\"\nsymbols = [\"SP Y\"]\nat = \"08:30\"".into(),
+                JobProblem::InvalidSymbol("SP Y".into()),
+            ),
+            (
+                "name = \"x\"\ntype = \"market_bars\"\nsymbols = [\"spy\", \"SPY\"]\nat = \"08:30\"".into(),
+                JobProblem::BadSymbol("SPY".into()),
+            ),
+            (
+                format!("{base}\nat = \"08:30\"\nparameters = {{ target_dte = 0 }}"),
+                JobProblem::BadParameters(
+                    "invalid parameters for option_chain: field `target_dte`: must be 1 to 1000 days, got 0"
+                        .into(),
+                ),
             ),
         ];
         for (entry, expected) in cases {
