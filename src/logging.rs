@@ -34,7 +34,12 @@ pub fn init(
     let (file_layer, guard) = file_layer(&config.dir)?;
     let mut layers: Vec<BoxedLayer> = vec![file_layer];
     if stdout {
-        layers.push(tracing_subscriber::fmt::layer().with_target(false).boxed());
+        layers.push(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(stdout_colours())
+                .with_target(false)
+                .boxed(),
+        );
     }
     if let Some(l) = extra {
         layers.push(l);
@@ -59,4 +64,31 @@ fn file_layer(
         .with_target(false)
         .boxed();
     Ok((layer, guard))
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` is set (to anything but empty).
+fn stdout_colours() -> bool {
+    use std::io::IsTerminal;
+    colours_wanted(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    )
+}
+
+fn colours_wanted(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colours_wanted;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours_wanted(true, None));
+        assert!(colours_wanted(true, Some(OsStr::new(""))));
+        assert!(!colours_wanted(true, Some(OsStr::new("1"))));
+        assert!(!colours_wanted(false, None));
+    }
 }
