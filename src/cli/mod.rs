@@ -42,6 +42,87 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Commands that print their answer and end (not the engine, the console, the
+    /// simulator, the demo or the benchmarks).
+    pub fn prints_and_exits(&self) -> bool {
+        !self.demo
+            && !self.observe
+            && matches!(
+                &self.command,
+                Some(
+                    Command::Enqueue(_)
+                        | Command::List(_)
+                        | Command::Show(_)
+                        | Command::Retry(_)
+                        | Command::Reprioritize(_)
+                        | Command::Cancel(_)
+                        | Command::Compact
+                        | Command::Config(_)
+                        | Command::Keys
+                        | Command::Schedule(_)
+                        | Command::Promote(_)
+                        | Command::Demote(_)
+                        | Command::Legs(_)
+                        | Command::Status { .. }
+                )
+            )
+    }
+}
+
+/// Lets SIGPIPE end the process as it ends other Unix tools (Rust ignores it by default,
+/// which turns a closed pipe into a panic in `println!`).
+pub fn default_sigpipe() {
+    // SAFETY: called at the start of `main`, before any thread is started; restoring the
+    // default disposition of a signal has no other effect on the process.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Keeps a panic that a library raises and catches itself off the terminal:
+/// `object_store`'s `BufWriter::abort` panics "Already shut down" when an upload failed
+/// while completing (a full disk does that), and deltalake catches that panic and returns
+/// the write error, which ibq reports. Every other panic is printed as usual.
+pub fn quiet_caught_library_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_buffered_writer = info.location().is_some_and(|l| {
+            let file = l.file().replace('\\', "/");
+            file.contains("/object_store-") && file.ends_with("/src/buffered.rs")
+        });
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str));
+        if in_buffered_writer && message == Some("Already shut down") {
+            tracing::debug!("object_store could not abort an upload that failed to complete");
+            return;
+        }
+        default(info);
+    }));
+}
+
+/// An error as one line: its causes joined by `: `, each cause's first line only (some
+/// library errors append a backtrace), and a cause whose text is already in the line
+/// left out (an error that prints its source would otherwise repeat it).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        let text = text.lines().next().unwrap_or_default().trim();
+        if text.is_empty() || line.contains(text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(text);
+    }
+    line
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add a request to the queue.
@@ -106,12 +187,32 @@ pub mod run;
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(lake) = &cli.lake {
+        if lake.as_os_str().is_empty() {
+            anyhow::bail!("--lake (or IBQ_LAKE) is empty; give the folder of the Delta tables");
+        }
         config.lake.root = lake.clone();
     }
     if let Some(gateway) = &cli.gateway {
         config.gateway.address = gateway.clone();
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("--gateway: {e}"))?;
     }
+    check_lake_folder(&config.lake.root)?;
     Ok(config)
+}
+
+/// The lake is a folder, or does not exist yet (it is created on the first write).
+fn check_lake_folder(root: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(root) {
+        Ok(m) if !m.is_dir() => anyhow::bail!(
+            "the lake {} is a file, not a folder (give the folder of the Delta tables with --lake, IBQ_LAKE or [lake] root)",
+            root.display()
+        ),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => anyhow::bail!("cannot use the lake {}: {e}", root.display()),
+    }
 }
 
 /// The engine's clock: real time, or `--clock` running `--speed` times faster.

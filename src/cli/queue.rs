@@ -339,6 +339,10 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
 
 /// Prints one line per change and fails when any change was refused.
 fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Result<()> {
+    if let [Err(e)] = results.as_slice() {
+        // One change: its refusal is the one line.
+        anyhow::bail!("refused: {e}");
+    }
     let mut refused = 0;
     for r in &results {
         match r {
