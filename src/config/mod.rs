@@ -371,8 +371,14 @@ mod tests {
                 "worker.backoff_base_secs",
             ),
             ("[lines]\nlimit = 1\nmargin = 5\n", "lines.margin"),
-            ("[worker]\nmax_messages_per_sec = 0\n", "worker.max_messages_per_sec"),
-            ("[worker]\nmax_messages_per_sec = 51\n", "worker.max_messages_per_sec"),
+            (
+                "[worker]\nmax_messages_per_sec = 0\n",
+                "worker.max_messages_per_sec",
+            ),
+            (
+                "[worker]\nmax_messages_per_sec = 51\n",
+                "worker.max_messages_per_sec",
+            ),
             ("[worker]\nbatch_size = 0\n", "worker.batch_size"),
             ("[queue]\nmax_batch = 0\n", "queue.max_batch"),
             ("[queue]\ncompact_at_files = 0\n", "queue.compact_at_files"),
@@ -380,14 +386,20 @@ mod tests {
         ] {
             let err = parse_err(text);
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");
-            assert!(err.contains("allowed") || err.contains("less than"), "{err}");
+            assert!(
+                err.contains("allowed") || err.contains("less than"),
+                "{err}"
+            );
         }
     }
 
     #[test]
     fn rules_between_keys_name_both() {
         let err = parse_err("[lines]\nlimit = 1\nmargin = 5\n");
-        assert!(err.contains("`lines.margin`") && err.contains("lines.limit (1)"), "{err}");
+        assert!(
+            err.contains("`lines.margin`") && err.contains("lines.limit (1)"),
+            "{err}"
+        );
         assert!(err.contains("line 3"), "{err}");
         let err = parse_err("[worker]\nbackoff_base_secs = 60\nbackoff_max_secs = 10\n");
         assert!(err.contains("`worker.backoff_max_secs`"), "{err}");
@@ -403,7 +415,10 @@ mod tests {
             ("[gateway]\naddress = \"localhost\"\n", "gateway.address"),
             ("[gateway]\naddress = \":4002\"\n", "gateway.address"),
             ("[gateway]\naddress = \"127.0.0.1:0\"\n", "gateway.address"),
-            ("[gateway]\naddress = \"127.0.0.1:70000\"\n", "gateway.address"),
+            (
+                "[gateway]\naddress = \"127.0.0.1:70000\"\n",
+                "gateway.address",
+            ),
         ] {
             let err = parse_err(text);
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");

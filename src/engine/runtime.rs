@@ -95,12 +95,12 @@ impl Engine {
         let calendar = MarketCalendar::from_config(&config.scheduler);
         let store = QueueStore::open(&root, config.queue.clone()).await?;
         // A log that takes no new file would refuse every commit while the engine ran on.
-        let log = root.join(crate::queue::rows::QUEUE_TABLE).join("_delta_log");
-        crate::lake::table::probe_writable(&log).map_err(|e| {
+        let table = root.join(crate::queue::rows::QUEUE_TABLE);
+        crate::lake::table::probe_writable(&table.join("_delta_log")).map_err(|e| {
             anyhow::anyhow!(
                 "table {} at {}: its _delta_log folder cannot be written ({}): {e}",
                 crate::queue::rows::QUEUE_TABLE,
-                log.display(),
+                table.display(),
                 crate::lake::table::storage_cause(&e.to_string()).unwrap_or("write refused")
             )
         })?;

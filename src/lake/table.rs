@@ -118,7 +118,6 @@ impl LakeTable {
         }
     }
 
-
     /// Opens `<root>/<name>`, creating it with `cols` when it does not exist yet.
     pub async fn open_or_create(
         root: &Path,

@@ -516,7 +516,8 @@ impl QueueState {
 /// `now + d`, or the last representable instant when that is past it: a huge configured
 /// lease or backoff means "not in this lifetime", never a panic.
 fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    now.checked_add_signed(d)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Symbols are upper case; anything else a gateway would not know is refused.
@@ -777,7 +778,10 @@ mod tests {
         let claimed = q.prepare_claim(1, "w", Duration::seconds(10_000_000_000_000), t0());
         assert_eq!(claimed[0].lease_expires_at, Some(DateTime::<Utc>::MAX_UTC));
         assert_eq!(later(t0(), Duration::MAX), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(later(t0(), Duration::seconds(1)), t0() + Duration::seconds(1));
+        assert_eq!(
+            later(t0(), Duration::seconds(1)),
+            t0() + Duration::seconds(1)
+        );
     }
 
     #[test]

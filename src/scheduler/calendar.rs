@@ -298,8 +298,7 @@ mod tests {
 
     /// The exchange's published list: the expected answer, never an input of the calendar.
     fn published() -> Vec<(NaiveDate, String, String)> {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nyse-calendar.tsv");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/nyse-calendar.tsv");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         let rows: Vec<_> = text
