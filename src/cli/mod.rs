@@ -104,23 +104,48 @@ pub fn quiet_caught_library_panics() {
     }));
 }
 
-/// An error as one line: its causes joined by `: `, each cause's first line only (some
-/// library errors append a backtrace), and a cause whose text is already in the line
-/// left out (an error that prints its source would otherwise repeat it).
+/// An error as one line: its causes joined by `: ` (a cause of several lines, as TOML
+/// parse errors are, joined by `; `), and a cause whose text is already in the line left
+/// out (an error that prints its source would otherwise repeat it).
 pub fn error_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
-        let text = text.lines().next().unwrap_or_default().trim();
-        if text.is_empty() || line.contains(text) {
+        let text = cause
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if text.is_empty() || line.contains(&text) {
             continue;
         }
         if !line.is_empty() {
             line.push_str(": ");
         }
-        line.push_str(text);
+        line.push_str(&text);
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+
+    #[test]
+    fn an_error_line_does_not_repeat_its_cause_and_keeps_every_line() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let text = io.to_string();
+        let e = anyhow::Error::new(io).context(format!("cannot read x.toml: {text}"));
+        assert_eq!(error_line(&e), format!("cannot read x.toml: {text}"));
+        let e = anyhow::anyhow!("line 1: invalid table header\nexpected `.`, `]`\n");
+        assert_eq!(
+            error_line(&e),
+            "line 1: invalid table header; expected `.`, `]`"
+        );
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&e), "outer: inner");
+    }
 }
 
 #[derive(Debug, Subcommand)]

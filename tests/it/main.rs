@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per area. They run the real `ibq` binary,
 //! real Delta tables in temporary folders and, where a gateway is needed, `ibq sim`.
 
+mod bad_input;
 mod common;
 mod console_pty;
 mod queue_cli;
