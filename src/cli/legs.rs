@@ -9,7 +9,8 @@ use crate::streaming::registry::Registry;
 
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
-    /// IB contract id of the leg.
+    /// IB contract id of the leg (a positive number).
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     pub conid: i32,
     /// The strategy the leg belongs to (e.g. "SPY iron condor").
     #[arg(long)]
@@ -18,6 +19,8 @@ pub struct PromoteArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct DemoteArgs {
+    /// IB contract id of the leg (a positive number).
+    #[arg(value_parser = clap::value_parser!(i32).range(1..))]
     pub conid: i32,
 }
 

@@ -600,6 +600,18 @@ fn bad_configuration_key_maps_and_command_lines_get_one_clear_line() {
             vec!["--gateway", "localhost"],
         ),
         (
+            "contract id of zero",
+            vec!["promote", "0"],
+            Exit::Usage,
+            vec!["'0'", "<CONID>"],
+        ),
+        (
+            "negative contract id",
+            vec!["demote", "-5"],
+            Exit::Usage,
+            vec!["'-5'"],
+        ),
+        (
             "config with nothing to do",
             vec!["config"],
             Exit::Refused,
