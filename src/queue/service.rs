@@ -437,3 +437,42 @@ fn prepare_change(
         Change::Release(reason) => state.prepare_release(id, reason, now),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn health() -> (CommitHealth, watch::Receiver<Option<String>>) {
+        let (broken, rx) = watch::channel(None);
+        (CommitHealth { in_row: 0, broken }, rx)
+    }
+
+    #[test]
+    fn a_storage_failure_breaks_the_queue_at_once() {
+        let (mut h, rx) = health();
+        h.record(&Err(
+            "table ib_request_queue at /x: no space left on device: … (os error 28)".into(),
+        ));
+        let reason = rx.borrow().clone().expect("broken");
+        assert!(reason.contains("no space left on device"), "{reason}");
+        assert!(reason.contains("1 in a row"), "{reason}");
+    }
+
+    #[test]
+    fn other_failures_break_it_only_three_in_a_row() {
+        let (mut h, rx) = health();
+        let conflict: Result<(), String> = Err("commit failed: version 7 already exists".into());
+        h.record(&conflict);
+        h.record(&conflict);
+        h.record(&Ok(()));
+        h.record(&conflict);
+        h.record(&conflict);
+        assert!(
+            rx.borrow().is_none(),
+            "a success in between resets the count"
+        );
+        h.record(&conflict);
+        let reason = rx.borrow().clone().expect("broken after three in a row");
+        assert!(reason.contains("3 in a row"), "{reason}");
+    }
+}
