@@ -943,8 +943,20 @@ fn the_engine_writes_no_colour_codes_into_a_file() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
+/// The lake damage an engine meets while it runs.
+#[derive(Clone, Copy, PartialEq)]
+enum MidRun {
+    /// The lake is on a small tmpfs that fills up.
+    FullDisk,
+    /// The queue's `_delta_log` becomes a read-only bind mount.
+    ReadOnlyLog,
+}
+
+/// Starts `ibq run` against a slow simulator with three acknowledged requests, damages the
+/// lake while requests are in flight, and checks the engine stops by itself with one line
+/// naming `names`, without a panic, and that every acknowledged request is still listed,
+/// and still there (and the queue working) once the damage is repaired.
+async fn engine_meets(damage: MidRun, names: &[&str]) {
     use ibq::sim::{RequestKind, SimConfig, Simulator};
     let sim = Simulator::start(SimConfig {
         port: 0,
@@ -952,14 +964,16 @@ async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
     })
     .await
     .expect("the simulator starts");
-    // Slow snapshots: the requests are still in flight when the disk fills.
+    // Slow snapshots: the requests are still in flight when the damage happens.
     sim.set_latency(RequestKind::MarketData, Duration::from_millis(1500));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let disk = d.join("disk");
     std::fs::create_dir_all(&disk).unwrap();
     let mut mounts = Mounts(Vec::new());
-    mounts.mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &disk);
+    if damage == MidRun::FullDisk {
+        mounts.mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &disk);
+    }
     let lake = disk.join("lake");
     let ids = seeded_lake(&lake);
     let cfg = crate::common::test_config(d, "");
@@ -982,7 +996,14 @@ async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
             .is_ok_and(|s| s.counts().processing > 0)
     })
     .await;
-    fill(&disk.join("filler"));
+    let log = queue_log(&lake);
+    match damage {
+        MidRun::FullDisk => fill(&disk.join("filler")),
+        MidRun::ReadOnlyLog => {
+            mounts.mount(&["--bind", &s(&log)], &log);
+            mounts.mount(&["-o", "remount,bind,ro"], &log);
+        }
+    }
 
     // The engine stops by itself, saying why.
     let started = Instant::now();
@@ -994,7 +1015,7 @@ async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
             let _ = run.kill();
             let _ = run.wait();
             panic!(
-                "ibq run kept running on a full disk: {}",
+                "ibq run kept running on a damaged lake: {}",
                 std::fs::read_to_string(&out_path).unwrap_or_default()
             );
         }
@@ -1005,11 +1026,7 @@ async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
     assert_eq!(status.code(), Some(1), "stdout: {out}\nstderr: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line on stderr: {err}");
-    for name in [
-        "ib_request_queue",
-        "no space left on device",
-        "engine stopped",
-    ] {
+    for name in names.iter().chain(&["ib_request_queue", "engine stopped"]) {
         assert!(lines[0].contains(name), "the line names `{name}`: {err}");
     }
     for bad in ["panicked", "RUST_BACKTRACE", "Already shut down"] {
@@ -1018,10 +1035,23 @@ async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
             "`{bad}` in {out}\n{err}"
         );
     }
-    // Nothing acknowledged is lost, and with space again the queue works.
-    assert_all_listed(&lake, &ids, "after the engine stopped on a full disk");
-    std::fs::remove_file(disk.join("filler")).unwrap();
+    // Nothing acknowledged is lost, and once repaired the queue works again.
+    assert_all_listed(&lake, &ids, "after the engine stopped");
+    match damage {
+        MidRun::FullDisk => std::fs::remove_file(disk.join("filler")).unwrap(),
+        MidRun::ReadOnlyLog => drop(mounts),
+    }
     let out = ibq(&lake, &["enqueue", "futures_snapshot", "NQ"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_all_listed(&lake, &ids, "after space was freed");
+    assert_all_listed(&lake, &ids, "after the repair");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_whose_disk_fills_stops_naming_it_and_keeps_every_request() {
+    engine_meets(MidRun::FullDisk, &["no space left on device"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_whose_log_turns_read_only_stops_naming_it_and_keeps_every_request() {
+    engine_meets(MidRun::ReadOnlyLog, &["read-only"]).await;
 }
