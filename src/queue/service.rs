@@ -30,6 +30,8 @@ pub enum Change {
         policy: RetryPolicy,
     },
     Release(String),
+    /// Extends the lease of requests the named worker still runs.
+    RenewLease(String),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -75,6 +77,7 @@ pub struct QueueHandle {
     root: PathBuf,
     /// True once the service task has ended and the store (with its owner lock) is gone.
     finished: watch::Receiver<bool>,
+    lease: Duration,
 }
 
 const STOPPED: &str = "the queue service has stopped";
@@ -145,6 +148,11 @@ impl QueueHandle {
         &self.root
     }
 
+    /// How long a claim leases a request; a worker renews well within it.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// Commits what is pending and stops the service; returns once the store is closed and
     /// its owner lock released, so another owner can open the lake at once.
     pub async fn stop(&self) {
@@ -168,6 +176,7 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
     let immediate = Arc::new(Notify::new());
     let root = store.root().to_path_buf();
     let (finished_tx, finished) = watch::channel(false);
+    let lease = Duration::from_secs(store.lease_secs());
     let task_immediate = Arc::clone(&immediate);
     tokio::spawn(async move {
         // `run` owns the store: when it returns, the store and its lock are dropped.
@@ -180,6 +189,7 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
         immediate,
         root,
         finished,
+        lease,
     }
 }
 
@@ -221,6 +231,9 @@ async fn run(
                 }
             }
             _ = poll.tick() => {
+                if let Err(e) = store.sweep_expired_leases(Utc::now()).await {
+                    tracing::warn!(error = %e, "releasing expired leases failed; retried at the next poll");
+                }
                 match store.poll_external().await {
                     Ok(0) => {}
                     Ok(n) => {
@@ -282,7 +295,8 @@ async fn serve(store: &mut QueueStore, group: Vec<Op>, immediate: &Notify) -> bo
                 let out = ids
                     .into_iter()
                     .map(|id| {
-                        prepare_change(store.state(), id, &change, now).map(|r| store.stage(r))
+                        prepare_change(store.state(), id, &change, lease, now)
+                            .map(|r| store.stage(r))
                     })
                     .collect();
                 done.push(Done::Change(reply, out));
@@ -332,6 +346,7 @@ fn prepare_change(
     state: &QueueState,
     id: Uuid,
     change: &Change,
+    lease: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Request, QueueError> {
     match change {
@@ -354,5 +369,6 @@ fn prepare_change(
             policy,
         } => state.prepare_fail(id, error, *retryable, policy, rand::random::<f64>(), now),
         Change::Release(reason) => state.prepare_release(id, reason, now),
+        Change::RenewLease(owner) => state.prepare_renew(id, owner, lease, now),
     }
 }

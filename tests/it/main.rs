@@ -4,6 +4,7 @@
 mod common;
 mod console_pty;
 mod queue_cli;
+mod queue_recovery;
 mod queue_store;
 mod run_cli;
 mod scheduler;
