@@ -39,6 +39,9 @@ pub struct DataFile {
     pub size: i64,
 }
 
+/// Attempts of one commit against newer versions by other writers before it fails.
+const COMMIT_RETRIES: usize = 100;
+
 pub struct LakeTable {
     name: String,
     path: PathBuf,
@@ -218,7 +221,10 @@ impl LakeTable {
         operation: DeltaOperation,
     ) -> Result<i64, LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        // Another writer appending in a tight loop can take several versions in a row while
+        // this commit checks for conflicts; a lost race is retried, not a failure.
         let finalized = CommitBuilder::default()
+            .with_max_retries(COMMIT_RETRIES)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
