@@ -61,10 +61,11 @@ fn pending_by_documented_recipes(table: &std::path::Path) -> (usize, usize) {
         let len = section[start..].find("```").unwrap();
         section[start..start + len].to_string()
     };
-    let py = block("python").replace("data/lake/ib_request_queue", &table.display().to_string());
+    let recipe =
+        block("python").replace("data/lake/ib_request_queue", &table.display().to_string());
     let sql = block("sql").replace("delta_scan('data/lake/ib_request_queue')", "rows_now");
     let out = py(&format!(
-        "{py}\nprint(len(pending))\nimport duckdb\nrows_now = DeltaTable({path:?}).to_pyarrow_table()\ncur = duckdb.sql({sql:?}).fetchall()\ncols = [d[0] for d in duckdb.sql({sql:?}).description]\nprint(sum(1 for r in cur if r[cols.index('status')] == 'PENDING'))\n",
+        "{recipe}\nprint(len(pending))\nimport duckdb\nrows_now = DeltaTable({path:?}).to_pyarrow_table()\ncur = duckdb.sql({sql:?}).fetchall()\ncols = [d[0] for d in duckdb.sql({sql:?}).description]\nprint(sum(1 for r in cur if r[cols.index('status')] == 'PENDING'))\n",
         path = table.display().to_string(),
     ));
     let mut lines = out.lines();
