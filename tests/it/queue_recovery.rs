@@ -677,3 +677,61 @@ print(len(newest), sum(1 for r in newest.values() if r["status"] == "SUCCESS"))
     ));
     assert_eq!(out.trim(), "2000 2000");
 }
+
+/// A request that runs longer than its lease keeps it: the worker renews the lease, so
+/// the running engine's sweep never frees (and runs a second time) a request still at work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_running_past_its_lease_is_renewed_not_swept() {
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // The snapshot takes 5 s; the lease is 3 s, renewed every second.
+    sim.set_latency(ibq::sim::RequestKind::MarketData, Duration::from_secs(5));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let mut config = crate::worker::config(&root, &sim);
+    config.queue.lease_secs = 3;
+    let engine = ibq::engine::runtime::Engine::start(&config, crate::worker::options())
+        .await
+        .unwrap();
+    let ids = crate::worker::enqueue(
+        &engine,
+        vec![crate::worker::new(
+            RequestType::FuturesSnapshot,
+            "ES",
+            json!({}),
+        )],
+    )
+    .await;
+    let rows = crate::worker::settle(&engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        rows[0].status,
+        Status::Success,
+        "{:?}",
+        rows[0].error_message
+    );
+    engine.shutdown().await;
+    let events: Vec<Event> = store::history(&root, ids[0])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.event)
+        .collect();
+    assert!(
+        !events.contains(&Event::Released),
+        "never released while it ran: {events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| **e == Event::Claimed).count(),
+        1,
+        "claimed once: {events:?}"
+    );
+    assert!(
+        events.contains(&Event::LeaseRenewed),
+        "the lease was renewed: {events:?}"
+    );
+    assert_eq!(events.last(), Some(&Event::Succeeded));
+}
