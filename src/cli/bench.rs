@@ -33,6 +33,9 @@ pub enum BenchWhat {
         /// Requests claimed (and completed) per commit, like the worker's batch.
         #[arg(long, default_value_t = 50)]
         batch: usize,
+        /// PROCESSING requests a killed engine leaves behind when recovery is timed.
+        #[arg(long, default_value_t = 50)]
+        orphans: usize,
     },
     /// Drains mixed requests through the engine against `ibq sim` with its real limits and
     /// compares the wall time with the least time those limits allow.
@@ -171,6 +174,7 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
             baseline_requests,
             startup_requests,
             batch,
+            orphans,
         } => {
             queue(
                 config.queue.clone(),
@@ -178,6 +182,7 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
                 baseline_requests,
                 startup_requests,
                 batch,
+                orphans,
             )
             .await
         }
@@ -195,9 +200,26 @@ async fn queue(
     baseline_requests: usize,
     startup_requests: usize,
     batch: usize,
+    orphans: usize,
 ) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     println!("ibq bench queue (lake in {})", dir.display());
+
+    let mut crashed = Vec::new();
+    let mut clean = Vec::new();
+    for i in 0..3 {
+        crashed.push(restart(&dir.join(format!("orphans-{i}")), &config, orphans, true).await?);
+        clean.push(restart(&dir.join(format!("pending-{i}")), &config, orphans, false).await?);
+    }
+    crashed.sort_by(f64::total_cmp);
+    clean.sort_by(f64::total_cmp);
+    println!(
+        "recovery: {orphans} orphaned PROCESSING requests running again {:.0} ms after start (median of {:?} ms); the same start with {orphans} PENDING requests {:.0} ms; ratio {:.2}",
+        crashed[1] * 1e3,
+        crashed.iter().map(|s| (s * 1e3).round()).collect::<Vec<_>>(),
+        clean[1] * 1e3,
+        crashed[1] / clean[1]
+    );
 
     let mut grouped = QueueStore::open(&dir.join("grouped"), config.clone()).await?;
     let g = full_life(&mut grouped, requests, 1000, batch).await?;
@@ -240,6 +262,45 @@ async fn queue(
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// Leaves `n` requests in a lake, PROCESSING under a lease of an engine that died
+/// (`orphaned`) or PENDING; then times a new owner from the start of its open until a
+/// worker has claimed all `n` through the queue service.
+async fn restart(
+    root: &std::path::Path,
+    config: &QueueConfig,
+    n: usize,
+    orphaned: bool,
+) -> anyhow::Result<f64> {
+    let mut store = QueueStore::open(root, config.clone()).await?;
+    store.enqueue_many((0..n).map(request).collect()).await?;
+    if orphaned {
+        let claimed = store.claim(n, "engine-killed", Utc::now()).await?;
+        anyhow::ensure!(claimed.len() == n, "claimed {} of {n}", claimed.len());
+    }
+    // Dropped without releasing anything, as kill -9 leaves it.
+    drop(store);
+    let started = Instant::now();
+    let store = QueueStore::open(root, config.clone()).await?;
+    anyhow::ensure!(
+        store.orphaned() == if orphaned { n } else { 0 },
+        "the new owner released {} orphans",
+        store.orphaned()
+    );
+    let queue = crate::queue::service::start(store, std::time::Duration::from_secs(3600));
+    let mut running = 0;
+    while running < n {
+        let claimed = queue
+            .claim(n - running, "engine-new")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(!claimed.is_empty(), "only {running} of {n} came back");
+        running += claimed.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    queue.stop().await;
+    Ok(secs)
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {

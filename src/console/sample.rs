@@ -31,7 +31,7 @@ pub fn request(i: usize, status: Status, now: DateTime<Utc>) -> Request {
         RequestType::FuturesSnapshot => json!({"month": "202612"}),
         RequestType::MarketBars => json!({"duration": "5 D", "bar_size": "1 hour"}),
         RequestType::PositionUpdate => json!({}),
-        RequestType::DerivedStats => json!({}),
+        RequestType::DerivedStats | RequestType::Unknown => json!({}),
     };
     let created = now - Duration::seconds(30 + (i as i64 * 7) % 7200);
     let priority = Priority::try_from(1 + (i % 3) as i64).unwrap();

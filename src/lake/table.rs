@@ -8,7 +8,7 @@ use deltalake::arrow::array::RecordBatch;
 use deltalake::datafile::reader::ParquetFileReader;
 use deltalake::datafile::DataFileReader;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::kernel::{Action, Remove};
+use deltalake::kernel::{Action, Remove, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use deltalake::DeltaTable;
@@ -38,6 +38,9 @@ pub struct DataFile {
     pub path: String,
     pub size: i64,
 }
+
+/// Attempts of one commit against newer versions by other writers before it fails.
+const COMMIT_RETRIES: usize = 100;
 
 pub struct LakeTable {
     name: String,
@@ -271,7 +274,10 @@ impl LakeTable {
         operation: DeltaOperation,
     ) -> Result<i64, LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        // Another writer appending in a tight loop can take several versions in a row while
+        // this commit checks for conflicts; a lost race is retried, not a failure.
         let finalized = CommitBuilder::default()
+            .with_max_retries(COMMIT_RETRIES)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
@@ -286,10 +292,23 @@ impl LakeTable {
         &mut self,
         batches: &[RecordBatch],
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
-        let actions = self.write_files(batches).await?;
+        self.append_tagged(batches, None).await
+    }
+
+    /// `append`, recording `(app_id, version)` as an application transaction in the same
+    /// commit (read back with `txn_version`).
+    pub async fn append_tagged(
+        &mut self,
+        batches: &[RecordBatch],
+        txn: Option<(&str, i64)>,
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        let mut actions = self.write_files(batches).await?;
         let added = added_files(&actions);
         if actions.is_empty() {
             return Ok((self.version(), added));
+        }
+        if let Some((app, v)) = txn {
+            actions.push(Action::Txn(Transaction::new(app, v)));
         }
         let op = DeltaOperation::Write {
             mode: SaveMode::Append,
@@ -302,18 +321,42 @@ impl LakeTable {
 
     /// Replaces `remove` with the rows of `batches` in one commit: readers see either all
     /// the old files or the new ones. Files other writers added meanwhile stay untouched.
+    ///
+    /// The commit is a rewrite, like Delta's OPTIMIZE: its adds and removes are marked
+    /// `dataChange: false`, so it never conflicts with other writers' blind appends (the
+    /// conflict checker only counts removes that change data). Callers keep the table's
+    /// meaning: the rows they write stand for the rows they remove.
     pub async fn replace(
         &mut self,
         remove: &[DataFile],
         batches: &[RecordBatch],
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        self.replace_tagged(remove, batches, None).await
+    }
+
+    /// `replace`, recording `(app_id, version)` as an application transaction in the same
+    /// commit.
+    pub async fn replace_tagged(
+        &mut self,
+        remove: &[DataFile],
+        batches: &[RecordBatch],
+        txn: Option<(&str, i64)>,
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
         let mut actions = self.write_files(batches).await?;
+        for a in actions.iter_mut() {
+            if let Action::Add(add) = a {
+                add.data_change = false;
+            }
+        }
         let added = added_files(&actions);
+        if let Some((app, v)) = txn {
+            actions.push(Action::Txn(Transaction::new(app, v)));
+        }
         let now = chrono::Utc::now().timestamp_millis();
         actions.extend(remove.iter().map(|f| {
             Action::Remove(Remove {
                 path: f.path.clone(),
-                data_change: true,
+                data_change: false,
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
                 partition_values: Some(HashMap::new()),
@@ -327,6 +370,39 @@ impl LakeTable {
         };
         let version = self.commit(actions, op).await?;
         Ok((version, added))
+    }
+
+    /// The version an application last recorded with `append_tagged`/`replace_tagged` in
+    /// the loaded version of the table.
+    pub async fn txn_version(&self, app_id: &str) -> Result<Option<i64>, LakeError> {
+        let state = self.table.snapshot().map_err(|e| self.err(e))?;
+        state
+            .transaction_version(self.table.log_store().as_ref(), app_id)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// The data files that were live at `version` (none before the table's first commit).
+    pub async fn files_at(&self, version: i64) -> Result<Vec<DataFile>, LakeError> {
+        if version < 0 {
+            return Ok(Vec::new());
+        }
+        let url = table_url(&self.path).map_err(|e| self.err(e))?;
+        let old = deltalake::open_table_with_version(url, version as _)
+            .await
+            .map_err(|e| self.err(format!("opening version {version}: {e}")))?;
+        let snapshot = old.snapshot().map_err(|e| self.err(e))?;
+        let log_store = old.log_store();
+        snapshot
+            .snapshot()
+            .file_views(log_store.as_ref(), None)
+            .map_ok(|v| DataFile {
+                path: v.path().to_string(),
+                size: v.size(),
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// Writes a checkpoint of the loaded version so opening the table reads one file

@@ -1,6 +1,9 @@
 //! The durable request queue: the model, typed parameters, the in-memory state with its
 //! checked transitions, and the store that persists every change to Delta Lake.
 
+pub mod compact;
+pub mod ingest;
+pub mod lease;
 pub mod model;
 pub mod params;
 pub mod state;

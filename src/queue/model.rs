@@ -17,6 +17,9 @@ pub enum RequestType {
     MarketBars,
     PositionUpdate,
     DerivedStats,
+    /// The type of a row another program appended that names no type ibq knows. Only a
+    /// FAILED `rejected` row carries it; it is never enqueued or run.
+    Unknown,
 }
 
 impl RequestType {
@@ -35,6 +38,7 @@ impl RequestType {
             RequestType::MarketBars => "market_bars",
             RequestType::PositionUpdate => "position_update",
             RequestType::DerivedStats => "derived_stats",
+            RequestType::Unknown => "unknown",
         }
     }
 
@@ -46,6 +50,7 @@ impl RequestType {
             RequestType::MarketBars => "market_bars",
             RequestType::PositionUpdate => "position_updates",
             RequestType::DerivedStats => "derived_stats",
+            RequestType::Unknown => "",
         }
     }
 }
@@ -241,6 +246,8 @@ pub enum Event {
     Released,
     /// A row another program appended that ibq could not accept (bad type or parameters).
     Rejected,
+    /// The worker still runs the request and extended its lease.
+    LeaseRenewed,
 }
 
 impl Event {
@@ -256,6 +263,7 @@ impl Event {
             Event::Cancelled => "cancelled",
             Event::Released => "released",
             Event::Rejected => "rejected",
+            Event::LeaseRenewed => "lease_renewed",
         }
     }
 }

@@ -224,6 +224,9 @@ impl Params {
                 Params::PositionUpdate(p)
             }
             RequestType::DerivedStats => Params::DerivedStats(typed(value).map_err(err)?),
+            RequestType::Unknown => {
+                return Err(err("a request of unknown type cannot run".into()));
+            }
         };
         Ok(params)
     }

@@ -63,28 +63,86 @@ pub fn encode(rows: &[Request]) -> RecordBatch {
         .finish()
 }
 
-/// A stored row that is not a valid request, with as much of it as could be read so the
-/// rejection can be recorded against its id.
+/// A stored row that is not a valid request: every column as it was stored, so the row
+/// can be kept (compaction moves it to the history table) and its rejection can quote it.
 #[derive(Debug, Clone)]
 pub struct BadRow {
-    pub request_id: Option<Uuid>,
-    pub raw: RawRow,
+    pub raw: Box<RawRow>,
     pub message: String,
 }
 
-/// A row's text as stored, for rows that could not be decoded.
-#[derive(Debug, Clone, Default)]
-pub struct RawRow {
-    pub request_type: Option<String>,
-    pub symbol: Option<String>,
-    pub status: Option<String>,
-    pub parameters: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
+impl BadRow {
+    /// The row's id, when it is a UUID.
+    pub fn request_id(&self) -> Option<Uuid> {
+        self.raw
+            .request_id
+            .as_deref()
+            .and_then(|s| Uuid::parse_str(s.trim()).ok())
+    }
 }
 
-/// Decodes every row of a batch. Columns other writers leave out take the defaults a new
-/// request has (event enqueued, changed by external, no attempts).
-pub fn decode(batch: &RecordBatch) -> Result<Vec<Result<Request, BadRow>>, String> {
+/// Every column of a row exactly as stored (text, numbers and times, none interpreted).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RawRow {
+    pub request_id: Option<String>,
+    pub request_type: Option<String>,
+    pub symbol: Option<String>,
+    pub priority: Option<i64>,
+    pub status: Option<String>,
+    pub parameters: Option<String>,
+    pub result_table: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub result_data: Option<String>,
+    pub error_message: Option<String>,
+    pub seq: Option<i64>,
+    pub event: Option<String>,
+    pub attempts: Option<i64>,
+    pub failures: Option<i64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub changed_by: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub schedule_key: Option<String>,
+}
+
+impl RawRow {
+    /// The row as a JSON object: what a rejection quotes, and the identity by which a
+    /// rejection is matched to its row (serde_json sorts the keys, so equal rows give equal
+    /// values).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a raw row serializes")
+    }
+}
+
+/// Writes raw rows back with the queue's columns, unchanged (for the history table).
+pub fn encode_raw(rows: &[RawRow]) -> RecordBatch {
+    BatchBuilder::new(QUEUE_COLUMNS)
+        .utf8(rows.iter().map(|r| r.request_id.as_deref()))
+        .utf8(rows.iter().map(|r| r.request_type.as_deref()))
+        .utf8(rows.iter().map(|r| r.symbol.as_deref()))
+        .i64(rows.iter().map(|r| r.priority))
+        .utf8(rows.iter().map(|r| r.status.as_deref()))
+        .utf8(rows.iter().map(|r| r.parameters.as_deref()))
+        .utf8(rows.iter().map(|r| r.result_table.as_deref()))
+        .timestamp(rows.iter().map(|r| r.created_at))
+        .timestamp(rows.iter().map(|r| r.updated_at))
+        .utf8(rows.iter().map(|r| r.result_data.as_deref()))
+        .utf8(rows.iter().map(|r| r.error_message.as_deref()))
+        .i64(rows.iter().map(|r| r.seq))
+        .utf8(rows.iter().map(|r| r.event.as_deref()))
+        .i64(rows.iter().map(|r| r.attempts))
+        .i64(rows.iter().map(|r| r.failures))
+        .timestamp(rows.iter().map(|r| r.next_attempt_at))
+        .utf8(rows.iter().map(|r| r.changed_by.as_deref()))
+        .utf8(rows.iter().map(|r| r.lease_owner.as_deref()))
+        .timestamp(rows.iter().map(|r| r.lease_expires_at))
+        .utf8(rows.iter().map(|r| r.schedule_key.as_deref()))
+        .finish()
+}
+
+/// Reads every row of a batch as stored.
+pub fn decode_raw(batch: &RecordBatch) -> Result<Vec<RawRow>, String> {
     let r = BatchReader::new(batch);
     let ids = r.utf8("request_id")?;
     let types = r.utf8("request_type")?;
@@ -106,78 +164,132 @@ pub fn decode(batch: &RecordBatch) -> Result<Vec<Result<Request, BadRow>>, Strin
     let lease_owner = r.utf8("lease_owner")?;
     let lease_exp = r.timestamp("lease_expires_at")?;
     let schedule_key = r.utf8("schedule_key")?;
-
-    let mut out = Vec::with_capacity(r.len());
-    for i in 0..r.len() {
-        let raw = RawRow {
+    Ok((0..r.len())
+        .map(|i| RawRow {
+            request_id: ids[i].clone(),
             request_type: types[i].clone(),
             symbol: symbols[i].clone(),
+            priority: priorities[i],
             status: statuses[i].clone(),
             parameters: params[i].clone(),
+            result_table: result_tables[i].clone(),
             created_at: created[i],
-        };
-        let id = ids[i]
+            updated_at: updated[i],
+            result_data: result_data[i].clone(),
+            error_message: errors[i].clone(),
+            seq: seqs[i],
+            event: events[i].clone(),
+            attempts: attempts[i],
+            failures: failures[i],
+            next_attempt_at: next_at[i],
+            changed_by: changed_by[i].clone(),
+            lease_owner: lease_owner[i].clone(),
+            lease_expires_at: lease_exp[i],
+            schedule_key: schedule_key[i].clone(),
+        })
+        .collect())
+}
+
+/// Text quoted in a message with control characters escaped, so a stored message never
+/// carries raw terminal bytes.
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.escape_debug())
+}
+
+/// Interprets one stored row as a request. Columns other writers leave out take the
+/// defaults a new request has (event enqueued, changed by external, no attempts).
+pub fn to_request(raw: &RawRow) -> Result<Request, String> {
+    let request_id = match raw.request_id.as_deref() {
+        None => return Err("request_id is missing".into()),
+        Some(s) => Uuid::parse_str(s.trim())
+            .map_err(|_| format!("request_id {} is not a UUID", quoted(s)))?,
+    };
+    let event = match raw.event.as_deref() {
+        None => Event::Enqueued,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("unknown event {}", quoted(s)))?,
+    };
+    let request_type: RequestType = match raw.request_type.as_deref() {
+        None => return Err("request_type is missing".into()),
+        // Only ibq's own rejection of a row with an unknown type carries this type.
+        Some("unknown") if event == Event::Rejected => RequestType::Unknown,
+        Some(s) => s.parse().map_err(|_| {
+            let names: Vec<_> = RequestType::ALL.iter().map(|t| t.as_str()).collect();
+            format!(
+                "unknown request type {} (expected one of {})",
+                quoted(s),
+                names.join(", ")
+            )
+        })?,
+    };
+    let status: Status = match raw.status.as_deref() {
+        None => return Err("status is missing".into()),
+        Some(s) => s.parse().map_err(|_| {
+            format!(
+                "unknown status {} (expected PENDING, PROCESSING, SUCCESS, FAILED or CANCELLED)",
+                quoted(s)
+            )
+        })?,
+    };
+    let priority = Priority::try_from(raw.priority.unwrap_or(2))?;
+    let parameters = match raw.parameters.as_deref().map(str::trim) {
+        None | Some("") => serde_json::json!({}),
+        Some(text) => {
+            serde_json::from_str(text).map_err(|e| format!("parameters are not JSON: {e}"))?
+        }
+    };
+    let created_at = raw
+        .created_at
+        .or(raw.updated_at)
+        .ok_or("created_at is missing")?;
+    let changed_by = match raw.changed_by.as_deref() {
+        None => Actor::External,
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("unknown changed_by {}", quoted(s)))?,
+    };
+    Ok(Request {
+        request_id,
+        request_type,
+        symbol: raw.symbol.clone().unwrap_or_default(),
+        priority,
+        status,
+        parameters,
+        result_table: raw
+            .result_table
+            .clone()
+            .unwrap_or_else(|| request_type.result_table().to_string()),
+        created_at,
+        updated_at: raw.updated_at.unwrap_or(created_at),
+        result_data: raw
+            .result_data
             .as_deref()
-            .and_then(|s| Uuid::parse_str(s.trim()).ok());
-        let row = (|| -> Result<Request, String> {
-            let request_id = id.ok_or_else(|| match &ids[i] {
-                None => "request_id is missing".to_string(),
-                Some(s) => format!("request_id `{s}` is not a UUID"),
-            })?;
-            let request_type: RequestType = types[i]
-                .as_deref()
-                .ok_or("request_type is missing")?
-                .parse()?;
-            let status: Status = statuses[i].as_deref().ok_or("status is missing")?.parse()?;
-            let priority = Priority::try_from(priorities[i].unwrap_or(2))?;
-            let parameters = match params[i].as_deref().map(str::trim) {
-                None | Some("") => serde_json::json!({}),
-                Some(text) => serde_json::from_str(text)
-                    .map_err(|e| format!("parameters are not JSON: {e}"))?,
-            };
-            let created_at = created[i].or(updated[i]).ok_or("created_at is missing")?;
-            let changed_by = match changed_by[i].as_deref() {
-                None => Actor::External,
-                Some(s) => s.parse()?,
-            };
-            let event = match events[i].as_deref() {
-                None => Event::Enqueued,
-                Some(s) => s.parse()?,
-            };
-            Ok(Request {
-                request_id,
-                request_type,
-                symbol: symbols[i].clone().unwrap_or_default(),
-                priority,
-                status,
-                parameters,
-                result_table: result_tables[i]
-                    .clone()
-                    .unwrap_or_else(|| request_type.result_table().to_string()),
-                created_at,
-                updated_at: updated[i].unwrap_or(created_at),
-                result_data: result_data[i]
-                    .as_deref()
-                    .and_then(|s| serde_json::from_str(s).ok()),
-                error_message: errors[i].clone(),
-                attempts: attempts[i].unwrap_or(0).max(0) as u32,
-                failures: failures[i].unwrap_or(0).max(0) as u32,
-                next_attempt_at: next_at[i],
-                changed_by,
-                event,
-                seq: seqs[i],
-                lease_owner: lease_owner[i].clone(),
-                lease_expires_at: lease_exp[i],
-                schedule_key: schedule_key[i].clone(),
+            .and_then(|s| serde_json::from_str(s).ok()),
+        error_message: raw.error_message.clone(),
+        attempts: raw.attempts.unwrap_or(0).max(0) as u32,
+        failures: raw.failures.unwrap_or(0).max(0) as u32,
+        next_attempt_at: raw.next_attempt_at,
+        changed_by,
+        event,
+        seq: raw.seq,
+        lease_owner: raw.lease_owner.clone(),
+        lease_expires_at: raw.lease_expires_at,
+        schedule_key: raw.schedule_key.clone(),
+    })
+}
+
+/// Decodes every row of a batch: a request, or the row as stored with why it is not one.
+pub fn decode(batch: &RecordBatch) -> Result<Vec<Result<Request, BadRow>>, String> {
+    Ok(decode_raw(batch)?
+        .into_iter()
+        .map(|raw| {
+            to_request(&raw).map_err(|message| BadRow {
+                raw: Box::new(raw),
+                message,
             })
-        })();
-        out.push(row.map_err(|message| BadRow {
-            request_id: id,
-            raw: raw.clone(),
-            message,
-        }));
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -212,5 +324,60 @@ mod tests {
         };
         let decoded = decode(&encode(std::slice::from_ref(&r))).unwrap();
         assert_eq!(decoded[0].as_ref().unwrap(), &r);
+    }
+
+    #[test]
+    fn bad_rows_keep_every_column_and_say_why() {
+        let now: DateTime<Utc> = "2026-11-23T15:00:00Z".parse().unwrap();
+        let raw = RawRow {
+            request_id: Some("not-a-uuid".into()),
+            request_type: Some("market_bars".into()),
+            symbol: Some("SPY".into()),
+            priority: Some(2),
+            status: Some("PENDING".into()),
+            created_at: Some(now),
+            ..Default::default()
+        };
+        let cases = [
+            (RawRow { ..raw.clone() }, "is not a UUID"),
+            (
+                RawRow {
+                    request_id: None,
+                    ..raw.clone()
+                },
+                "request_id is missing",
+            ),
+            (
+                RawRow {
+                    request_id: Some(Uuid::new_v4().to_string()),
+                    request_type: Some("moon\x1b[2J".into()),
+                    ..raw.clone()
+                },
+                "unknown request type \"moon\\u{1b}[2J\"",
+            ),
+            (
+                RawRow {
+                    request_id: Some(Uuid::new_v4().to_string()),
+                    priority: Some(4),
+                    ..raw.clone()
+                },
+                "got 4",
+            ),
+            (
+                RawRow {
+                    request_id: Some(Uuid::new_v4().to_string()),
+                    parameters: Some("{oops".into()),
+                    ..raw.clone()
+                },
+                "not JSON",
+            ),
+        ];
+        for (row, why) in cases {
+            let decoded = decode(&encode_raw(std::slice::from_ref(&row))).unwrap();
+            let bad = decoded.into_iter().next().unwrap().unwrap_err();
+            assert!(bad.message.contains(why), "{} lacks {why}", bad.message);
+            assert!(!bad.message.contains('\x1b'), "{}", bad.message);
+            assert_eq!(*bad.raw, row, "the row is kept as stored");
+        }
     }
 }

@@ -30,6 +30,8 @@ pub enum Change {
         policy: RetryPolicy,
     },
     Release(String),
+    /// Extends the lease of requests the named worker still runs.
+    RenewLease(String),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, String>>;
@@ -77,6 +79,7 @@ pub struct QueueHandle {
     finished: watch::Receiver<bool>,
     /// Set when commits fail in a way that will not pass by itself (see [`CommitHealth`]).
     broken: watch::Receiver<Option<String>>,
+    lease: Duration,
 }
 
 const STOPPED: &str = "the queue service has stopped";
@@ -162,6 +165,11 @@ impl QueueHandle {
         }
     }
 
+    /// How long a claim leases a request; a worker renews well within it.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// Commits what is pending and stops the service; returns once the store is closed and
     /// its owner lock released, so another owner can open the lake at once.
     pub async fn stop(&self) {
@@ -186,6 +194,7 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
     let root = store.root().to_path_buf();
     let (finished_tx, finished) = watch::channel(false);
     let (broken_tx, broken) = watch::channel(None);
+    let lease = Duration::from_secs(store.lease_secs());
     let task_immediate = Arc::clone(&immediate);
     tokio::spawn(async move {
         let health = CommitHealth {
@@ -203,6 +212,7 @@ pub fn start(store: QueueStore, poll_external: Duration) -> QueueHandle {
         root,
         finished,
         broken,
+        lease,
     }
 }
 
@@ -286,6 +296,9 @@ async fn run(
                 }
             }
             _ = poll.tick() => {
+                if let Err(e) = store.sweep_expired_leases(Utc::now()).await {
+                    tracing::warn!(error = %e, "releasing expired leases failed; retried at the next poll");
+                }
                 match store.poll_external().await {
                     Ok(0) => {}
                     Ok(n) => {
@@ -355,7 +368,8 @@ async fn serve(
                 let out = ids
                     .into_iter()
                     .map(|id| {
-                        prepare_change(store.state(), id, &change, now).map(|r| store.stage(r))
+                        prepare_change(store.state(), id, &change, lease, now)
+                            .map(|r| store.stage(r))
                     })
                     .collect();
                 done.push(Done::Change(reply, out));
@@ -413,6 +427,7 @@ fn prepare_change(
     state: &QueueState,
     id: Uuid,
     change: &Change,
+    lease: chrono::Duration,
     now: DateTime<Utc>,
 ) -> Result<Request, QueueError> {
     match change {
@@ -435,6 +450,7 @@ fn prepare_change(
             policy,
         } => state.prepare_fail(id, error, *retryable, policy, rand::random::<f64>(), now),
         Change::Release(reason) => state.prepare_release(id, reason, now),
+        Change::RenewLease(owner) => state.prepare_renew(id, owner, lease, now),
     }
 }
 

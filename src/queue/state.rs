@@ -24,7 +24,7 @@ pub enum QueueError {
     },
     #[error(transparent)]
     InvalidParams(#[from] super::params::ParamError),
-    #[error("invalid symbol `{0}`: expected 1-12 letters, digits, '.', '/' or '-'")]
+    #[error("invalid symbol \"{}\": expected 1-12 letters, digits, '.', '/' or '-'", .0.escape_debug())]
     InvalidSymbol(String),
 }
 
@@ -500,17 +500,6 @@ impl QueueState {
         r.updated_at = now;
         Ok(r)
     }
-
-    /// PROCESSING requests whose lease ended before `now`, released back to PENDING.
-    pub fn prepare_expired_leases(&self, now: DateTime<Utc>) -> Vec<Request> {
-        self.processing()
-            .filter(|r| r.lease_expires_at.is_none_or(|t| t <= now))
-            .filter_map(|r| {
-                self.prepare_release(r.request_id, "lease expired", now)
-                    .ok()
-            })
-            .collect()
-    }
 }
 
 /// `now + d`, or the last representable instant when that is past it: a huge configured
@@ -731,7 +720,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_keeps_the_newest_row_and_expired_leases_are_released() {
+    fn replay_keeps_the_newest_row() {
         let mut q = QueueState::new();
         let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
         let claimed = q
@@ -746,16 +735,6 @@ mod tests {
         enq.seq = Some(1);
         replayed.replay(enq);
         assert_eq!(replayed.get(&a).unwrap().status, Status::Processing);
-        assert!(replayed
-            .prepare_expired_leases(t0() + Duration::minutes(1))
-            .is_empty());
-        let released = replayed.prepare_expired_leases(t0() + Duration::minutes(6));
-        assert_eq!(released.len(), 1);
-        assert_eq!(released[0].status, Status::Pending);
-        assert_eq!(
-            released[0].attempts, 0,
-            "a released request does not count an attempt"
-        );
     }
 
     #[test]
@@ -790,5 +769,7 @@ mod tests {
         assert!(normalize_symbol("").is_err());
         assert!(normalize_symbol("SP Y").is_err());
         assert!(normalize_symbol("ABCDEFGHIJKLMN").is_err());
+        let e = normalize_symbol("SP\x1bY").unwrap_err().to_string();
+        assert!(e.contains("\"SP\\u{1b}Y\"") && !e.contains('\x1b'), "{e}");
     }
 }

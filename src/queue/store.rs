@@ -1,7 +1,8 @@
 //! The durable queue: the in-memory state backed by the append-only `ib_request_queue`
 //! table. Every change is a full row; a group of changes is one commit; a change counts
-//! only once its commit is done. Compaction keeps the table to the newest row per request
-//! and moves superseded rows to `ib_request_queue_history`.
+//! only once its commit is done. Compaction (compact.rs) keeps the table to the newest row
+//! per request and moves superseded rows to `ib_request_queue_history`; what other writers'
+//! rows become is decided in ingest.rs; leases in lease.rs.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -11,8 +12,9 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::model::{Actor, Event, Request, Status};
-use super::params::Params;
+pub use super::compact::CompactReport;
+use super::ingest;
+use super::model::{Request, Status};
 use super::rows::{self, BadRow, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
 use super::state::{Enqueued, NewRequest, QueueError, QueueState};
 use crate::config::QueueConfig;
@@ -32,19 +34,6 @@ pub enum StoreError {
     Locked(PathBuf, PathBuf),
     #[error("cannot lock the lake: {0}")]
     Lock(std::io::Error),
-}
-
-/// What a compaction did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct CompactReport {
-    pub files_before: usize,
-    pub files_after: usize,
-    pub rows_kept: usize,
-    pub rows_moved_to_history: usize,
-    pub rows_read: usize,
-    /// Data files deleted from disk (removed from the table more than an hour earlier).
-    pub files_deleted: usize,
-    pub version: i64,
 }
 
 /// The lock file that makes one process the owner of the queue (the one that claims,
@@ -84,17 +73,25 @@ impl OwnerLock {
 }
 
 pub struct QueueStore {
-    state: QueueState,
-    table: LakeTable,
-    root: PathBuf,
+    pub(super) state: QueueState,
+    pub(super) table: LakeTable,
+    pub(super) root: PathBuf,
     config: QueueConfig,
     /// Data files whose rows are in `state` (ours, or other writers' already ingested).
-    seen: HashSet<String>,
-    commits_since_checkpoint: u64,
+    pub(super) seen: HashSet<String>,
+    pub(super) commits_since_checkpoint: u64,
     /// Rows applied to the state but not yet committed, with what they replaced.
     staged: Vec<(Request, Uuid, Option<std::sync::Arc<Request>>)>,
     /// Time the last open took to replay the table.
     pub recovery: std::time::Duration,
+    /// PROCESSING requests a previous owner left, released on open, until each is
+    /// claimed again (or otherwise leaves PENDING).
+    orphans: HashSet<Uuid>,
+    /// How many requests were orphaned on open, and when the open began.
+    orphaned: usize,
+    opened_at: Instant,
+    /// Time from the start of the open until every orphan was claimed again.
+    pub orphans_running_after: Option<std::time::Duration>,
     _lock: OwnerLock,
 }
 
@@ -104,7 +101,8 @@ pub type Rejections = Vec<BadRow>;
 impl QueueStore {
     /// Opens (or creates) the queue under `root` as its owner: replays the table, records
     /// a rejection for rows other writers appended that are not valid requests, and sends
-    /// PROCESSING requests whose lease expired back to PENDING.
+    /// every PROCESSING request back to PENDING: the owner lock proves that the engine
+    /// that claimed it has stopped, so it is an orphan whatever its lease says.
     pub async fn open(root: &Path, config: QueueConfig) -> Result<Self, StoreError> {
         let started = Instant::now();
         let lock = OwnerLock::acquire(root)?;
@@ -118,20 +116,73 @@ impl QueueStore {
             commits_since_checkpoint: 0,
             staged: Vec::new(),
             recovery: Default::default(),
+            orphans: HashSet::new(),
+            orphaned: 0,
+            opened_at: started,
+            orphans_running_after: None,
             _lock: lock,
         };
         store.ingest_new_files().await?;
-        let now = Utc::now();
-        let expired = store.state.prepare_expired_leases(now);
-        if !expired.is_empty() {
+        let orphans = store.state.prepare_release_orphans(Utc::now());
+        if !orphans.is_empty() {
+            let ids: HashSet<Uuid> = orphans.iter().map(|r| r.request_id).collect();
+            store.commit(orphans).await?;
+            store.orphaned = ids.len();
+            store.orphans = ids;
             tracing::info!(
-                count = expired.len(),
-                "released PROCESSING requests whose lease expired"
+                count = store.orphaned,
+                ms = started.elapsed().as_millis() as u64,
+                "released {} orphaned PROCESSING requests in {} ms (the engine that claimed them stopped without an outcome)",
+                store.orphaned,
+                started.elapsed().as_millis()
             );
-            store.commit(expired).await?;
         }
         store.recovery = started.elapsed();
         Ok(store)
+    }
+
+    /// How many PROCESSING requests the open found orphaned and released.
+    pub fn orphaned(&self) -> usize {
+        self.orphaned
+    }
+
+    /// Releases PROCESSING requests whose lease ended (their worker stopped renewing, or
+    /// their outcome could not be recorded). Returns how many.
+    pub async fn sweep_expired_leases(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let expired = self.state.prepare_expired_leases(now);
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let n = expired.len();
+        self.commit(expired).await?;
+        tracing::warn!(
+            count = n,
+            "released PROCESSING requests whose lease expired"
+        );
+        Ok(n)
+    }
+
+    /// Notes orphans that left PENDING; logs once every one is running again.
+    fn track_orphans(&mut self, rows: &[Request]) {
+        if self.orphans.is_empty() {
+            return;
+        }
+        for r in rows {
+            if r.status != Status::Pending {
+                self.orphans.remove(&r.request_id);
+            }
+        }
+        if self.orphans.is_empty() {
+            let after = self.opened_at.elapsed();
+            self.orphans_running_after = Some(after);
+            tracing::info!(
+                count = self.orphaned,
+                ms = after.as_millis() as u64,
+                "every orphaned request is running again {} ms after start ({} requests)",
+                after.as_millis(),
+                self.orphaned
+            );
+        }
     }
 
     pub fn state(&self) -> &QueueState {
@@ -182,6 +233,7 @@ impl QueueStore {
         match self.table.append(&[rows::encode(&rows)]).await {
             Ok((_, added)) => {
                 self.seen.extend(added.into_iter().map(|f| f.path));
+                self.track_orphans(&rows);
                 self.after_commit().await;
                 Ok(())
             }
@@ -312,118 +364,61 @@ impl QueueStore {
         }
         let batches = self.table.read(&new).await?;
         let before = self.state.len();
-        let mut rejected = Vec::new();
-        let mut rows = Vec::new();
-        for batch in &batches {
-            let decoded = rows::decode(batch).map_err(|message| StoreError::Corrupt {
-                table: QUEUE_TABLE.into(),
-                message,
-            })?;
-            for row in decoded {
-                match row {
-                    Ok(r) => rows.push(r),
-                    Err(bad) => rejected.push(bad),
-                }
-            }
-        }
-        // Numbered rows (this process) in order; other writers' rows first.
-        rows.sort_by_key(|r| r.seq);
-        let now = Utc::now();
-        let mut fix = Vec::new();
-        for row in rows {
-            let external_new = row.seq.is_none() && self.state.get(&row.request_id).is_none();
-            if external_new {
-                // Another program's request: its parameters are checked like ours.
-                if let Err(e) = Params::parse(row.request_type, &row.parameters) {
-                    rejected.push(BadRow {
-                        request_id: Some(row.request_id),
-                        raw: Default::default(),
-                        message: e.to_string(),
-                    });
-                    self.state.replay(row.clone());
-                    let mut r = row;
-                    r.status = Status::Failed;
-                    r.event = Event::Rejected;
-                    r.error_message = Some(format!("rejected: {e}"));
-                    r.updated_at = now;
-                    r.changed_by = Actor::Worker;
-                    fix.push(r);
-                    continue;
-                }
-            }
+        let (numbered, external, bad) = split(&batches, QUEUE_TABLE)?;
+        for row in numbered {
             self.state.replay(row);
         }
-        for bad in &rejected {
-            tracing::warn!(request_id = ?bad.request_id, reason = %bad.message, "a row in {QUEUE_TABLE} is not a valid request");
+        let triage = ingest::triage(&self.state, external, bad, Utc::now());
+        for row in triage.accepted {
+            self.state.replay(row);
+        }
+        for r in &triage.rejections {
+            tracing::warn!(request_id = %r.request_id, reason = r.error_message.as_deref().unwrap_or(""), "a row another program appended to {QUEUE_TABLE} is not a valid request; recorded as a FAILED rejection");
+        }
+        // The files count as taken in only once their rejections are committed.
+        if !triage.rejections.is_empty() {
+            self.commit(triage.rejections).await?;
         }
         self.seen.extend(new.into_iter().map(|f| f.path));
-        if !fix.is_empty() {
-            self.commit(fix).await?;
+        if triage.unreadable > 0 {
+            // Rows that are not requests leave the queue table for the history table at
+            // once, so the documented readers never count them as pending.
+            match self.compact().await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "compaction after a rejection failed; it is retried later")
+                }
+            }
         }
         Ok(self.state.len().saturating_sub(before))
     }
+}
 
-    /// Rewrites the table to the newest row per request in one commit, after appending the
-    /// superseded rows to the history table. Rows other writers append meanwhile are in
-    /// files this commit does not remove, so they stay.
-    pub async fn compact(&mut self) -> Result<CompactReport, StoreError> {
-        let files = self.table.files().await?;
-        let mine: Vec<DataFile> = files
-            .iter()
-            .filter(|f| self.seen.contains(&f.path))
-            .cloned()
-            .collect();
-        let batches = self.table.read(&mine).await?;
-        let mut superseded = Vec::new();
-        let mut total = 0usize;
-        for batch in &batches {
-            for row in rows::decode(batch).map_err(|message| StoreError::Corrupt {
-                table: QUEUE_TABLE.into(),
-                message,
-            })? {
-                total += 1;
-                if let Ok(r) = row {
-                    let newest = self
-                        .state
-                        .get(&r.request_id)
-                        .is_some_and(|n| n.seq == r.seq);
-                    if !newest {
-                        superseded.push(r);
-                    }
-                }
+/// Decoded rows: numbered rows (this process) in order, other writers' rows, bad rows.
+type Split = (Vec<Request>, Vec<Request>, Vec<BadRow>);
+
+fn split(
+    batches: &[deltalake::arrow::array::RecordBatch],
+    table: &str,
+) -> Result<Split, StoreError> {
+    let mut numbered = Vec::new();
+    let mut external = Vec::new();
+    let mut bad = Vec::new();
+    for batch in batches {
+        let decoded = rows::decode(batch).map_err(|message| StoreError::Corrupt {
+            table: table.into(),
+            message,
+        })?;
+        for row in decoded {
+            match row {
+                Ok(r) if r.seq.is_some() => numbered.push(r),
+                Ok(r) => external.push(r),
+                Err(b) => bad.push(b),
             }
         }
-        if !superseded.is_empty() {
-            let mut history =
-                LakeTable::open_or_create(&self.root, HISTORY_TABLE, QUEUE_COLUMNS).await?;
-            history.append(&[rows::encode(&superseded)]).await?;
-        }
-        let mut current: Vec<Request> = self.state.all().map(|r| (**r).clone()).collect();
-        current.sort_by_key(|r| r.seq);
-        let (version, added) = self.table.replace(&mine, &[rows::encode(&current)]).await?;
-        self.seen.clear();
-        self.seen.extend(added.into_iter().map(|f| f.path));
-        self.table.checkpoint().await?;
-        self.commits_since_checkpoint = 0;
-        // Files compacted away more than an hour ago are no longer read by anyone.
-        let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "vacuum of the queue table failed; old files stay on disk");
-                0
-            }
-        };
-        let files_after = self.table.files().await?.len();
-        Ok(CompactReport {
-            files_before: files.len(),
-            files_after,
-            rows_kept: current.len(),
-            rows_moved_to_history: superseded.len(),
-            files_deleted,
-            rows_read: total,
-            version,
-        })
     }
+    numbered.sort_by_key(|r| r.seq);
+    Ok((numbered, external, bad))
 }
 
 /// Every stored row of one request, oldest first: its superseded rows from the history
@@ -459,14 +454,15 @@ pub async fn read_state(root: &Path) -> Result<QueueState, StoreError> {
     let Some(table) = LakeTable::open_existing(root, QUEUE_TABLE, QUEUE_COLUMNS).await? else {
         return Ok(state);
     };
-    for batch in table.read_all().await? {
-        let decoded = rows::decode(&batch).map_err(|message| StoreError::Corrupt {
-            table: QUEUE_TABLE.into(),
-            message,
-        })?;
-        for r in decoded.into_iter().flatten() {
-            state.replay(r);
-        }
+    let (numbered, external, bad) = split(&table.read_all().await?, QUEUE_TABLE)?;
+    for r in numbered {
+        state.replay(r);
+    }
+    // What the owner makes of other writers' rows, including rejections it has not
+    // recorded yet (shown, not stored).
+    let triage = ingest::triage(&state, external, bad, Utc::now());
+    for r in triage.accepted.into_iter().chain(triage.rejections) {
+        state.replay(r);
     }
     Ok(state)
 }

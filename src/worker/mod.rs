@@ -156,6 +156,12 @@ async fn run(
     let mut gateway_state = shared.gateway.state();
     let mut tick = tokio::time::interval(s.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Leases of running requests are renewed three times per lease, so the queue's sweep
+    // frees only requests nobody runs.
+    let renew_every = (shared.queue.lease() / 3).max(Duration::from_secs(1));
+    let mut renew =
+        tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: JoinSet<(Uuid, Outcome)> = JoinSet::new();
     let mut running: HashMap<Uuid, Request> = HashMap::new();
     // True while the last claim came back full: more is due, top up as requests finish.
@@ -197,6 +203,13 @@ async fn run(
                 }
             }
             _ = tick.tick() => {}
+            _ = renew.tick(), if !running.is_empty() => {
+                let ids: Vec<Uuid> = running.keys().copied().collect();
+                let renewal = Change::RenewLease(s.owner.clone());
+                if let Err(e) = shared.queue.change(ids, renewal).await {
+                    tracing::warn!(error = %e, "renewing the leases of running requests failed");
+                }
+            }
             _ = immediate.notified() => backlog = true,
             _ = paused.changed() => {}
             _ = gateway_state.changed() => {}
@@ -318,7 +331,7 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     let stored = match result {
         Ok(mut rows) => rows.pop().and_then(|r| r.ok()),
         Err(e) => {
-            tracing::error!(request_id = %req.request_id, error = %e, "recording the outcome failed; the lease will expire and the request will run again");
+            tracing::error!(request_id = %req.request_id, error = %e, "recording the outcome failed; the request goes back to PENDING when its lease expires and runs again");
             None
         }
     };

@@ -75,14 +75,19 @@ write_deltalake("{}", t, mode="append", schema_mode="merge")
     );
     assert!(r.error_message.as_deref().unwrap().contains("bar_size"));
 
-    // The external request is served first (priority 1) and survives a restart.
+    // The external request is served first (priority 1) and survives a restart, which
+    // releases it (the process that claimed it is gone).
     let claimed = store.claim(1, "w", Utc::now()).await.unwrap();
     assert_eq!(claimed[0].request_id, good);
     drop(store);
     let store = QueueStore::open(&root, QueueConfig::default())
         .await
         .unwrap();
-    assert_eq!(store.state().get(&good).unwrap().status, Status::Processing);
+    let r = store.state().get(&good).unwrap();
+    assert_eq!(
+        (r.status, r.event),
+        (Status::Pending, ibq::queue::Event::Released)
+    );
     assert_eq!(store.state().len(), 3);
 
     // Python reads the current state back: the newest row per request.
@@ -99,7 +104,7 @@ print(sorted(r["status"] for r in newest.values()))
 "#,
         table.display()
     ));
-    assert_eq!(out.trim(), "['FAILED', 'PENDING', 'PROCESSING']");
+    assert_eq!(out.trim(), "['FAILED', 'PENDING', 'PENDING']");
 }
 
 #[tokio::test]
@@ -116,13 +121,10 @@ async fn only_one_process_owns_the_queue() {
 }
 
 #[tokio::test]
-async fn expired_leases_go_back_to_pending_on_start() {
+async fn processing_requests_go_back_to_pending_on_start_whatever_their_lease() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("lake");
-    let config = QueueConfig {
-        lease_secs: 0,
-        ..QueueConfig::default()
-    };
+    let config = QueueConfig::default();
     let mut store = QueueStore::open(&root, config.clone()).await.unwrap();
     let Enqueued::Added(r) = store.enqueue(new("SPY", 45)).await.unwrap() else {
         panic!()

@@ -35,7 +35,8 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     sim.set_latency(RequestKind::MarketData, Duration::from_millis(400));
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = test_config(dir.path(), "lease_secs = 2");
+    // The default five-minute lease: the restart frees the requests, not lease expiry.
+    let cfg = test_config(dir.path(), "");
     let mut ids = Vec::new();
     for (i, sym) in ["SPY", "QQQ", "IWM"].iter().cycle().take(9).enumerate() {
         let out = ibq(
@@ -68,8 +69,7 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     assert!(s.counts().processing > 0, "killed with requests PROCESSING");
     assert_eq!(s.len(), 9);
 
-    // After the lease, a new engine takes them back and finishes them all.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // A new engine holds the owner lock, so it takes them back at once and finishes them.
     let mut run = spawn_run(&cfg, &lake, &sim.address());
     wait_until("every request done", Duration::from_secs(120), async || {
         let s = ibq::queue::store::read_state(&lake).await.unwrap();
