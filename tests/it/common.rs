@@ -29,12 +29,18 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Ends a Python snippet once its work is done: `deltalake`'s runtime threads can abort the
+/// interpreter while it shuts down ("terminate called without an active exception") after
+/// every write has committed, which would fail a test whose script succeeded.
+pub const PY_EXIT: &str = "\nimport os, sys\nsys.stdout.flush()\nsys.stderr.flush()\nos._exit(0)\n";
+
 /// Runs a Python snippet with the `deltalake` package (installed by `.ci/run`). A missing
-/// interpreter or package fails the test: it never skips.
+/// interpreter or package fails the test: it never skips. An exception still fails it (the
+/// snippet stops before its exit line).
 pub fn python(script: &str) -> String {
     let out = Command::new("python3")
         .arg("-c")
-        .arg(script)
+        .arg(format!("{script}{PY_EXIT}"))
         .output()
         .expect("python3 runs (installed with the toolchain; .ci/run installs deltalake)");
     assert!(

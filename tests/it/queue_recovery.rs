@@ -12,7 +12,7 @@ use ibq::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{ibq, ibq_bin, python, stderr, stdout, wait_until};
+use crate::common::{ibq, ibq_bin, python, stderr, stdout, wait_until, PY_EXIT};
 
 fn chain(symbol: &str, dte: u32) -> NewRequest {
     NewRequest {
@@ -25,14 +25,6 @@ fn chain(symbol: &str, dte: u32) -> NewRequest {
     }
 }
 
-/// Python's `deltalake` now and then aborts while the interpreter shuts down ("terminate
-/// called without an active exception") after the script's work is done; the scripts end
-/// the process as soon as their output is out.
-const EXIT: &str = "\nimport os, sys\nsys.stdout.flush()\nos._exit(0)\n";
-
-fn py(script: &str) -> String {
-    python(&format!("{script}{EXIT}"))
-}
 
 fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
     Command::new(ibq_bin())
@@ -64,7 +56,7 @@ fn pending_by_documented_recipes(table: &std::path::Path) -> (usize, usize) {
     let recipe =
         block("python").replace("data/lake/ib_request_queue", &table.display().to_string());
     let sql = block("sql").replace("delta_scan('data/lake/ib_request_queue')", "rows_now");
-    let out = py(&format!(
+    let out = python(&format!(
         "{recipe}\nprint(len(pending))\nimport duckdb\nrows_now = DeltaTable({path:?}).to_pyarrow_table()\ncur = duckdb.sql({sql:?}).fetchall()\ncols = [d[0] for d in duckdb.sql({sql:?}).description]\nprint(sum(1 for r in cur if r[cols.index('status')] == 'PENDING'))\n",
         path = table.display().to_string(),
     ));
@@ -163,7 +155,7 @@ async fn ten_kill_9_while_150_chains_drain_then_one_restart_finish_each_once() {
         .iter()
         .all(|id| s.get(id).unwrap().status == Status::Success));
     // Each request succeeded once: one `succeeded` row across the queue and its history.
-    let out = py(&format!(
+    let out = python(&format!(
         r#"
 from deltalake import DeltaTable
 from collections import Counter
@@ -181,7 +173,7 @@ print(len(c), sum(1 for v in c.values() if v != 1))
     ));
     assert_eq!(out.trim(), "150 0", "every request succeeded exactly once");
     // No (request, contract) row twice, and every request wrote its rows.
-    let out = py(&format!(
+    let out = python(&format!(
         r#"
 from deltalake import DeltaTable
 from collections import Counter
@@ -279,7 +271,7 @@ async fn the_sweep_frees_expired_leases_while_running() {
 }
 
 fn parquet_rows_by_key(lake: &std::path::Path, table: &str) -> String {
-    py(&format!(
+    python(&format!(
         r#"
 from deltalake import DeltaTable
 from collections import Counter
@@ -444,7 +436,7 @@ async fn rows_ibq_cannot_run_become_visible_rejections_and_are_never_deleted() {
         format!("[{}]", rows.iter().map(f).collect::<Vec<_>>().join(", "))
     };
     let py_str = |s: &str| format!("{s:?}").replace("\\u{1b}", "\\x1b");
-    py(&format!(
+    python(&format!(
         r#"
 import datetime, pyarrow as pa
 from deltalake import write_deltalake
@@ -546,7 +538,7 @@ write_deltalake("{table}", t, mode="append", schema_mode="merge")
     );
 
     // Every row the other program wrote is still in the lake, once.
-    let out = py(&format!(
+    let out = python(&format!(
         r#"
 from deltalake import DeltaTable
 rows = []
@@ -606,7 +598,7 @@ for c in range(200):
     }})
     write_deltalake("{}", t, mode="append", schema_mode="merge")
 print("appended", 200)
-{EXIT}"#,
+{PY_EXIT}"#,
             table.display()
         ))
         .stdout(Stdio::piped())
@@ -662,7 +654,7 @@ print("appended", 200)
     assert_eq!(store.state().len(), 2000);
     assert_eq!(store.state().counts().success, 2000);
     drop(store);
-    let out = py(&format!(
+    let out = python(&format!(
         r#"
 from deltalake import DeltaTable
 rows = DeltaTable("{}").to_pyarrow_table().to_pylist()
