@@ -1,7 +1,10 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = ibq::cli::Cli::parse();
+    let cli = match ibq::cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -12,8 +15,25 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(ibq::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ibq: {e:#}");
+            // Errors quote what they were given (a symbol, an id, a row's text).
+            eprintln!("ibq: {}", ibq::text::clean_lines(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Help and version as clap prints them; a usage error quotes the argument it refuses, so
+/// it is printed cleaned of control characters.
+fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    eprint!("{}", ibq::text::clean_lines(&e.render().to_string()));
+    std::process::ExitCode::from(e.exit_code().clamp(0, 255) as u8)
 }

@@ -3,6 +3,7 @@
 
 mod common;
 mod console_pty;
+mod escape;
 mod queue_cli;
 mod queue_store;
 mod run_cli;
