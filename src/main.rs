@@ -34,6 +34,16 @@ fn usage_error(e: clap::Error) -> std::process::ExitCode {
     ) {
         e.exit();
     }
-    eprint!("{}", ibq::text::clean_lines(&e.render().to_string()));
-    std::process::ExitCode::from(e.exit_code().clamp(0, 255) as u8)
+    // Parsed again without styles, the message holds no escape sequence of clap's own,
+    // only the argument as given: cleaned, that shows as visible escapes.
+    let plain = <ibq::cli::Cli as clap::CommandFactory>::command()
+        .styles(clap::builder::Styles::plain())
+        .try_get_matches()
+        .err()
+        .unwrap_or(e);
+    eprint!(
+        "{}",
+        ibq::text::clean_lines(&plain.render().ansi().to_string())
+    );
+    std::process::ExitCode::from(plain.exit_code().clamp(0, 255) as u8)
 }
