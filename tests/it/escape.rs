@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
-use crate::common::{ibq, ibq_bin, python, stderr, stdout, test_config};
+use crate::common::{ibq, ibq_bin, python, stderr, stdout, test_config, wait_until};
 
 /// Retitles the terminal (OSC 2), clears it, writes the clipboard (OSC 52), then a bare CR.
 const EVIL: &str = "X\x1b]2;PWNED\x07\x1b[2J\x1b]52;c;aGk=\x07A\rB";
@@ -305,9 +305,23 @@ async fn the_console_draws_hostile_rows_without_obeying_them() {
         child,
     };
 
-    // The hostile rows are drawn, as requests or as rejections: escaped either way.
+    // Once the engine has taken the rows in (the bad parameter key rejected), the console
+    // draws them within a few frames: as requests or as rejections, escaped either way.
+    let key_row = uuid::Uuid::parse_str(KEY_ROW).unwrap();
+    wait_until(
+        "the engine took the rows in",
+        Duration::from_secs(30),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            s.get(&key_row)
+                .is_some_and(|r| r.status == ibq::queue::Status::Failed)
+        },
+    )
+    .await;
+    std::thread::sleep(Duration::from_secs(2));
+    term.assert_intact("the panes");
     term.wait_screen("the hostile rows", Duration::from_secs(30), |s| {
-        s.contains(r"X\x1b") && s.contains("failed ")
+        s.contains(r"X\x1b]2;") && s.contains(r"IB 200: X\x1b]2;PWNED")
     });
     term.assert_intact("the panes");
 
