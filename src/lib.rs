@@ -12,4 +12,5 @@ pub mod queue;
 pub mod scheduler;
 pub mod sim;
 pub mod streaming;
+pub mod text;
 pub mod worker;

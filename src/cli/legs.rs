@@ -6,6 +6,7 @@ use crate::engine::{Command, LegView};
 use crate::queue::store::OwnerLock;
 use crate::streaming::manager::describe;
 use crate::streaming::registry::Registry;
+use crate::text::Clean;
 
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
@@ -66,7 +67,7 @@ pub async fn demote(args: DemoteArgs, config: &Config) -> anyhow::Result<()> {
     row.changed_at = chrono::Utc::now();
     row.promoted_by = "operator".into();
     registry.record(row).await?;
-    println!("demoted {}", describe(&leg));
+    println!("demoted {}", Clean(&describe(&leg)));
     Ok(())
 }
 
@@ -121,12 +122,13 @@ pub async fn legs(args: LegsArgs, config: &Config) -> anyhow::Result<()> {
                 )
             })
             .unwrap_or_default();
+        // The registry is a table other programs may write: cleaned of control characters.
         println!(
             "  {:<40} {:<20} qty {:>6}  {}",
-            describe(l),
-            l.strategy.as_deref().unwrap_or("-"),
+            Clean(&describe(l)),
+            Clean(l.strategy.as_deref().unwrap_or("-")),
             l.quantity,
-            quote
+            Clean(&quote)
         );
     }
     Ok(())

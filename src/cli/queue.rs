@@ -18,6 +18,7 @@ use crate::queue::store::{self, QueueStore, StoreError};
 use crate::queue::{
     Actor, Enqueued, NewRequest, Priority, QueueError, QueueState, Request, RequestType, Status,
 };
+use crate::text::{self, Clean};
 
 #[derive(Debug, clap::Args)]
 pub struct EnqueueArgs {
@@ -109,7 +110,7 @@ pub async fn via_engine(config: &Config, command: Command) -> anyhow::Result<()>
     let by = format!("ibq cli pid {}", std::process::id());
     match actions::ask_owner(&config.lake.root, &command, &by, Duration::from_secs(20)).await {
         Ok(m) => {
-            println!("{m} (applied by the running engine)");
+            println!("{} (applied by the running engine)", Clean(&m));
             Ok(())
         }
         Err(m) => anyhow::bail!("{m}"),
@@ -180,7 +181,10 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
         Enqueued::Added(r) => {
             println!(
                 "enqueued {} {} {} priority {}",
-                r.request_id, r.request_type, r.symbol, r.priority
+                r.request_id,
+                r.request_type,
+                Clean(&r.symbol),
+                r.priority
             );
             if via_engine {
                 println!(
@@ -191,7 +195,10 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
         }
         Enqueued::Duplicate(r) => println!(
             "duplicate: {} {} is already {} as {}; nothing added",
-            r.request_type, r.symbol, r.status, r.request_id
+            r.request_type,
+            Clean(&r.symbol),
+            r.status,
+            r.request_id
         ),
     }
     Ok(())
@@ -251,35 +258,27 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
         "{:<8}  {:<16} {:<6} {:>1}  {:<10} {:>3}  {:>6}  {:<22} ERROR",
         "ID", "TYPE", "SYMBOL", "P", "STATUS", "ATT", "AGE", "PARAMETERS"
     );
+    // Symbols, parameters and errors may come from other programs: cleaned of control
+    // characters, then cut to their column.
     for r in rows {
         let id = r.request_id.to_string();
         println!(
             "{:<8}  {:<16} {:<6} {:>1}  {:<10} {:>3}  {:>6}  {:<22} {}",
             &id[..8],
             r.request_type.as_str(),
-            r.symbol,
+            Clean(&r.symbol),
             r.priority,
             r.status.as_str(),
             r.attempts,
             age(r.created_at),
-            truncate(&param_summary(r), 22),
+            text::cut(&param_summary(r), 22),
             r.error_message
                 .as_deref()
-                .map(|e| truncate(e, 60))
+                .map(|e| text::cut(e, 60))
                 .unwrap_or_default()
         );
     }
     Ok(())
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
 }
 
 pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
@@ -290,27 +289,25 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
     if args.json {
         return print_json(&serde_json::json!({"request": current, "history": history}));
     }
+    // Every text column may come from another program: cleaned of control characters.
+    let json = |v: &serde_json::Value| -> anyhow::Result<String> {
+        Ok(text::clean_lines(&serde_json::to_string_pretty(v)?).replace('\n', "\n               "))
+    };
     let r = current.as_ref();
     println!("request_id     {}", r.request_id);
     println!("request_type   {}", r.request_type);
-    println!("symbol         {}", r.symbol);
+    println!("symbol         {}", Clean(&r.symbol));
     println!("priority       {}", r.priority);
     println!("status         {}", r.status);
-    println!(
-        "parameters     {}",
-        serde_json::to_string_pretty(&r.parameters)?.replace('\n', "\n               ")
-    );
-    println!("result_table   {}", r.result_table);
+    println!("parameters     {}", json(&r.parameters)?);
+    println!("result_table   {}", Clean(&r.result_table));
     println!("created_at     {}", r.created_at.to_rfc3339());
     println!("updated_at     {}", r.updated_at.to_rfc3339());
     if let Some(d) = &r.result_data {
-        println!(
-            "result_data    {}",
-            serde_json::to_string_pretty(d)?.replace('\n', "\n               ")
-        );
+        println!("result_data    {}", json(d)?);
     }
     if let Some(e) = &r.error_message {
-        println!("error_message  {e}");
+        println!("error_message  {}", Clean(e));
     }
     println!(
         "attempts       {} ({} counted against the retry limit)",
@@ -320,7 +317,7 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         println!("next_attempt   {}", t.to_rfc3339());
     }
     if let Some(k) = &r.schedule_key {
-        println!("schedule_key   {k}");
+        println!("schedule_key   {}", Clean(k));
     }
     println!("\nhistory ({} rows):", history.len());
     for h in &history {
@@ -331,7 +328,7 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
             h.status.as_str(),
             h.changed_by.as_str(),
             h.priority,
-            h.error_message.as_deref().unwrap_or("")
+            Clean(h.error_message.as_deref().unwrap_or(""))
         );
     }
     Ok(())
@@ -348,11 +345,15 @@ fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Resu
         match r {
             Ok(r) => println!(
                 "{verb} {} ({} {}): now {} priority {}",
-                r.request_id, r.request_type, r.symbol, r.status, r.priority
+                r.request_id,
+                r.request_type,
+                Clean(&r.symbol),
+                r.status,
+                r.priority
             ),
             Err(e) => {
                 refused += 1;
-                eprintln!("refused: {e}");
+                eprintln!("refused: {}", Clean(&e.to_string()));
             }
         }
     }

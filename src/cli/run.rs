@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::engine::runtime::{status_path, Engine, EngineOptions};
 use crate::scheduler::clock::Clock;
+use crate::text::Clean;
 
 /// Runs the engine until SIGINT/SIGTERM (or a `Shutdown` command), then stops gracefully.
 /// When the queue can no longer commit (full disk, read-only lake) it stops too, with an
@@ -66,10 +67,13 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 s["pid"],
                 s["written_at"].as_str().unwrap_or("?")
             );
-            println!("gateway: {}", s["gateway"]);
+            // The gateway state quotes IB's messages: cleaned of control characters.
+            println!("gateway: {}", Clean(&s["gateway"].to_string()));
             println!(
                 "market: {} (next: {} at {})",
-                s["market"]["phase"], s["market"]["next_phase"], s["market"]["next_change_at"]
+                Clean(&s["market"]["phase"].to_string()),
+                Clean(&s["market"]["next_phase"].to_string()),
+                Clean(&s["market"]["next_change_at"].to_string())
             );
             println!(
                 "worker: {}{}, processed {}, succeeded {}, failed {}, retried {}, released {}",

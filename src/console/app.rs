@@ -144,6 +144,20 @@ pub struct App {
     pub shutting_down: bool,
 }
 
+/// The last guard before the terminal: every draw site cleans outside text
+/// (`crate::text::clean`), so no cell should hold a character a terminal acts on. One that
+/// does (a site that forgot) shows U+FFFD instead of reaching the terminal.
+pub fn scrub(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.symbol().contains(crate::text::is_unsafe) {
+            cell.set_symbol(SCRUBBED);
+        }
+    }
+}
+
+/// What [`scrub`] draws in place of a cell that held a control character.
+pub const SCRUBBED: &str = "\u{fffd}";
+
 impl App {
     pub fn new(
         keymap: KeyMap,
@@ -845,12 +859,16 @@ impl App {
                 String::new()
             };
             frame.render_widget(
-                Paragraph::new(Line::styled(format!("⚠ {a}{more}"), theme.error())),
+                Paragraph::new(Line::styled(
+                    format!("⚠ {}{more}", crate::text::Clean(a)),
+                    theme.error(),
+                )),
                 alert,
             );
         }
         self.draw_status(frame, status);
         self.draw_popup(frame, main);
+        scrub(frame.buffer_mut());
     }
 
     fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
@@ -904,13 +922,14 @@ impl App {
                 };
                 Line::from(vec![
                     Span::styled(mark, style),
-                    Span::styled(s.text.clone(), style),
+                    // Replies and refusals may quote a row or the gateway.
+                    Span::styled(crate::text::clean(&s.text).into_owned(), style),
                 ])
             }
             None => Line::styled(
                 format!(
                     "lake {} · {} details · {} filter · {} new request",
-                    self.snap.lake.display(),
+                    crate::text::Clean(&self.snap.lake.display().to_string()),
                     self.keys(Context::Global, Action::Details),
                     self.keys(Context::Global, Action::Filter),
                     self.keys(Context::Global, Action::NewRequest),

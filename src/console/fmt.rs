@@ -51,17 +51,15 @@ pub fn qty(q: f64) -> String {
     }
 }
 
-/// Cuts `s` to `max` characters with an ellipsis.
+/// Text from outside ibq, cleaned of control characters (`crate::text::clean`), ready
+/// for a cell or a span.
+pub fn ext(s: &str) -> String {
+    crate::text::clean(s).into_owned()
+}
+
+/// Cuts `s` to `max` characters with an ellipsis, after cleaning it.
 pub fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else if max == 0 {
-        String::new()
-    } else {
-        let mut out: String = s.chars().take(max - 1).collect();
-        out.push('…');
-        out
-    }
+    crate::text::cut(s, max)
 }
 
 /// Thousands separators: 100000 → 100,000.

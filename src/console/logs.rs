@@ -112,15 +112,22 @@ impl LogBuffer {
         }
     }
 
-    /// Appends a line (the layer does this; tests and the benchmark too).
+    /// Appends a line (the layer does this; tests and the benchmark too). The message and
+    /// the field values often quote outside text (a symbol, IB's message): they are stored
+    /// cleaned of control characters, so the pane and the detail view draw them safely.
     pub fn push(
         &self,
         at: DateTime<Utc>,
         level: Level,
         target: &str,
         message: String,
-        fields: Vec<(&'static str, String)>,
+        mut fields: Vec<(&'static str, String)>,
     ) {
+        let message = cleaned(message);
+        for (_, v) in &mut fields {
+            *v = cleaned(std::mem::take(v));
+        }
+        let target = crate::text::clean(target);
         let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
         {
             let mut lines = self.lock();
@@ -152,6 +159,15 @@ impl LogBuffer {
 
     pub fn capacity(&self) -> usize {
         self.inner.capacity
+    }
+}
+
+/// `s` cleaned, without a copy when it is clean already.
+fn cleaned(s: String) -> String {
+    if s.contains(crate::text::is_unsafe) {
+        crate::text::clean(&s).into_owned()
+    } else {
+        s
     }
 }
 

@@ -66,10 +66,11 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
             format!("DISCONNECTED {address} · {reason}"),
         ),
     };
+    // The address, the account and IB's messages come from outside.
     Line::from(vec![
         Span::styled("ibq ", theme.title()),
         Span::styled(format!("{mark} "), style),
-        Span::styled(text, style),
+        Span::styled(fmt::ext(&text), style),
     ])
 }
 

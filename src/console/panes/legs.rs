@@ -14,7 +14,8 @@ use crate::console::fmt;
 use crate::console::keymap::Action;
 use crate::engine::{LegState, LegView};
 
-/// `SPY 20261218 450 C`, or just the symbol for a stock or future without strike.
+/// `SPY 20261218 450 C`, or just the symbol for a stock or future without strike; cleaned
+/// of control characters (the fields come from the registry and the gateway).
 pub fn describe(leg: &LegView) -> String {
     let mut out = leg.symbol.clone();
     if let Some(e) = &leg.expiry {
@@ -32,10 +33,10 @@ pub fn describe(leg: &LegView) -> String {
     if leg.expiry.is_none() && leg.strike.is_none() && !leg.sec_type.is_empty() {
         out.push_str(&format!(" ({})", leg.sec_type));
     }
-    out
+    fmt::ext(&out)
 }
 
-/// `SPY 261218 600C`: the same contract in fewer columns.
+/// `SPY 261218 600C`: the same contract in fewer columns, cleaned like [`describe`].
 pub fn describe_compact(leg: &LegView) -> String {
     let mut out = leg.symbol.clone();
     if let Some(e) = &leg.expiry {
@@ -51,7 +52,7 @@ pub fn describe_compact(leg: &LegView) -> String {
     if let Some(r) = &leg.right {
         out.push_str(r);
     }
-    out
+    fmt::ext(&out)
 }
 
 /// The age of the last tick, `stale` past the threshold, and whether it is stale.
@@ -74,7 +75,7 @@ pub fn state_text(state: &LegState) -> String {
     match state {
         LegState::Subscribing => "subscribing".into(),
         LegState::Streaming => "streaming".into(),
-        LegState::Stalled { reason } => format!("stalled: {reason}"),
+        LegState::Stalled { reason } => format!("stalled: {}", fmt::ext(reason)),
     }
 }
 
@@ -157,7 +158,7 @@ impl Component for LegsPane {
                     } else {
                         describe(leg)
                     }),
-                    Cell::from(leg.strategy.clone().unwrap_or_default()),
+                    Cell::from(fmt::ext(leg.strategy.as_deref().unwrap_or_default())),
                 ];
                 if narrow {
                     cells.push(Cell::from(format!(

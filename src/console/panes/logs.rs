@@ -131,7 +131,7 @@ impl Component for LogsPane {
         let theme = view.theme;
         let mut note = format!("≥{}", self.min_level.as_str().to_ascii_lowercase());
         if !self.filter.is_empty() {
-            note.push_str(&format!(" /{}", self.filter));
+            note.push_str(&format!(" /{}", crate::text::Clean(&self.filter)));
         }
         note.push_str(if self.following() {
             " · following"

@@ -239,17 +239,22 @@ impl QueuePane {
         } else {
             " "
         };
+        // Everything but ibq's own enums and numbers came from outside: cleaned before
+        // the table cuts it to the column.
         let summary = || {
-            Params::parse(r.request_type, &r.parameters)
-                .map(|p| p.summary())
-                .unwrap_or_else(|e| format!("invalid: {}", e.message))
+            fmt::ext(
+                &Params::parse(r.request_type, &r.parameters)
+                    .map(|p| p.summary())
+                    .unwrap_or_else(|e| format!("invalid: {}", e.message)),
+            )
         };
+        let symbol = || fmt::ext(&r.symbol);
         match self.kind {
             QueueKind::Pending => vec![
                 mark.into(),
                 r.priority.to_string(),
                 r.request_type.as_str().into(),
-                r.symbol.clone(),
+                symbol(),
                 summary(),
                 fmt::age(view.now, r.created_at),
                 r.attempts.to_string(),
@@ -261,18 +266,18 @@ impl QueuePane {
             QueueKind::Processing => vec![
                 mark.into(),
                 r.request_type.as_str().into(),
-                r.symbol.clone(),
+                symbol(),
                 summary(),
                 fmt::age(view.now, r.updated_at),
                 r.attempts.to_string(),
-                r.lease_owner.clone().unwrap_or_default(),
+                fmt::ext(r.lease_owner.as_deref().unwrap_or_default()),
             ],
             QueueKind::Failed => vec![
                 mark.into(),
                 r.request_type.as_str().into(),
-                r.symbol.clone(),
+                symbol(),
                 r.attempts.to_string(),
-                r.error_message.clone().unwrap_or_default(),
+                fmt::ext(r.error_message.as_deref().unwrap_or_default()),
                 format!("{} ago", fmt::age(view.now, r.updated_at)),
             ],
         }
@@ -288,7 +293,7 @@ impl Component for QueuePane {
         let mut note = if self.filtered.is_some() {
             format!(
                 "/{} {} of {}",
-                self.filter,
+                fmt::ext(&self.filter),
                 fmt::count(len),
                 fmt::count(total)
             )

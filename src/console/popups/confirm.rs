@@ -27,8 +27,10 @@ impl<T> Confirm<T> {
 
     /// `yes_keys`/`no_keys`: the live bindings, so the dialog never lies about its keys.
     pub fn draw(&self, frame: &mut Frame, area: Rect, theme: Theme, yes_keys: &str, no_keys: &str) {
-        let width = (self.message.chars().count() as u16 + 4).clamp(36, 70);
-        let lines = (self.message.chars().count() as u16).div_ceil(width.saturating_sub(2).max(1));
+        // The message may name a row (its symbol): cleaned before it is measured.
+        let message = crate::text::clean(&self.message);
+        let width = (message.chars().count() as u16 + 4).clamp(36, 70);
+        let lines = (message.chars().count() as u16).div_ceil(width.saturating_sub(2).max(1));
         let popup = centered(area, width, lines + 4);
         let inner = frame_popup(
             frame,
@@ -38,7 +40,7 @@ impl<T> Confirm<T> {
             "nothing happens without yes",
         );
         let text = vec![
-            Line::from(self.message.clone()),
+            Line::from(message.into_owned()),
             Line::from(""),
             Line::from(vec![
                 Span::styled(format!(" {yes_keys} "), theme.key()),

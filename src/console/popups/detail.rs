@@ -17,6 +17,7 @@ use crate::console::panes::View;
 use crate::engine::LegView;
 use crate::queue::params::Params;
 use crate::queue::Request;
+use crate::text::Clean;
 
 #[derive(Debug, Clone)]
 pub enum History {
@@ -42,10 +43,12 @@ pub struct Detail {
     page: std::cell::Cell<usize>,
 }
 
+/// One `key  value` line. Most values came from outside (the row, the registry, a log
+/// field): every value is cleaned of control characters here.
 fn kv<'a>(view: &View, k: &str, v: String) -> Line<'a> {
     Line::from(vec![
-        Span::styled(format!("{k:>15}  "), view.theme.title()),
-        Span::raw(v),
+        Span::styled(format!("{:>15}  ", Clean(k)), view.theme.title()),
+        Span::raw(fmt::ext(&v)),
     ])
 }
 
@@ -59,7 +62,7 @@ fn json_lines<'a>(v: &serde_json::Value) -> Vec<Line<'a>> {
     serde_json::to_string_pretty(v)
         .unwrap_or_else(|_| v.to_string())
         .lines()
-        .map(|l| Line::from(format!("    {l}")))
+        .map(|l| Line::from(format!("    {}", Clean(l))))
         .collect()
 }
 
@@ -133,7 +136,7 @@ impl Detail {
         match &r.error_message {
             Some(e) => out.push(Line::from(vec![
                 Span::styled(format!("{:>15}  ", "error"), theme.title()),
-                Span::styled(e.clone(), theme.error()),
+                Span::styled(fmt::ext(e), theme.error()),
             ])),
             None => out.push(kv(view, "error", "-".into())),
         }
@@ -149,7 +152,7 @@ impl Detail {
         match history {
             History::Loading => out.push(Line::styled("  loading…", theme.dim())),
             History::Failed(e) => out.push(Line::styled(
-                format!("  history unavailable: {e}"),
+                format!("  history unavailable: {}", Clean(e)),
                 theme.error(),
             )),
             History::Loaded(rows) if rows.is_empty() => {
@@ -167,7 +170,7 @@ impl Detail {
                         h.attempts
                     ))];
                     if let Some(e) = &h.error_message {
-                        spans.push(Span::styled(format!("  {e}"), theme.error()));
+                        spans.push(Span::styled(format!("  {}", Clean(e)), theme.error()));
                     }
                     out.push(Line::from(spans));
                 }

@@ -122,7 +122,7 @@ impl NewRequestForm {
             let mut spans = vec![
                 Span::styled(if focused { "▶ " } else { "  " }, theme.key()),
                 Span::styled(format!("{name:<11}"), label_style),
-                Span::raw(self.inputs[i].value.clone()),
+                Span::raw(crate::text::clean(&self.inputs[i].value).into_owned()),
             ];
             if focused {
                 spans.push(Span::styled("█", theme.key()));
@@ -136,7 +136,7 @@ impl NewRequestForm {
         ));
         if let Some((f, e)) = &self.error {
             lines.push(Line::styled(
-                format!("✖ {}: {e}", FIELDS[*f]),
+                format!("✖ {}: {}", FIELDS[*f], crate::text::Clean(e)),
                 theme.error(),
             ));
         }

@@ -27,13 +27,17 @@ pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
     }
 }
 
-/// Clears `area` and draws a titled border; returns the inside.
+/// Clears `area` and draws a titled border; returns the inside. The title may name a
+/// row (its symbol): it is cleaned of control characters.
 pub fn frame_popup(frame: &mut Frame, area: Rect, theme: Theme, title: &str, hint: &str) -> Rect {
     frame.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.focused_border())
-        .title(Line::styled(format!(" {title} "), theme.title()))
+        .title(Line::styled(
+            format!(" {} ", crate::text::Clean(title)),
+            theme.title(),
+        ))
         .title_bottom(Line::styled(format!(" {hint} "), theme.dim()).right_aligned());
     let inner = block.inner(area);
     frame.render_widget(block, area);

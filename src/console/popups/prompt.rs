@@ -35,12 +35,15 @@ impl<K> Prompt<K> {
             Line::styled(self.help.clone(), theme.dim()),
             Line::from(vec![
                 Span::styled("> ", theme.key()),
-                Span::raw(self.input.value.clone()),
+                Span::raw(crate::text::clean(&self.input.value).into_owned()),
                 Span::styled("█", theme.key()),
             ]),
         ];
         if let Some(e) = &self.error {
-            lines.push(Line::styled(e.clone(), theme.error()));
+            lines.push(Line::styled(
+                crate::text::clean(e).into_owned(),
+                theme.error(),
+            ));
         }
         frame.render_widget(Paragraph::new(lines), inner);
     }
