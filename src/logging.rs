@@ -109,8 +109,8 @@ impl<'writer> FormatFields<'writer> for CleanFields {
 
 #[cfg(test)]
 mod tests {
-    use std::ffi::OsStr;
     use super::*;
+    use std::ffi::OsStr;
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 

@@ -113,7 +113,7 @@ fn check(row: &Request) -> Result<Request, String> {
 fn reject_readable(row: Request, message: &str, now: DateTime<Utc>) -> Request {
     let mut r = row;
     if normalize_symbol(&r.symbol).is_err() {
-        r.symbol = r.symbol.escape_debug().to_string();
+        r.symbol = crate::text::clean(&r.symbol).into_owned();
     }
     r.status = Status::Failed;
     r.event = Event::Rejected;
@@ -141,7 +141,8 @@ fn reject_unreadable(
         .and_then(|t| t.parse().ok())
         .unwrap_or(RequestType::Unknown);
     let symbol = raw.symbol.as_deref().unwrap_or_default();
-    let symbol = normalize_symbol(symbol).unwrap_or_else(|_| symbol.escape_debug().to_string());
+    let symbol =
+        normalize_symbol(symbol).unwrap_or_else(|_| crate::text::clean(symbol).into_owned());
     let parameters = raw
         .parameters
         .as_deref()

@@ -193,7 +193,7 @@ pub fn decode_raw(batch: &RecordBatch) -> Result<Vec<RawRow>, String> {
 /// Text quoted in a message with control characters escaped, so a stored message never
 /// carries raw terminal bytes.
 pub fn quoted(text: &str) -> String {
-    format!("\"{}\"", text.escape_debug())
+    format!("\"{}\"", crate::text::clean(text))
 }
 
 /// Interprets one stored row as a request. Columns other writers leave out take the
@@ -353,7 +353,7 @@ mod tests {
                     request_type: Some("moon\x1b[2J".into()),
                     ..raw.clone()
                 },
-                "unknown request type \"moon\\u{1b}[2J\"",
+                "unknown request type \"moon\\x1b[2J\"",
             ),
             (
                 RawRow {

@@ -24,7 +24,7 @@ pub enum QueueError {
     },
     #[error(transparent)]
     InvalidParams(#[from] super::params::ParamError),
-    #[error("invalid symbol \"{}\": expected 1-12 letters, digits, '.', '/' or '-'", .0.escape_debug())]
+    #[error("invalid symbol `{}`: expected 1-12 letters, digits, '.', '/' or '-'", crate::text::clean(.0))]
     InvalidSymbol(String),
 }
 
@@ -770,6 +770,6 @@ mod tests {
         assert!(normalize_symbol("SP Y").is_err());
         assert!(normalize_symbol("ABCDEFGHIJKLMN").is_err());
         let e = normalize_symbol("SP\x1bY").unwrap_err().to_string();
-        assert!(e.contains("\"SP\\u{1b}Y\"") && !e.contains('\x1b'), "{e}");
+        assert!(e.contains("`SP\\x1bY`") && !e.contains('\x1b'), "{e}");
     }
 }

@@ -25,7 +25,6 @@ fn chain(symbol: &str, dte: u32) -> NewRequest {
     }
 }
 
-
 fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
     Command::new(ibq_bin())
         .args(["run", "--config"])
@@ -509,7 +508,7 @@ write_deltalake("{table}", t, mode="append", schema_mode="merge")
     assert!(msg(&uuid(4)).contains("got 0"));
     assert!(msg(&uuid(5)).contains("got 4"));
     assert!(
-        msg(&uuid(8)).contains("invalid symbol \"SP\\u{1b}[2JY\""),
+        msg(&uuid(8)).contains("invalid symbol `SP\\x1b[2JY`"),
         "{}",
         msg(&uuid(8))
     );
