@@ -96,6 +96,7 @@ pub struct ConfigArgs {
 }
 
 pub mod bench;
+pub mod bench_restarts;
 pub mod console;
 pub mod debug;
 pub mod legs;

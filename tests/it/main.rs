@@ -5,6 +5,7 @@ mod common;
 mod console_pty;
 mod queue_cli;
 mod queue_store;
+mod restarts;
 mod run_cli;
 mod scheduler;
 mod sim;
