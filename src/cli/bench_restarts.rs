@@ -23,6 +23,8 @@ struct Drain {
     restarts: u64,
     released: u64,
     messages: u64,
+    /// Messages the gateway refused for the rate (error 100).
+    over_rate: u64,
     /// Option snapshot rows, and how many of them repeat a (request, contract) pair.
     option_rows: usize,
     doubled: usize,
@@ -155,7 +157,9 @@ async fn drain(
     }
     let counts = view.borrow().counts;
     let released = engine.handle().snapshot().borrow().worker.released;
-    let messages = sim.stats().messages_received - m0;
+    let stats = sim.stats();
+    let messages = stats.messages_received - m0;
+    let over_rate = stats.errors.get(&100).copied().unwrap_or(0);
     engine.shutdown().await;
     sim.shutdown().await;
 
@@ -183,6 +187,7 @@ async fn drain(
         restarts: restarts.load(Ordering::Relaxed),
         released,
         messages,
+        over_rate,
         option_rows,
         doubled: option_rows - seen.len(),
     })
@@ -191,8 +196,8 @@ async fn drain(
 fn report(label: &str, d: &Drain) -> f64 {
     let rate = d.succeeded as f64 / d.secs;
     println!(
-        "{label}: {} SUCCESS, {} FAILED, {} open in {:.1} s = {rate:.2} req/s; {} messages; {} restarts, {} releases; {} option rows, {} written twice",
-        d.succeeded, d.failed, d.open, d.secs, d.messages, d.restarts, d.released, d.option_rows, d.doubled
+        "{label}: {} SUCCESS, {} FAILED, {} open in {:.1} s = {rate:.2} req/s; {} messages ({} refused for the rate); {} restarts, {} releases; {} option rows, {} written twice",
+        d.succeeded, d.failed, d.open, d.secs, d.messages, d.over_rate, d.restarts, d.released, d.option_rows, d.doubled
     );
     rate
 }
