@@ -44,11 +44,6 @@ impl Memo {
         }
     }
 
-    /// A memo that keeps nothing it is not given within this attempt.
-    pub fn fresh() -> Arc<Self> {
-        Arc::new(Self::new(NaiveDate::MIN, Instant::now()))
-    }
-
     fn usable(&self, day: NaiveDate, now: Instant) -> bool {
         self.day == day && now.duration_since(self.since) < KEEP_FOR
     }

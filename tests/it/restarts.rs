@@ -9,6 +9,7 @@ use std::time::Duration;
 use ibq::lake::columns::BatchReader;
 use ibq::lake::LakeTable;
 use ibq::queue::{Event, NewRequest, RequestType, Status};
+use ibq::sim::RequestKind;
 use ibq::worker::results::columns_of;
 use serde_json::json;
 use uuid::Uuid;
@@ -169,7 +170,7 @@ async fn requests_complete_between_frequent_gateway_restarts() {
     }
 
     let done = settle(&rig.engine, &ids, Duration::from_secs(60)).await;
-    let mut released = 0u32;
+    let (mut released, mut retried) = (0u32, 0u32);
     for r in &done {
         assert_eq!(
             r.status,
@@ -203,6 +204,7 @@ async fn requests_complete_between_frequent_gateway_restarts() {
             "{events:?}"
         );
         released += count(Event::Released);
+        retried += count(Event::RetryScheduled);
 
         // Written once: as many rows as reported, no contract (or bar) twice.
         let table = r.request_type.result_table();
@@ -238,6 +240,15 @@ async fn requests_complete_between_frequent_gateway_restarts() {
     assert!(
         released > 0,
         "no restart caught a request in flight: {windows:?}"
+    );
+    // A request thrown back keeps its lookups: each chain looks up its underlying and its
+    // options once, each futures month and bars symbol once, plus at most the one lookup
+    // in flight when an attempt was cut short.
+    let lookups = rig.sim.stats().requests[&RequestKind::ContractDetails];
+    let bound = 2 * chains as u64 + 3 + 2 + u64::from(released + retried);
+    assert!(
+        lookups <= bound,
+        "{lookups} contract lookups, at most {bound}"
     );
     let counts = rig.engine.queue().view().borrow().counts;
     assert_eq!((counts.processing, counts.pending), (0, 0));
