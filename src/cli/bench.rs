@@ -43,6 +43,23 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
     },
+    /// Drains N requests (mostly option chains of five strikes each side, as the scheduler
+    /// enqueues them) through the engine against `ibq sim`, first with a steady gateway,
+    /// then with the gateway restarting every `restart_every` seconds, and compares the
+    /// rates.
+    Restarts {
+        #[arg(long, default_value_t = 300)]
+        requests: usize,
+        /// Seconds between two restarts.
+        #[arg(long, default_value_t = 15)]
+        restart_every: u64,
+        /// Milliseconds each restart refuses connections.
+        #[arg(long, default_value_t = 3000)]
+        restart_down_ms: u64,
+        /// A run still draining after this many seconds stops and reports what it did.
+        #[arg(long, default_value_t = 1200)]
+        give_up_secs: u64,
+    },
     /// Renders the full console with a large queue and a log flood.
     Render {
         #[arg(long, default_value_t = 100_000)]
@@ -187,6 +204,21 @@ pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
             .await
         }
         BenchWhat::Worker { requests } => worker(config, requests).await,
+        BenchWhat::Restarts {
+            requests,
+            restart_every,
+            restart_down_ms,
+            give_up_secs,
+        } => {
+            super::bench_restarts::restarts(
+                config,
+                requests,
+                std::time::Duration::from_secs(restart_every),
+                std::time::Duration::from_millis(restart_down_ms),
+                std::time::Duration::from_secs(give_up_secs),
+            )
+            .await
+        }
         BenchWhat::Render { rows, frames } => {
             println!("{}", crate::console::bench_render(rows, frames));
             Ok(())

@@ -202,6 +202,7 @@ pub struct ConfigArgs {
 }
 
 pub mod bench;
+pub mod bench_restarts;
 pub mod console;
 pub mod debug;
 pub mod legs;

@@ -66,6 +66,11 @@ impl Gateway {
         &self.settings.address
     }
 
+    /// The message rate the client keeps to (its rate limiter's).
+    pub fn max_messages_per_sec(&self) -> u32 {
+        self.settings.max_messages_per_sec.max(1)
+    }
+
     /// The client while connected (not while `ibapi` is reconnecting or IB is degraded
     /// the client is still returned: requests then fail and are retried).
     pub fn client(&self) -> Option<Arc<Client>> {

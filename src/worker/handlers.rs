@@ -6,11 +6,9 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use futures::{StreamExt, TryStreamExt};
-use ibapi::accounts::PositionUpdate;
 use ibapi::contracts::{ContractDetails, SecurityType};
 use ibapi::market_data::historical::{BarSize, BarTimestamp, Duration as IbDuration, WhatToShow};
 use ibapi::market_data::realtime::Quote;
-use ibapi::subscriptions::SubscriptionItemStreamExt;
 
 use super::errors::WorkError;
 use super::ib::{by_conid, futures, index, options_of, right_text, stock, Ib};
@@ -109,19 +107,7 @@ async fn option_chain(
         .await?;
     let price = mark(&quote).ok_or_else(|| WorkError::Other(format!("no price for {sym}")))?;
 
-    let chains: Vec<_> = ib
-        .client
-        .option_chain(sym, SecurityType::Stock, underlying.contract_id)
-        .subscribe()
-        .await?
-        .filter_data()
-        .try_collect()
-        .await?;
-    let chain = chains
-        .iter()
-        .find(|c| c.exchange == "SMART")
-        .or(chains.first())
-        .ok_or_else(|| WorkError::Invalid(format!("{sym} has no listed options")))?;
+    let expirations = ib.option_expirations(sym, underlying.contract_id).await?;
     let today = ny_date(now);
     let dte = |e: &str| {
         NaiveDate::parse_from_str(e, "%Y%m%d")
@@ -129,14 +115,13 @@ async fn option_chain(
             .map(|d| (d - today).num_days())
     };
     let expiry = match &p.expiry {
-        Some(e) if chain.expirations.contains(e) => e.clone(),
+        Some(e) if expirations.contains(e) => e.clone(),
         Some(e) => {
             return Err(WorkError::Invalid(format!(
                 "expiry {e} is not listed for {sym}"
             )));
         }
-        None => chain
-            .expirations
+        None => expirations
             .iter()
             .filter(|e| dte(e).is_some_and(|d| d >= 0))
             .min_by_key(|e| (dte(e).unwrap_or(i64::MAX) - p.target_dte as i64).abs())
@@ -391,15 +376,7 @@ async fn position_update(
     p: &PositionUpdateParams,
     now: DateTime<Utc>,
 ) -> Result<Written, WorkError> {
-    let mut positions = Vec::new();
-    let mut sub = ib.client.positions().await?.filter_data();
-    while let Some(update) = sub.next().await {
-        match update? {
-            PositionUpdate::Position(pos) => positions.push(pos),
-            PositionUpdate::PositionEnd => break,
-        }
-    }
-    drop(sub);
+    let mut positions = ib.positions().await?;
     match p.conid {
         Some(c) => {
             positions.retain(|pos| pos.contract.contract_id == c);

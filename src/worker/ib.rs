@@ -1,6 +1,7 @@
 //! The gateway requests the handlers are made of, each within the limits: contract lookup,
 //! a snapshot that holds one market-data line until its data is in, and historical bars
-//! paced as IB requires.
+//! paced as IB requires. Each message is counted in the request's [`Progress`]; lookups an
+//! earlier attempt made are answered from the request's [`Memo`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +13,9 @@ use ibapi::market_data::realtime::Quote;
 use ibapi::Client;
 use tokio::sync::Mutex;
 
+use super::admission::Progress;
 use super::errors::WorkError;
+use super::memo::Memo;
 use crate::gateway::pacing::{HistoricalKey, HistoricalPacer};
 use crate::gateway::LineBudget;
 
@@ -23,6 +26,10 @@ pub struct Ib {
     pub pacer: Arc<Mutex<HistoricalPacer>>,
     /// How long one snapshot may take.
     pub snapshot_timeout: Duration,
+    /// The request's messages, for the worker's in-flight budget.
+    pub progress: Progress,
+    /// What an earlier attempt of the request already fetched.
+    pub memo: Arc<Memo>,
 }
 
 pub fn stock(symbol: &str) -> Contract {
@@ -89,8 +96,18 @@ pub fn right_text(r: Option<OptionRight>) -> Option<String> {
 }
 
 impl Ib {
+    /// Contract lookup (kept for a later attempt of the request: listings do not change
+    /// within a trading day).
     pub async fn details(&self, contract: &Contract) -> Result<Vec<ContractDetails>, WorkError> {
-        let details = self.client.contract_details(contract).await?;
+        let key = format!("{contract:?}");
+        if let Some(kept) = self.memo.details(&key) {
+            self.progress.skipped();
+            return Ok(kept);
+        }
+        let details = {
+            let _m = self.progress.message().await;
+            self.client.contract_details(contract).await?
+        };
         if details.is_empty() {
             return Err(WorkError::Ib {
                 code: 200,
@@ -100,17 +117,82 @@ impl Ib {
                 ),
             });
         }
+        self.memo.keep_details(key, &details);
         Ok(details)
     }
 
-    /// A one-time snapshot, holding one line from the budget until it is done.
+    /// The expiries of `symbol`'s options (SMART's list, else the first exchange's); kept
+    /// for a later attempt of the request like a contract lookup.
+    pub async fn option_expirations(
+        &self,
+        symbol: &str,
+        underlying_conid: i32,
+    ) -> Result<Vec<String>, WorkError> {
+        use futures::TryStreamExt;
+        use ibapi::subscriptions::SubscriptionItemStreamExt;
+        let key = format!("{symbol}|{underlying_conid}");
+        if let Some(kept) = self.memo.expirations(&key) {
+            self.progress.skipped();
+            return Ok(kept);
+        }
+        let chains: Vec<_> = {
+            let _m = self.progress.message().await;
+            self.client
+                .option_chain(symbol, SecurityType::Stock, underlying_conid)
+                .subscribe()
+                .await?
+                .filter_data()
+                .try_collect()
+                .await?
+        };
+        let chain = chains
+            .iter()
+            .find(|c| c.exchange == "SMART")
+            .or(chains.first())
+            .ok_or_else(|| WorkError::Invalid(format!("{symbol} has no listed options")))?;
+        self.memo.keep_expirations(key, &chain.expirations);
+        Ok(chain.expirations.clone())
+    }
+
+    /// Every position of the account (live data: never kept).
+    pub async fn positions(&self) -> Result<Vec<ibapi::accounts::Position>, WorkError> {
+        use futures::StreamExt;
+        use ibapi::accounts::PositionUpdate;
+        use ibapi::subscriptions::SubscriptionItemStreamExt;
+        let _m = self.progress.message().await;
+        let mut positions = Vec::new();
+        let mut sub = self.client.positions().await?.filter_data();
+        while let Some(update) = sub.next().await {
+            match update? {
+                PositionUpdate::Position(pos) => positions.push(pos),
+                PositionUpdate::PositionEnd => break,
+            }
+        }
+        Ok(positions)
+    }
+
+    /// A one-time snapshot, holding one line from the budget until it is done. Only a
+    /// snapshot IB ended (TickSnapshotEnd) is a quote: a lost connection, an error or the
+    /// timeout fail it rather than leave a quote without its prices.
     pub async fn snapshot(&self, contract: Contract) -> Result<Quote, WorkError> {
+        // The turn first: lines are then held only by snapshots about to go out or out,
+        // and the earliest request's snapshots take the next free line.
+        let mut message = self.progress.message().await;
         let _line = self.lines.snapshot().await;
-        let ticks = self
+        let mut subscription = self
             .client
             .market_data(&contract)
-            .snapshot_once(self.snapshot_timeout)
+            .snapshot()
+            .subscribe()
             .await?;
+        message.sent();
+        let ticks = subscription
+            .collect_to_end_within(self.snapshot_timeout)
+            .await
+            .map_err(|e| match e {
+                ibapi::Error::Timeout => WorkError::Timeout(self.snapshot_timeout.as_secs()),
+                e => e.into(),
+            })?;
         Ok(Quote::from_ticks(&ticks))
     }
 
@@ -134,6 +216,7 @@ impl Ib {
                 break pacer.record(key.clone(), Instant::now());
             }
             drop(pacer);
+            let _waiting = self.progress.waiting();
             tokio::time::sleep(wait).await;
         };
         let hours = if use_rth {
@@ -141,6 +224,7 @@ impl Ib {
         } else {
             ibapi::market_data::TradingHours::Extended
         };
+        let _m = self.progress.message().await;
         let result = self
             .client
             .historical_data(contract, bar_size)

@@ -1,17 +1,23 @@
 //! The worker: claims due requests from the queue in order of service and runs them over
 //! the one gateway connection, within the gateway's limits, writing results to Delta.
 //!
-//! It keeps up to `batch_size` requests in flight and tops up as they finish, so a backlog
-//! runs at the pace the limits allow (lines, message rate, historical pacing) rather than
-//! batch by batch. It claims nothing while paused or disconnected; a request that loses
-//! its connection goes back to PENDING without counting an attempt.
+//! It keeps in flight only what the message rate finishes within a few seconds (see
+//! [`admission`]), never more than `batch_size` requests, and tops up as messages are
+//! answered, so a backlog runs at the pace the limits allow (lines, message rate,
+//! historical pacing) and requests finish in order of service, each soon after it starts.
+//! It claims nothing while paused or disconnected; a request that loses its connection
+//! goes back to PENDING without counting an attempt, and its next attempt uses the
+//! contract lookups the lost one made (see [`memo`]).
 
+pub mod admission;
 pub mod errors;
 pub mod handlers;
 pub mod ib;
+pub mod memo;
 pub mod results;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,8 +31,10 @@ use crate::gateway::pacing::HistoricalPacer;
 use crate::gateway::{Gateway, LineBudget};
 use crate::queue::service::{Change, QueueHandle};
 use crate::queue::{Request, RetryPolicy};
+use admission::Ledger;
 use errors::WorkError;
 use handlers::ActiveLegs;
+use memo::Memos;
 use results::ResultTables;
 
 #[derive(Debug, Clone)]
@@ -104,6 +112,13 @@ struct Shared {
     legs: Arc<dyn ActiveLegs>,
     settings: WorkerSettings,
     counters: Arc<Mutex<Counters>>,
+    /// Messages of the requests in flight.
+    ledger: Arc<Ledger>,
+    /// Most messages the requests in flight may still have to send.
+    budget: u32,
+    /// Messages the last poll of every position took (0 = none ran yet).
+    polled_positions: AtomicU32,
+    memos: Memos,
 }
 
 /// What became of one request.
@@ -124,6 +139,8 @@ pub fn start(
     let (stop, stop_rx) = watch::channel(false);
     let (finished_tx, finished) = watch::channel(false);
     let counters = Arc::new(Mutex::new(Counters::default()));
+    let gateway_rate = gateway.max_messages_per_sec();
+    let budget = admission::budget(gateway_rate);
     let shared = Arc::new(Shared {
         queue,
         gateway,
@@ -133,6 +150,10 @@ pub fn start(
         legs,
         settings,
         counters: Arc::clone(&counters),
+        budget,
+        ledger: Arc::new(Ledger::new(admission::turns(gateway_rate))),
+        polled_positions: AtomicU32::new(0),
+        memos: Memos::default(),
     });
     tokio::spawn(async move {
         run(shared, paused_rx, stop_rx).await;
@@ -167,6 +188,7 @@ async fn run(
     // True while the last claim came back full: more is due, top up as requests finish.
     let mut backlog = false;
     let mut batch_started: Option<(Instant, usize)> = None;
+    let mut typical = admission::Typical::default();
     shared
         .counters
         .lock()
@@ -175,10 +197,15 @@ async fn run(
         .running = true;
 
     loop {
-        let want_claim =
-            !*paused.borrow() && shared.gateway.client().is_some() && running.len() < s.batch_size;
+        let room = admission::room(
+            shared.ledger.load(),
+            shared.budget,
+            running.len(),
+            s.batch_size,
+            typical.get(),
+        );
+        let want_claim = !*paused.borrow() && shared.gateway.client().is_some() && room > 0;
         if want_claim && (backlog || running.is_empty()) {
-            let room = s.batch_size - running.len();
             match shared.queue.claim(room, &s.owner).await {
                 Ok(claimed) => {
                     backlog = claimed.len() == room;
@@ -186,6 +213,9 @@ async fn run(
                         batch_started.get_or_insert((Instant::now(), 0)).1 += claimed.len();
                     }
                     for r in claimed {
+                        let cost = admission::estimate(&r, known(&shared.polled_positions));
+                        typical.observe(cost);
+                        shared.ledger.open(r.request_id, cost);
                         spawn_request(&shared, &mut in_flight, &r);
                         running.insert(r.request_id, r);
                     }
@@ -213,6 +243,7 @@ async fn run(
             _ = immediate.notified() => backlog = true,
             _ = paused.changed() => {}
             _ = gateway_state.changed() => {}
+            _ = shared.ledger.lighter(), if backlog => {}
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Ok((id, outcome)) = joined {
                     if let Some(req) = running.remove(&id) {
@@ -281,11 +312,16 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
         let outcome = match shared.gateway.client() {
             None => Outcome::Failed(WorkError::ConnectionLost("not connected".into())),
             Some(client) => {
+                let today = Utc::now().with_timezone(&chrono_tz::America::New_York);
                 let ib = ib::Ib {
                     client,
                     lines: shared.lines.clone(),
                     pacer: Arc::clone(&shared.pacer),
                     snapshot_timeout: shared.settings.snapshot_timeout,
+                    progress: shared.ledger.progress(id),
+                    memo: shared
+                        .memos
+                        .for_request(id, today.date_naive(), Instant::now()),
                 };
                 let work =
                     handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, Utc::now());
@@ -300,7 +336,23 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
     });
 }
 
+fn known(n: &AtomicU32) -> Option<u32> {
+    Some(n.load(Ordering::Relaxed)).filter(|n| *n > 0)
+}
+
 async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
+    let sent = shared.ledger.close(req.request_id);
+    match &outcome {
+        Outcome::Done(_) => {
+            shared.memos.forget(req.request_id);
+            if admission::learns_cost(req) {
+                shared.polled_positions.store(sent, Ordering::Relaxed);
+            }
+        }
+        Outcome::Failed(e) if !e.retryable() => shared.memos.forget(req.request_id),
+        // Released or retried: the next attempt may use what this one fetched.
+        Outcome::Failed(_) => {}
+    }
     // The IB code as its own field, so a grep of the log file finds every 162 or 200.
     let code = match &outcome {
         Outcome::Failed(WorkError::Ib { code, .. }) => Some(*code),

@@ -8,6 +8,7 @@ mod escape;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;
+mod restarts;
 mod run_cli;
 mod scheduler;
 mod sim;
