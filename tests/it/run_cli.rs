@@ -141,12 +141,12 @@ async fn first_start_on_a_fresh_lake_logs_no_library_errors() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let cfg = test_config(dir.path(), "");
-    let mut run = spawn_run(&cfg, &lake, &sim.address());
     // A served request creates a result table too, not only the queue.
     let out = ibq(&lake, &["enqueue", "futures_snapshot", "ES", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let id = uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap();
+    let mut run = spawn_run(&cfg, &lake, &sim.address());
     wait_until("the request done", Duration::from_secs(60), async || {
         let s = ibq::queue::store::read_state(&lake).await.unwrap();
         s.get(&id).is_some_and(|r| r.status == Status::Success)
