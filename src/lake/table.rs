@@ -157,8 +157,11 @@ impl LakeTable {
                 ))
             })?
         } else {
-            DeltaTable::try_from_url(url)
-                .await
+            // Built without loading: `DeltaTable::try_from_url` loads first, and on a folder
+            // with no log the Delta kernel logs "No files in log segment" at ERROR before
+            // deltalake treats it as the expected "not a table yet".
+            deltalake::DeltaTableBuilder::from_url(url)
+                .and_then(|b| b.build())
                 .map_err(|e| err(brief(e)))?
                 .create()
                 .with_table_name(name)

@@ -466,6 +466,10 @@ async fn derived_stats(
     now: DateTime<Utc>,
 ) -> Result<Written, WorkError> {
     let date = p.date.unwrap_or_else(|| ny_date(now));
+    // The request's symbol, or every symbol for `ALL` (what the scheduler puts on jobs
+    // that name no symbol).
+    let only = Some(req.symbol.trim()).filter(|s| !s.is_empty() && *s != "ALL");
+    let wanted = |s: &str| only.is_none_or(|o| o == s);
     let mut stats: BTreeMap<String, DayStats> = BTreeMap::new();
     let lake = |m: String| WorkError::Lake(m);
 
@@ -488,6 +492,9 @@ async fn derived_stats(
             let (Some(s), Some(t)) = (&sym[i], at[i]) else {
                 continue;
             };
+            if !wanted(s) {
+                continue;
+            }
             let day = if size[i].as_deref() == Some("1 day") {
                 t.date_naive()
             } else {
@@ -529,6 +536,9 @@ async fn derived_stats(
             let (Some(u), Some(t)) = (&und[i], at[i]) else {
                 continue;
             };
+            if !wanted(u) {
+                continue;
+            }
             if ny_date(t) != date {
                 continue;
             }
@@ -589,6 +599,6 @@ async fn derived_stats(
         .timestamp(vec![Some(now); n])
         .finish();
     Ok(results
-        .write(DERIVED_STATS, Some(req.request_id), batch)
+        .replace_derived_stats(req.request_id, date, only, batch)
         .await?)
 }

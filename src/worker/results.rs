@@ -303,6 +303,72 @@ impl ResultTables {
         })
     }
 
+    /// Writes `batch` to `derived_stats` for `request_id` in place of the rows already
+    /// stored for `date` and, when `symbol` is given, that symbol only (every symbol when
+    /// `None`). One commit removes the files holding such rows and adds `batch` plus the
+    /// other rows of those files, so a reader sees either the old rows or the new ones.
+    pub async fn replace_derived_stats(
+        &self,
+        request_id: Uuid,
+        date: chrono::NaiveDate,
+        symbol: Option<&str>,
+        batch: RecordBatch,
+    ) -> Result<Written, LakeError> {
+        use deltalake::arrow::array::{Array, BooleanArray, Date32Array};
+        use deltalake::arrow::compute::filter_record_batch;
+        let rows = batch.num_rows();
+        let day =
+            (date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        let version = self
+            .with_table(DERIVED_STATS, async |o| {
+                o.table.refresh().await?;
+                let bad = |m: String| LakeError::Table {
+                    name: DERIVED_STATS.into(),
+                    path: o.table.path().to_path_buf(),
+                    message: m,
+                };
+                let mut remove = Vec::new();
+                let mut batches = vec![batch];
+                for f in o.table.files().await? {
+                    let mut hit = false;
+                    let mut kept = Vec::new();
+                    for b in o.table.read(std::slice::from_ref(&f)).await? {
+                        let syms = BatchReader::new(&b).utf8("symbol").map_err(bad)?;
+                        let dates = b
+                            .column_by_name("date")
+                            .and_then(|c| c.as_any().downcast_ref::<Date32Array>())
+                            .ok_or_else(|| bad(format!("{}: no date column", f.path)))?;
+                        let keep: BooleanArray = (0..b.num_rows())
+                            .map(|i| {
+                                let same_day = dates.is_valid(i) && dates.value(i) == day;
+                                let same_sym = symbol.is_none_or(|s| syms[i].as_deref() == Some(s));
+                                Some(!(same_day && same_sym))
+                            })
+                            .collect();
+                        hit |= keep.false_count() > 0;
+                        kept.push(filter_record_batch(&b, &keep).map_err(|e| bad(e.to_string()))?);
+                    }
+                    if hit {
+                        remove.push(f);
+                        batches.extend(kept.into_iter().filter(|b| b.num_rows() > 0));
+                    }
+                }
+                let version = if remove.is_empty() {
+                    o.table.append(&batches).await?.0
+                } else {
+                    o.table.replace(&remove, &batches).await?.0
+                };
+                o.written.insert(request_id);
+                Ok(version)
+            })
+            .await?;
+        Ok(Written {
+            table: DERIVED_STATS.to_string(),
+            rows,
+            version,
+        })
+    }
+
     /// Every row of `table` (for derived statistics).
     pub async fn read_all(&self, table: &str) -> Result<Vec<RecordBatch>, LakeError> {
         self.with_table(table, async |o| {

@@ -127,3 +127,42 @@ fn send_sigterm(pid: i32) -> i32 {
         .map(|s| s.code().unwrap_or(1))
         .unwrap_or(1)
 }
+
+/// A first start on an empty lake creates its tables without the Delta library logging an
+/// error about the not-yet-existing logs: the log holds no context-free library errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_on_a_fresh_lake_logs_no_library_errors() {
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let cfg = test_config(dir.path(), "");
+    // A served request creates a result table too, not only the queue.
+    let out = ibq(&lake, &["enqueue", "futures_snapshot", "ES", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let id = uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap();
+    let mut run = spawn_run(&cfg, &lake, &sim.address());
+    wait_until("the request done", Duration::from_secs(60), async || {
+        let s = ibq::queue::store::read_state(&lake).await.unwrap();
+        s.get(&id).is_some_and(|r| r.status == Status::Success)
+    })
+    .await;
+    assert_eq!(send_sigterm(run.id() as i32), 0);
+    run.wait().unwrap();
+
+    let mut log = String::new();
+    for e in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+        log.push_str(&std::fs::read_to_string(e.unwrap().path()).unwrap());
+    }
+    assert!(!log.is_empty(), "ibq run wrote its log");
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("delta kernel error"))
+        .collect();
+    assert!(bad.is_empty(), "errors in the log: {bad:#?}");
+}

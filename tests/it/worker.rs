@@ -415,3 +415,127 @@ async fn an_observer_sees_the_queue_and_its_retry_is_applied_by_the_owner() {
     assert!(err.contains("it is SUCCESS"), "{err}");
     rig.engine.shutdown().await;
 }
+
+/// (date, symbol) of every row of `derived_stats`, with the request that wrote it.
+async fn stats_rows(root: &std::path::Path) -> Vec<(i32, String, String)> {
+    use deltalake::arrow::array::{Array, Date32Array};
+    let t = LakeTable::open_existing(root, "derived_stats", columns_of("derived_stats"))
+        .await
+        .unwrap()
+        .expect("derived_stats exists");
+    let mut out = Vec::new();
+    for b in t.read_all().await.unwrap() {
+        let r = BatchReader::new(&b);
+        let (ids, syms) = (r.utf8("request_id").unwrap(), r.utf8("symbol").unwrap());
+        let dates = b
+            .column_by_name("date")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap()
+            .clone();
+        for i in 0..b.num_rows() {
+            out.push((
+                dates.value(i),
+                syms[i].clone().unwrap(),
+                ids[i].clone().unwrap(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn derived_stats_computes_the_asked_symbol_and_a_rerun_replaces_its_row() {
+    let rig = rig(100).await;
+    let bars = enqueue(
+        &rig.engine,
+        ["SPY", "QQQ"]
+            .iter()
+            .map(|s| {
+                new(
+                    RequestType::MarketBars,
+                    s,
+                    json!({"duration": "5 D", "bar_size": "1 day"}),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    for r in settle(&rig.engine, &bars, Duration::from_secs(60)).await {
+        assert_eq!(r.status, Status::Success, "{:?}", r.error_message);
+    }
+    // A day with both symbols' bars.
+    let t = LakeTable::open_existing(&rig.root, "market_bars", columns_of("market_bars"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut days: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for b in t.read_all().await.unwrap() {
+        let r = BatchReader::new(&b);
+        let (syms, at) = (r.utf8("symbol").unwrap(), r.timestamp("bar_time").unwrap());
+        for i in 0..b.num_rows() {
+            let day = at[i].unwrap().date_naive().to_string();
+            days.entry(day).or_default().push(syms[i].clone().unwrap());
+        }
+    }
+    let day = days
+        .iter()
+        .filter(|(_, s)| s.iter().any(|x| x == "SPY") && s.iter().any(|x| x == "QQQ"))
+        .map(|(d, _)| d.clone())
+        .max()
+        .expect("a day with bars of both symbols");
+
+    let mut last = None;
+    for _ in 0..2 {
+        let id = enqueue(
+            &rig.engine,
+            vec![new(
+                RequestType::DerivedStats,
+                "SPY",
+                json!({ "date": day }),
+            )],
+        )
+        .await;
+        let done = settle(&rig.engine, &id, Duration::from_secs(60)).await;
+        assert_eq!(
+            done[0].status,
+            Status::Success,
+            "{:?}",
+            done[0].error_message
+        );
+        last = Some(id[0]);
+    }
+    let rows = stats_rows(&rig.root).await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one (date, SPY) row after two runs: {rows:?}"
+    );
+    assert_eq!(rows[0].1, "SPY", "only the asked symbol: {rows:?}");
+    assert_eq!(rows[0].2, last.unwrap().to_string(), "the second run's row");
+
+    // ALL computes every symbol and replaces the day's SPY row too.
+    let all = enqueue(
+        &rig.engine,
+        vec![new(
+            RequestType::DerivedStats,
+            "ALL",
+            json!({ "date": day }),
+        )],
+    )
+    .await;
+    let done = settle(&rig.engine, &all, Duration::from_secs(60)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    let rows = stats_rows(&rig.root).await;
+    let syms: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert_eq!(syms, ["QQQ", "SPY"], "{rows:?}");
+    assert!(rows.iter().all(|r| r.2 == all[0].to_string()), "{rows:?}");
+    rig.engine.shutdown().await;
+}
