@@ -345,10 +345,40 @@ impl LakeTable {
         batches: &[RecordBatch],
         txn: Option<(&str, i64)>,
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        let op = DeltaOperation::Optimize {
+            predicate: None,
+            target_size: 0,
+        };
+        self.swap(remove, batches, txn, false, op).await
+    }
+
+    /// Replaces rows, not only files: in one commit, removes `remove` and adds `batches`,
+    /// both marked as a data change (a rerun that supersedes earlier rows), so readers that
+    /// follow changes see it. `predicate` says which rows it replaces, for the commit info.
+    pub async fn replace_rows(
+        &mut self,
+        remove: &[DataFile],
+        batches: &[RecordBatch],
+        predicate: String,
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
+        let op = DeltaOperation::Delete {
+            predicate: Some(predicate),
+        };
+        self.swap(remove, batches, None, true, op).await
+    }
+
+    async fn swap(
+        &mut self,
+        remove: &[DataFile],
+        batches: &[RecordBatch],
+        txn: Option<(&str, i64)>,
+        data_change: bool,
+        op: DeltaOperation,
+    ) -> Result<(i64, Vec<DataFile>), LakeError> {
         let mut actions = self.write_files(batches).await?;
         for a in actions.iter_mut() {
             if let Action::Add(add) = a {
-                add.data_change = false;
+                add.data_change = data_change;
             }
         }
         let added = added_files(&actions);
@@ -359,7 +389,7 @@ impl LakeTable {
         actions.extend(remove.iter().map(|f| {
             Action::Remove(Remove {
                 path: f.path.clone(),
-                data_change: false,
+                data_change,
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
                 partition_values: Some(HashMap::new()),
@@ -367,10 +397,6 @@ impl LakeTable {
                 ..Default::default()
             })
         }));
-        let op = DeltaOperation::Optimize {
-            predicate: None,
-            target_size: 0,
-        };
         let version = self.commit(actions, op).await?;
         Ok((version, added))
     }

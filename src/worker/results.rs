@@ -356,7 +356,11 @@ impl ResultTables {
                 let version = if remove.is_empty() {
                     o.table.append(&batches).await?.0
                 } else {
-                    o.table.replace(&remove, &batches).await?.0
+                    let which = match symbol {
+                        Some(s) => format!("date = '{date}' AND symbol = '{s}'"),
+                        None => format!("date = '{date}'"),
+                    };
+                    o.table.replace_rows(&remove, &batches, which).await?.0
                 };
                 o.written.insert(request_id);
                 Ok(version)

@@ -537,5 +537,31 @@ async fn derived_stats_computes_the_asked_symbol_and_a_rerun_replaces_its_row() 
     let syms: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(syms, ["QQQ", "SPY"], "{rows:?}");
     assert!(rows.iter().all(|r| r.2 == all[0].to_string()), "{rows:?}");
+    // A rerun changes data: readers that follow changes must see its removes and adds.
+    let log = rig.root.join("derived_stats/_delta_log");
+    let mut commits: Vec<_> = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    commits.sort();
+    let last_commit = std::fs::read_to_string(commits.last().unwrap()).unwrap();
+    let actions: Vec<serde_json::Value> = last_commit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let changes: Vec<&serde_json::Value> = actions
+        .iter()
+        .filter_map(|a| a.get("add").or_else(|| a.get("remove")))
+        .collect();
+    assert!(
+        changes.iter().any(|c| c.get("path").is_some())
+            && actions.iter().any(|a| a.get("remove").is_some()),
+        "the rerun removes the day's file: {last_commit}"
+    );
+    assert!(
+        changes.iter().all(|c| c["dataChange"] == json!(true)),
+        "a rerun's adds and removes are a data change: {last_commit}"
+    );
     rig.engine.shutdown().await;
 }
