@@ -75,3 +75,18 @@ pub fn test_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     std::fs::write(&cfg, text).expect("the test config is written");
     cfg
 }
+
+/// Starts `ibq run` on `lake` with `cfg` against `gateway`, its output discarded.
+pub fn spawn_run(cfg: &Path, lake: &Path, gateway: &str) -> std::process::Child {
+    Command::new(ibq_bin())
+        .args(["run", "--config"])
+        .arg(cfg)
+        .arg("--lake")
+        .arg(lake)
+        .args(["--gateway", gateway])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ibq run starts")
+}

@@ -1,7 +1,7 @@
 //! Crash recovery and other writers: kill -9 mid-drain, a crash inside compaction, other
 //! writers' rows ibq cannot read, and compaction racing another writer's appends.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -12,7 +12,7 @@ use ibq::sim::{SimConfig, Simulator};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::common::{ibq, ibq_bin, python, stderr, stdout, wait_until, PY_EXIT};
+use crate::common::{ibq, ibq_bin, python, spawn_run, stderr, stdout, wait_until, PY_EXIT};
 
 fn chain(symbol: &str, dte: u32) -> NewRequest {
     NewRequest {
@@ -23,20 +23,6 @@ fn chain(symbol: &str, dte: u32) -> NewRequest {
         changed_by: Actor::Operator,
         schedule_key: None,
     }
-}
-
-fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
-    Command::new(ibq_bin())
-        .args(["run", "--config"])
-        .arg(cfg)
-        .arg("--lake")
-        .arg(lake)
-        .args(["--gateway", gateway])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ibq run starts")
 }
 
 /// The recipes of docs/TABLES.md "Reading the current state", run as documented against

@@ -1,28 +1,14 @@
 //! `ibq run` as a real process against `ibq sim`: kill -9 mid-batch loses nothing, SIGTERM
 //! stops it cleanly, and commands from another process reach it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use ibq::queue::Status;
 use ibq::sim::{RequestKind, SimConfig, Simulator};
 
-use crate::common::{ibq, ibq_bin, stderr, stdout, test_config, wait_until};
+use crate::common::{ibq, spawn_run, stderr, stdout, test_config, wait_until};
 use crate::worker::rows_for;
-
-fn spawn_run(cfg: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Child {
-    Command::new(ibq_bin())
-        .args(["run", "--config"])
-        .arg(cfg)
-        .arg("--lake")
-        .arg(lake)
-        .args(["--gateway", gateway])
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ibq run starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_batch_then_restart_recovers_every_request() {
