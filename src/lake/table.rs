@@ -42,12 +42,18 @@ pub struct DataFile {
 }
 
 /// Whether a table column of type `have` can hold this project's values of type `want`:
-/// the same type, or a naive timestamp where ours is a UTC one.
+/// the same kind of value (an integer for an integer, text for text, a timestamp, naive or
+/// not, for a timestamp), which the reader and `conform` cast between.
 fn compatible(have: &DataType, want: &DataType) -> bool {
-    match (have, want) {
-        (DataType::Timestamp(_, None), DataType::Timestamp(_, Some(_))) => true,
-        _ => have == want,
-    }
+    use DataType::*;
+    let kind = |t: &DataType| match t {
+        Int8 | Int16 | Int32 | Int64 => "int",
+        Utf8 | LargeUtf8 | Utf8View => "text",
+        Timestamp(_, _) => "timestamp",
+        Float32 | Float64 => "float",
+        _ => "",
+    };
+    have == want || (!kind(have).is_empty() && kind(have) == kind(want))
 }
 
 /// A batch of the project's columns laid out as the table's schema: the table's column

@@ -97,3 +97,36 @@ print(DeltaTable({lake:?} + "/option_snapshots").to_pyarrow_table().num_rows > 0
     assert!(lines[1].contains("'SUCCESS'"), "{out}");
     assert_eq!(lines[2], "True", "option_snapshots has rows: {out}");
 }
+
+#[test]
+fn a_table_with_a_column_of_another_type_stops_ibq_run_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let q = lake.join("ib_request_queue").display().to_string();
+    python(&format!(
+        r#"
+import pyarrow as pa
+from deltalake import write_deltalake
+t = pa.table({{"request_id": ["5f0c7d9e-8a1b-4c2d-9e3f-0a1b2c3d4e5f"], "priority": [True]}})
+write_deltalake({q:?}, t)
+"#
+    ));
+    let cfg = test_config(dir.path(), "");
+    let out = std::process::Command::new(crate::common::ibq_bin())
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--lake")
+        .arg(&lake)
+        .args(["--gateway", "127.0.0.1:1"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = crate::common::stderr(&out);
+    assert!(!out.status.success(), "ibq run refuses the table: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].contains("ib_request_queue") && lines[0].contains("`priority`"),
+        "names the table and the column: {err}"
+    );
+}
