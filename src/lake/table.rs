@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{new_null_array, RecordBatch};
+use deltalake::arrow::compute::cast;
+use deltalake::arrow::datatypes::{DataType, SchemaRef};
 use deltalake::datafile::reader::ParquetFileReader;
 use deltalake::datafile::DataFileReader;
 use deltalake::kernel::transaction::CommitBuilder;
@@ -37,6 +39,40 @@ pub enum LakeError {
 pub struct DataFile {
     pub path: String,
     pub size: i64,
+}
+
+/// Whether a table column of type `have` can hold this project's values of type `want`:
+/// the same kind of value (an integer for an integer, text for text, a timestamp, naive or
+/// not, for a timestamp), which the reader and `conform` cast between.
+fn compatible(have: &DataType, want: &DataType) -> bool {
+    use DataType::*;
+    let kind = |t: &DataType| match t {
+        Int8 | Int16 | Int32 | Int64 => "int",
+        Utf8 | LargeUtf8 | Utf8View => "text",
+        Timestamp(_, _) => "timestamp",
+        Float32 | Float64 => "float",
+        _ => "",
+    };
+    have == want || (!kind(have).is_empty() && kind(have) == kind(want))
+}
+
+/// A batch of the project's columns laid out as the table's schema: the table's column
+/// order, its timestamp kinds, and nulls for columns of the table the project does not
+/// write (another program's extra columns).
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    if batch.schema().fields() == schema.fields() {
+        return Ok(batch.clone());
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(a) if a.data_type() == f.data_type() => Ok(a.clone()),
+            Some(a) => cast(a, f.data_type()).map_err(|e| format!("column `{}`: {e}", f.name())),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
 }
 
 /// Attempts of one commit against newer versions by other writers before it fails.
@@ -170,12 +206,63 @@ impl LakeTable {
                 .await
                 .map_err(|e| err(format!("cannot create the table: {}", explain(e))))?
         };
-        Ok(Self {
+        let mut me = Self {
             name: name.to_string(),
             path,
             cols,
             table,
-        })
+        };
+        if has_log {
+            me.adopt().await?;
+        }
+        Ok(me)
+    }
+
+    /// Evolves a table another program created to this table's columns: every column it
+    /// lacks is added as nullable in one metadata commit (no data files are rewritten, so
+    /// its own readers keep reading it). A column of the same name with a type that cannot
+    /// hold ours is refused, naming the column. A naive timestamp column (`timestamp_ntz`,
+    /// what Python writes from a tz-less datetime) is kept: its values are read as UTC and
+    /// written as UTC wall time.
+    async fn adopt(&mut self) -> Result<(), LakeError> {
+        let schema = self
+            .table
+            .snapshot()
+            .map_err(|e| self.err(e))?
+            .snapshot()
+            .arrow_schema();
+        let mut missing = Vec::new();
+        for (col, field) in self.cols.iter().zip(delta_fields(self.cols)) {
+            match schema.field_with_name(col.name) {
+                Err(_) => missing.push(field),
+                Ok(have) => {
+                    if !compatible(have.data_type(), &col.kind.arrow()) {
+                        return Err(LakeError::Table {
+                            name: self.name.clone(),
+                            path: self.path.clone(),
+                            message: format!(
+                                "column `{}` is {} but ibq needs {}; the table cannot be adopted",
+                                col.name,
+                                have.data_type(),
+                                col.kind.arrow()
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let table = self
+            .table
+            .clone()
+            .add_columns()
+            .with_fields(missing)
+            .await
+            .map_err(|e| self.err(format!("cannot add ibq's columns: {}", explain(e))))?;
+        self.table = table;
+        Ok(())
     }
 
     /// Opens `<root>/<name>` for reading; `None` when the table does not exist.
@@ -264,8 +351,15 @@ impl LakeTable {
 
     async fn write_files(&self, batches: &[RecordBatch]) -> Result<Vec<Action>, LakeError> {
         let mut writer = RecordBatchWriter::for_table(&self.table).map_err(|e| self.err(e))?;
+        let schema = self
+            .table
+            .snapshot()
+            .map_err(|e| self.err(e))?
+            .snapshot()
+            .arrow_schema();
         for b in batches.iter().filter(|b| b.num_rows() > 0) {
-            writer.write(b.clone()).await.map_err(|e| self.err(e))?;
+            let b = conform(b, &schema).map_err(|e| self.err(e))?;
+            writer.write(b).await.map_err(|e| self.err(e))?;
         }
         let adds = writer.flush().await.map_err(|e| self.err(e))?;
         Ok(adds.into_iter().map(Action::Add).collect())
