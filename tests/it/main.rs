@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod console_pty;
+mod derived_stats;
 mod engine_clock;
 mod escape;
 mod queue_cli;
