@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod lease;
 pub mod model;
 pub mod params;
+pub mod retention;
 pub mod state;
 
 pub use model::{Actor, Event, Priority, Request, RequestType, Status};

@@ -240,6 +240,18 @@ impl QueueState {
         }
     }
 
+    /// Drops a request from the state (its rows have left the live table for the history
+    /// table) and returns its newest row. Its schedule key stays known, so the scheduler
+    /// never submits that occurrence again.
+    pub fn forget(&mut self, id: &Uuid) -> Option<Arc<Request>> {
+        self.remove_indexes(id);
+        let gone = self.requests.remove(id);
+        if gone.is_some() {
+            self.generation += 1;
+        }
+        gone
+    }
+
     fn install(&mut self, row: Arc<Request>) -> Option<Arc<Request>> {
         let id = row.request_id;
         self.remove_indexes(&id);

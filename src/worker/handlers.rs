@@ -252,6 +252,47 @@ async fn futures_snapshot(
         .await?)
 }
 
+/// Whether a bar starting at `t` has ended by `now`. A daily bar (`daily`, stamped with its
+/// date at 00:00 UTC) ends at 20:00 New York on that date, after the extended session and
+/// the futures close; an intraday bar ends at its start plus its size.
+pub(crate) fn bar_finished(
+    t: DateTime<Utc>,
+    daily: bool,
+    bar_size: &str,
+    now: DateTime<Utc>,
+) -> bool {
+    let end = if daily {
+        let d = t.date_naive();
+        match d
+            .and_hms_opt(20, 0, 0)
+            .map(|n| New_York.from_local_datetime(&n).earliest())
+        {
+            Some(Some(e)) => e.with_timezone(&Utc),
+            _ => return false,
+        }
+    } else {
+        match bar_seconds(bar_size) {
+            Some(s) => t + chrono::Duration::seconds(s),
+            None => return false,
+        }
+    };
+    end <= now
+}
+
+/// The length of an intraday bar size in seconds.
+fn bar_seconds(s: &str) -> Option<i64> {
+    let (n, unit) = s.split_once(' ')?;
+    let n: i64 = n.parse().ok()?;
+    let per = match unit {
+        "sec" | "secs" => 1,
+        "min" | "mins" => 60,
+        "hour" | "hours" => 3600,
+        "day" | "days" => 86_400,
+        _ => return None,
+    };
+    Some(n * per)
+}
+
 fn ib_bar_size(s: &str) -> Option<BarSize> {
     let name = match s {
         "1 secs" => "SEC",
@@ -339,6 +380,16 @@ async fn market_bars(
                 }
             };
             (t, b)
+        })
+        // A bar whose period has not ended at the engine's clock is still forming: it is
+        // not stored, so the finished bar is written by a later request.
+        .filter(|(t, b)| {
+            bar_finished(
+                *t,
+                matches!(b.date, BarTimestamp::Date(_)),
+                &p.bar_size,
+                now,
+            )
         })
         .filter(|(t, _)| !stored.contains(&t.timestamp()))
         .collect();
@@ -601,4 +652,56 @@ async fn derived_stats(
     Ok(results
         .replace_derived_stats(req.request_id, date, only, batch)
         .await?)
+}
+
+#[cfg(test)]
+mod bar_tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_forming_intraday_bar_is_not_finished() {
+        let t = at("2026-11-24T20:00:00Z");
+        assert!(!bar_finished(
+            t,
+            false,
+            "5 mins",
+            at("2026-11-24T20:04:59Z")
+        ));
+        assert!(bar_finished(t, false, "5 mins", at("2026-11-24T20:05:00Z")));
+        assert!(!bar_finished(
+            t,
+            false,
+            "1 hour",
+            at("2026-11-24T20:30:00Z")
+        ));
+        assert!(bar_finished(t, false, "1 hour", at("2026-11-24T21:00:00Z")));
+    }
+
+    #[test]
+    fn a_daily_bar_ends_at_20_new_york() {
+        let t = at("2026-11-24T00:00:00Z");
+        // 15:00 New York (EST, UTC-5): the day's bar is still forming.
+        assert!(!bar_finished(t, true, "1 day", at("2026-11-24T20:00:00Z")));
+        assert!(!bar_finished(t, true, "1 day", at("2026-11-25T00:59:59Z")));
+        assert!(bar_finished(t, true, "1 day", at("2026-11-25T01:00:00Z")));
+        // Summer time (EDT, UTC-4).
+        let t = at("2026-07-15T00:00:00Z");
+        assert!(!bar_finished(t, true, "1 day", at("2026-07-15T23:59:59Z")));
+        assert!(bar_finished(t, true, "1 day", at("2026-07-16T00:00:00Z")));
+    }
+
+    #[test]
+    fn an_unknown_bar_size_is_never_finished() {
+        let t = at("2026-11-24T00:00:00Z");
+        assert!(!bar_finished(
+            t,
+            false,
+            "7 fortnights",
+            at("2027-01-01T00:00:00Z")
+        ));
+    }
 }

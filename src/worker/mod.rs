@@ -48,6 +48,18 @@ pub struct WorkerSettings {
     pub owner: String,
     /// How long a graceful stop waits for in-flight requests before releasing them.
     pub stop_deadline: Duration,
+    /// The engine's clock: stamps result rows and dates their work (fast under `--clock`).
+    pub now: WorkerClock,
+}
+
+/// A source of the current time for the worker.
+#[derive(Clone)]
+pub struct WorkerClock(pub Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>);
+
+impl std::fmt::Debug for WorkerClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WorkerClock({})", (self.0)())
+    }
 }
 
 /// Counters shared with the engine's snapshot.
@@ -312,7 +324,8 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
         let outcome = match shared.gateway.client() {
             None => Outcome::Failed(WorkError::ConnectionLost("not connected".into())),
             Some(client) => {
-                let today = Utc::now().with_timezone(&chrono_tz::America::New_York);
+                let now = (shared.settings.now.0)();
+                let today = now.with_timezone(&chrono_tz::America::New_York);
                 let ib = ib::Ib {
                     client,
                     lines: shared.lines.clone(),
@@ -323,8 +336,7 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                         .memos
                         .for_request(id, today.date_naive(), Instant::now()),
                 };
-                let work =
-                    handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, Utc::now());
+                let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
                 match tokio::time::timeout(timeout, work).await {
                     Ok(Ok(data)) => Outcome::Done(data),
                     Ok(Err(e)) => Outcome::Failed(e),

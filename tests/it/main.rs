@@ -4,6 +4,8 @@
 mod bad_input;
 mod common;
 mod console_pty;
+mod derived_stats;
+mod engine_clock;
 mod escape;
 mod old_table;
 mod queue_cli;

@@ -417,7 +417,7 @@ async fn an_observer_sees_the_queue_and_its_retry_is_applied_by_the_owner() {
 }
 
 /// (date, symbol) of every row of `derived_stats`, with the request that wrote it.
-async fn stats_rows(root: &std::path::Path) -> Vec<(i32, String, String)> {
+pub async fn stats_rows(root: &std::path::Path) -> Vec<(i32, String, String)> {
     use deltalake::arrow::array::{Array, Date32Array};
     let t = LakeTable::open_existing(root, "derived_stats", columns_of("derived_stats"))
         .await
