@@ -45,9 +45,10 @@ pub struct ListArgs {
     /// Print a JSON array of request objects keyed by the column names.
     #[arg(long)]
     pub json: bool,
-    /// Most rows to print (newest first); 0 for all.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
+    /// Most rows to print (newest first); 0 for all. The table defaults to 50 rows;
+    /// `--json` prints every matching request unless `--limit` is given.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -234,8 +235,9 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
         .filter(|r| status.is_none_or(|s| r.status == s))
         .collect();
     rows.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.seq.cmp(&a.seq)));
-    if args.limit > 0 {
-        rows.truncate(args.limit);
+    let limit = args.limit.unwrap_or(if args.json { 0 } else { 50 });
+    if limit > 0 {
+        rows.truncate(limit);
     }
     if args.json {
         return print_json(&rows);
