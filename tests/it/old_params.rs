@@ -13,12 +13,13 @@ use ibq::sim::{SimConfig, Simulator};
 use crate::common::{ibq, python, spawn_run, stderr, stdout, test_config, wait_until};
 use crate::worker::rows_for;
 
+/// One seed-shaped row: (id, request_type, symbol, priority, parameters JSON, result_table).
+type OldRow<'a> = (&'a str, &'a str, &'a str, i64, &'a str, &'a str);
+
 /// Appends seed-shaped rows (the old system's 11 columns, UTC timestamps) with Python
 /// `deltalake`: each is (id, request_type, symbol, priority, parameters JSON, result_table).
-fn append_old_rows(table: &Path, rows: &[(&str, &str, &str, i64, &str, &str)]) {
-    let col = |f: &dyn Fn(&(&str, &str, &str, i64, &str, &str)) -> String| {
-        rows.iter().map(f).collect::<Vec<_>>().join(", ")
-    };
+fn append_old_rows(table: &Path, rows: &[OldRow]) {
+    let col = |f: &dyn Fn(&OldRow) -> String| rows.iter().map(f).collect::<Vec<_>>().join(", ");
     python(&format!(
         r#"
 import datetime, pyarrow as pa
