@@ -456,6 +456,32 @@ pub fn params_from_pairs(pairs: &[String]) -> Result<serde_json::Value, String> 
     Ok(serde_json::Value::Object(map))
 }
 
+/// What each old parameter name in `original` (as the writer gave it) was taken to mean,
+/// e.g. `dte=45 → target_dte=45`, read against the canonical form `Params::parse` stores.
+/// Empty when `original` uses no old name or does not parse.
+pub fn taken_as(request_type: RequestType, original: &serde_json::Value) -> Vec<String> {
+    let Some(map) = original.as_object() else {
+        return Vec::new();
+    };
+    let Ok(canonical) = Params::parse(request_type, original).map(|p| p.to_json()) else {
+        return Vec::new();
+    };
+    let known = fields(request_type);
+    let plain = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    ALIASES
+        .iter()
+        .filter(|(_, new)| known.iter().any(|(k, _)| k == new))
+        .filter_map(|(old, new)| {
+            let given = map.get(*old)?;
+            let meant = canonical.get(*new)?;
+            Some(format!("{old}={} → {new}={}", plain(given), plain(meant)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,5 +635,22 @@ mod tests {
         assert_eq!(p.to_json()["target_dte"], 30);
         let p = Params::parse(RequestType::MarketBars, &json!({"use_rth": "false"})).unwrap();
         assert_eq!(p.to_json()["use_rth"], false);
+    }
+
+    #[test]
+    fn taken_as_names_each_old_field_and_its_canonical_value() {
+        assert_eq!(
+            taken_as(RequestType::OptionChain, &json!({"dte": 45})),
+            vec!["dte=45 → target_dte=45"]
+        );
+        assert_eq!(
+            taken_as(
+                RequestType::MarketBars,
+                &json!({"days": 5, "interval": "1d"})
+            ),
+            vec!["days=5 → duration=5 D", "interval=1d → bar_size=1 day"]
+        );
+        assert!(taken_as(RequestType::OptionChain, &json!({"target_dte": 45})).is_empty());
+        assert!(taken_as(RequestType::OptionChain, &json!({"dte": "soon"})).is_empty());
     }
 }

@@ -154,6 +154,28 @@ async fn the_old_systems_rows_with_its_parameter_names_run_to_success() {
     // The lowercase row is stored under the upper-case symbol a filter on SPY finds.
     assert_eq!(s.get(&ids[2]).unwrap().symbol, "SPY");
     assert_eq!(underlyings(&lake, "option_snapshots", lower), "['SPY']");
+
+    // `ibq show` names what each old field was taken to mean.
+    let out = ibq(&lake, &["show", seed]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("taken as       dte=45 → target_dte=45"),
+        "{}",
+        stdout(&out)
+    );
+    let out = ibq(&lake, &["show", bars]);
+    let text = stdout(&out);
+    assert!(text.contains("days=5 → duration=5 D"), "{text}");
+    assert!(text.contains("interval=1 day → bar_size=1 day"), "{text}");
+    // So does `ibq enqueue` with an old name.
+    let out = ibq(
+        &lake,
+        &["enqueue", "option_chain", "qqq", "--param", "dte=30"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(" QQQ "), "{text}");
+    assert!(text.contains("taken as dte=30 → target_dte=30"), "{text}");
     sim.shutdown().await;
 }
 
