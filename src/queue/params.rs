@@ -17,9 +17,12 @@ pub struct OptionChainParams {
     /// An exact expiry, YYYYMMDD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
-    /// Strikes taken on each side of the money.
+    /// Strikes taken on each side of the money (ignored with `strike`).
     #[serde(default = "default_strikes")]
     pub strikes: u32,
+    /// Exactly these strikes (one or a list), instead of `strikes` around the money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strike: Option<Vec<f64>>,
     /// Which rights to snapshot: C, P or both.
     #[serde(default = "default_rights")]
     pub rights: String,
@@ -171,6 +174,19 @@ impl Params {
                         p.strikes
                     )));
                 }
+                if let Some(list) = &p.strike {
+                    if list.is_empty() || list.len() > 100 {
+                        return Err(err(format!(
+                            "field `strike`: expected 1 to 100 strikes, got {}",
+                            list.len()
+                        )));
+                    }
+                    if let Some(bad) = list.iter().find(|k| !(k.is_finite() && **k > 0.0)) {
+                        return Err(err(format!(
+                            "field `strike`: a strike must be a positive price, got {bad}"
+                        )));
+                    }
+                }
                 if !["C", "P", "both"].contains(&p.rights.as_str()) {
                     return Err(err(format!(
                         "field `rights`: expected C, P or both, got `{}`",
@@ -279,6 +295,7 @@ fn fields(request_type: RequestType) -> &'static [(&'static str, Kind)] {
             ("target_dte", Kind::Num),
             ("expiry", Kind::Str),
             ("strikes", Kind::Num),
+            ("strike", Kind::Num),
             ("rights", Kind::Str),
         ],
         RequestType::FuturesSnapshot => &[("month", Kind::Str)],
@@ -407,6 +424,24 @@ fn normalize(
         };
         let v = match (name, v) {
             ("bar_size", Value::String(s)) => Value::String(normalize_bar_size(&s).unwrap_or(s)),
+            // One strike or a list: `450`, `"450,455"` or `[450, 455]` all become a list.
+            ("strike", Value::Number(n)) => Value::Array(vec![Value::Number(n)]),
+            ("strike", Value::String(s)) => {
+                let parts: Option<Vec<Value>> = s
+                    .split(',')
+                    .map(|p| serde_json::from_str::<serde_json::Number>(p.trim()).ok())
+                    .map(|n| n.map(Value::Number))
+                    .collect();
+                match parts {
+                    Some(list) => Value::Array(list),
+                    None => {
+                        problems.push(format!(
+                            "field `strike`: expected a strike or a comma-separated list, got {s:?}"
+                        ));
+                        continue;
+                    }
+                }
+            }
             (_, v) => v,
         };
         if out.insert(name.to_string(), v).is_some() {
@@ -652,5 +687,30 @@ mod tests {
         );
         assert!(taken_as(RequestType::OptionChain, &json!({"target_dte": 45})).is_empty());
         assert!(taken_as(RequestType::OptionChain, &json!({"dte": "soon"})).is_empty());
+    }
+
+    #[test]
+    fn strike_takes_one_or_a_list_and_checks_each() {
+        let chain = |v| Params::parse(RequestType::OptionChain, &v).map(|p| p.to_json());
+        assert_eq!(
+            chain(json!({"strike": 450})).unwrap()["strike"],
+            json!([450.0])
+        );
+        assert_eq!(
+            chain(json!({"strike": "450, 455.5"})).unwrap()["strike"],
+            json!([450.0, 455.5])
+        );
+        assert_eq!(
+            chain(json!({"strike": [450, 455], "expiry": "20270115"})).unwrap()["strike"],
+            json!([450.0, 455.0])
+        );
+        let e = chain(json!({"strike": "450,abc"})).unwrap_err();
+        assert!(e.message.contains("`strike`"), "{e}");
+        let e = chain(json!({"strike": [-5]})).unwrap_err();
+        assert!(e.message.contains("positive price"), "{e}");
+        let e = chain(json!({"strike": []})).unwrap_err();
+        assert!(e.message.contains("1 to 100"), "{e}");
+        let pairs = params_from_pairs(&["strike=450".into()]).unwrap();
+        assert_eq!(chain(pairs).unwrap()["strike"], json!([450.0]));
     }
 }
