@@ -1,6 +1,6 @@
 //! Rows written the way the replaced Python system wrote them, with its parameter names and
 //! lowercase symbols, processed by `ibq run` against `ibq sim`; and `ibq list --json` giving
-//! scripts every request.
+//! scripts every request; `expiry` and `strike` limiting a chain.
 
 use std::path::Path;
 use std::time::Duration;
@@ -135,8 +135,80 @@ async fn the_old_systems_rows_with_its_parameter_names_run_to_success() {
         },
     )
     .await;
+
+    // `expiry` and `strike` limit a chain to exactly those strikes: two the seed chain got.
+    let seen = python(&format!(
+        r#"
+from deltalake import DeltaTable
+rows = DeltaTable("{}").to_pyarrow_table().to_pylist()
+rows = [r for r in rows if r["request_id"] == "{seed}"]
+ks = sorted({{r["strike"] for r in rows}})
+print(rows[0]["expiry"], ks[0], ks[-1])
+"#,
+        lake.join("option_snapshots").display()
+    ));
+    let seen: Vec<&str> = seen.split_whitespace().collect();
+    let (expiry, k1, k2) = (seen[0], seen[1], seen[2]);
+    assert_ne!(k1, k2, "the seed chain has several strikes");
+    let enqueue_chain = |strike: &str| {
+        let out = ibq(
+            &lake,
+            &[
+                "enqueue",
+                "option_chain",
+                "SPY",
+                "--param",
+                &format!("expiry={expiry}"),
+                "--param",
+                &format!("strike={strike}"),
+                "--json",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap()
+    };
+    let two = enqueue_chain(&format!("{k1},{k2}"));
+    let unlisted = enqueue_chain("0.5");
+    wait_until(
+        "the strike chains finish",
+        Duration::from_secs(60),
+        async || {
+            let s = ibq::queue::store::read_state(&lake).await.unwrap();
+            [two, unlisted].iter().all(|id| {
+                s.get(id)
+                    .is_some_and(|r| matches!(r.status, Status::Success | Status::Failed))
+            })
+        },
+    )
+    .await;
     run.kill().unwrap();
     run.wait().unwrap();
+    let s = ibq::queue::store::read_state(&lake).await.unwrap();
+    assert_eq!(s.get(&two).unwrap().status, Status::Success);
+    let strikes = python(&format!(
+        r#"
+from deltalake import DeltaTable
+rows = DeltaTable("{}").to_pyarrow_table().to_pylist()
+rows = [r for r in rows if r["request_id"] == "{two}"]
+print(sorted({{(r["expiry"], r["strike"]) for r in rows}}))
+"#,
+        lake.join("option_snapshots").display()
+    ));
+    assert_eq!(
+        strikes.trim(),
+        format!("[('{expiry}', {k1}), ('{expiry}', {k2})]")
+    );
+    let r = s.get(&unlisted).unwrap();
+    assert_eq!(r.status, Status::Failed);
+    assert!(
+        r.error_message
+            .as_deref()
+            .unwrap()
+            .contains("strike 0.5 is not listed"),
+        "{:?}",
+        r.error_message
+    );
 
     let s = ibq::queue::store::read_state(&lake).await.unwrap();
     for id in &ids {
