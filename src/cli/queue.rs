@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::engine::actions;
 use crate::engine::Command;
-use crate::queue::params::{params_from_pairs, Params};
+use crate::queue::params::{params_from_pairs, taken_as, Params};
 use crate::queue::store::{self, QueueStore, StoreError};
 use crate::queue::{
     Actor, Enqueued, NewRequest, Priority, QueueError, QueueState, Request, RequestType, Status,
@@ -45,9 +45,10 @@ pub struct ListArgs {
     /// Print a JSON array of request objects keyed by the column names.
     #[arg(long)]
     pub json: bool,
-    /// Most rows to print (newest first); 0 for all.
-    #[arg(long, default_value_t = 50)]
-    pub limit: usize,
+    /// Most rows to print (newest first); 0 for all. The table defaults to 50 rows;
+    /// `--json` prints every matching request unless `--limit` is given.
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,6 +155,7 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
     let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
+    let taken = taken_as(request_type, &parameters);
     let new = NewRequest {
         request_type,
         symbol: args.symbol,
@@ -186,6 +188,9 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
                 Clean(&r.symbol),
                 r.priority
             );
+            for line in &taken {
+                println!("taken as {line}");
+            }
             if via_engine {
                 println!(
                     "(the running engine picks it up within {} s)",
@@ -234,8 +239,9 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
         .filter(|r| status.is_none_or(|s| r.status == s))
         .collect();
     rows.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.seq.cmp(&a.seq)));
-    if args.limit > 0 {
-        rows.truncate(args.limit);
+    let limit = args.limit.unwrap_or(if args.json { 0 } else { 50 });
+    if limit > 0 {
+        rows.truncate(limit);
     }
     if args.json {
         return print_json(&rows);
@@ -300,6 +306,18 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
     println!("priority       {}", r.priority);
     println!("status         {}", r.status);
     println!("parameters     {}", json(&r.parameters)?);
+    // The row another program wrote keeps its own parameter text: name what each old field
+    // was taken to mean.
+    if let Some(original) = history
+        .iter()
+        .map(|h| &h.parameters)
+        .find(|p| !taken_as(r.request_type, p).is_empty())
+    {
+        println!("given as       {}", Clean(&original.to_string()));
+        for line in taken_as(r.request_type, original) {
+            println!("taken as       {}", Clean(&line));
+        }
+    }
     println!("result_table   {}", Clean(&r.result_table));
     println!("created_at     {}", r.created_at.to_rfc3339());
     println!("updated_at     {}", r.updated_at.to_rfc3339());

@@ -17,9 +17,12 @@ pub struct OptionChainParams {
     /// An exact expiry, YYYYMMDD.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
-    /// Strikes taken on each side of the money.
+    /// Strikes taken on each side of the money (ignored with `strike`).
     #[serde(default = "default_strikes")]
     pub strikes: u32,
+    /// Exactly these strikes (one or a list), instead of `strikes` around the money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strike: Option<Vec<f64>>,
     /// Which rights to snapshot: C, P or both.
     #[serde(default = "default_rights")]
     pub rights: String,
@@ -150,6 +153,7 @@ impl Params {
                 }
             })
         }
+        let value = normalize(request_type, value).map_err(err)?;
         let params = match request_type {
             RequestType::OptionChain => {
                 let p: OptionChainParams = typed(value).map_err(err)?;
@@ -169,6 +173,19 @@ impl Params {
                         "field `strikes`: must be 1 to 50 on each side of the money, got {}",
                         p.strikes
                     )));
+                }
+                if let Some(list) = &p.strike {
+                    if list.is_empty() || list.len() > 100 {
+                        return Err(err(format!(
+                            "field `strike`: expected 1 to 100 strikes, got {}",
+                            list.len()
+                        )));
+                    }
+                    if let Some(bad) = list.iter().find(|k| !(k.is_finite() && **k > 0.0)) {
+                        return Err(err(format!(
+                            "field `strike`: a strike must be a positive price, got {bad}"
+                        )));
+                    }
                 }
                 if !["C", "P", "both"].contains(&p.rights.as_str()) {
                     return Err(err(format!(
@@ -264,6 +281,182 @@ impl Params {
     }
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Num,
+    Str,
+    Bool,
+}
+
+/// The known fields of each request type and the kind of value each holds.
+fn fields(request_type: RequestType) -> &'static [(&'static str, Kind)] {
+    match request_type {
+        RequestType::OptionChain => &[
+            ("target_dte", Kind::Num),
+            ("expiry", Kind::Str),
+            ("strikes", Kind::Num),
+            ("strike", Kind::Num),
+            ("rights", Kind::Str),
+        ],
+        RequestType::FuturesSnapshot => &[("month", Kind::Str)],
+        RequestType::MarketBars => &[
+            ("bar_size", Kind::Str),
+            ("duration", Kind::Str),
+            ("what_to_show", Kind::Str),
+            ("use_rth", Kind::Bool),
+        ],
+        RequestType::PositionUpdate => &[("conid", Kind::Num)],
+        RequestType::DerivedStats => &[("date", Kind::Str)],
+        RequestType::Unknown => &[],
+    }
+}
+
+/// Old parameter names (of the system ibq replaced) and the field each stands for.
+const ALIASES: [(&str, &str); 3] = [
+    ("dte", "target_dte"),
+    ("days", "duration"),
+    ("interval", "bar_size"),
+];
+
+/// Common spellings of a bar size (`1d`, `5m`, `5 min`, `1h`) as IB's own (`1 day`, `5 mins`).
+pub fn normalize_bar_size(s: &str) -> Option<String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let count: u32 = t[..split].parse().ok()?;
+    let unit = match t[split..].trim() {
+        "s" | "sec" | "secs" | "second" | "seconds" => "secs",
+        "m" | "min" | "mins" | "minute" | "minutes" => {
+            if count == 1 {
+                "min"
+            } else {
+                "mins"
+            }
+        }
+        "h" | "hr" | "hour" | "hours" => {
+            if count == 1 {
+                "hour"
+            } else {
+                "hours"
+            }
+        }
+        "d" | "day" | "days" => "day",
+        _ => return None,
+    };
+    let ib = format!("{count} {unit}");
+    BAR_SIZES.contains(&ib.as_str()).then_some(ib)
+}
+
+/// Renames old parameter names, types each value by its field (a string field keeps `202703`
+/// as text, a number field reads `"30"` as 30) and names every unknown field at once, each
+/// with the nearest known name.
+fn normalize(
+    request_type: RequestType,
+    value: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    let known = fields(request_type);
+    let Value::Object(map) = value else {
+        return Ok(value);
+    };
+    let mut out = serde_json::Map::new();
+    let mut problems = Vec::new();
+    for (key, v) in map {
+        let alias = ALIASES
+            .iter()
+            .find(|(old, new)| *old == key && known.iter().any(|(k, _)| k == new));
+        let (name, v) = match alias {
+            Some((_, "duration")) => match &v {
+                Value::Number(n) if n.as_u64().is_some_and(|d| d > 0) => {
+                    ("duration", Value::String(format!("{n} D")))
+                }
+                Value::String(s) if s.trim().parse::<u32>().is_ok_and(|d| d > 0) => {
+                    ("duration", Value::String(format!("{} D", s.trim())))
+                }
+                _ => {
+                    problems.push(format!(
+                        "field `days`: expected a positive number of days, got {v}"
+                    ));
+                    continue;
+                }
+            },
+            Some((_, new)) => (*new, v),
+            None => match known.iter().find(|(k, _)| *k == key) {
+                Some((k, _)) => (*k, v),
+                None => {
+                    let mut names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+                    names.extend(
+                        ALIASES
+                            .iter()
+                            .filter(|(_, new)| known.iter().any(|(k, _)| k == new))
+                            .map(|(old, _)| *old),
+                    );
+                    let nearest = names
+                        .iter()
+                        .map(|n| (strsim::jaro_winkler(&key, n), *n))
+                        .max_by(|a, b| a.0.total_cmp(&b.0))
+                        .filter(|(score, _)| *score > 0.7);
+                    problems.push(match nearest {
+                        Some((_, n)) => format!("unknown field `{key}` (did you mean `{n}`?)"),
+                        None if names.is_empty() => format!("unknown field `{key}`"),
+                        None => format!("unknown field `{key}` (known: {})", names.join(", ")),
+                    });
+                    continue;
+                }
+            },
+        };
+        let kind = known
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, k)| *k)
+            .unwrap_or(Kind::Str);
+        let v = match (kind, v) {
+            (Kind::Str, Value::Number(n)) => Value::String(n.to_string()),
+            (Kind::Num, Value::String(s)) => match serde_json::from_str::<Value>(s.trim()) {
+                Ok(n @ Value::Number(_)) => n,
+                _ => Value::String(s),
+            },
+            (Kind::Bool, Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::String(s),
+            },
+            (_, v) => v,
+        };
+        let v = match (name, v) {
+            ("bar_size", Value::String(s)) => Value::String(normalize_bar_size(&s).unwrap_or(s)),
+            // One strike or a list: `450`, `"450,455"` or `[450, 455]` all become a list.
+            ("strike", Value::Number(n)) => Value::Array(vec![Value::Number(n)]),
+            ("strike", Value::String(s)) => {
+                let parts: Option<Vec<Value>> = s
+                    .split(',')
+                    .map(|p| serde_json::from_str::<serde_json::Number>(p.trim()).ok())
+                    .map(|n| n.map(Value::Number))
+                    .collect();
+                match parts {
+                    Some(list) => Value::Array(list),
+                    None => {
+                        problems.push(format!(
+                            "field `strike`: expected a strike or a comma-separated list, got {s:?}"
+                        ));
+                        continue;
+                    }
+                }
+            }
+            (_, v) => v,
+        };
+        if out.insert(name.to_string(), v).is_some() {
+            problems.push(format!(
+                "field `{name}` is given twice (under its old and its new name)"
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(Value::Object(out))
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 /// `5 D` → (5, 'D'). IB durations are a positive count, a space and one unit letter.
 pub fn parse_duration(s: &str) -> Option<(u32, char)> {
     let (count, unit) = s.trim().split_once(' ')?;
@@ -296,6 +489,32 @@ pub fn params_from_pairs(pairs: &[String]) -> Result<serde_json::Value, String> 
         }
     }
     Ok(serde_json::Value::Object(map))
+}
+
+/// What each old parameter name in `original` (as the writer gave it) was taken to mean,
+/// e.g. `dte=45 → target_dte=45`, read against the canonical form `Params::parse` stores.
+/// Empty when `original` uses no old name or does not parse.
+pub fn taken_as(request_type: RequestType, original: &serde_json::Value) -> Vec<String> {
+    let Some(map) = original.as_object() else {
+        return Vec::new();
+    };
+    let Ok(canonical) = Params::parse(request_type, original).map(|p| p.to_json()) else {
+        return Vec::new();
+    };
+    let known = fields(request_type);
+    let plain = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    ALIASES
+        .iter()
+        .filter(|(_, new)| known.iter().any(|(k, _)| k == new))
+        .filter_map(|(old, new)| {
+            let given = map.get(*old)?;
+            let meant = canonical.get(*new)?;
+            Some(format!("{old}={} → {new}={}", plain(given), plain(meant)))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -390,5 +609,108 @@ mod tests {
         assert_eq!(parse_duration("3600 S"), Some((3600, 'S')));
         assert_eq!(parse_duration("0 D"), None);
         assert_eq!(parse_duration("5 X"), None);
+    }
+
+    #[test]
+    fn old_parameter_names_are_taken() {
+        let p = Params::parse(RequestType::OptionChain, &json!({"dte": 45})).unwrap();
+        assert_eq!(p.to_json()["target_dte"], 45);
+        let p = Params::parse(
+            RequestType::MarketBars,
+            &json!({"days": 5, "interval": "1 day"}),
+        )
+        .unwrap();
+        assert_eq!(p.to_json()["duration"], "5 D");
+        assert_eq!(p.to_json()["bar_size"], "1 day");
+        for (given, ib) in [
+            ("1d", "1 day"),
+            ("1 day", "1 day"),
+            ("5m", "5 mins"),
+            ("5 mins", "5 mins"),
+            ("1h", "1 hour"),
+            ("1 min", "1 min"),
+        ] {
+            let p = Params::parse(RequestType::MarketBars, &json!({"interval": given})).unwrap();
+            assert_eq!(p.to_json()["bar_size"], ib, "{given}");
+        }
+        let e = Params::parse(
+            RequestType::MarketBars,
+            &json!({"days": 5, "duration": "5 D"}),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("given twice"), "{e}");
+    }
+
+    #[test]
+    fn every_unknown_field_is_named_with_the_nearest_name() {
+        let e = Params::parse(
+            RequestType::MarketBars,
+            &json!({"barsize": "1 day", "durration": "5 D"}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("`barsize` (did you mean `bar_size`?)"),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("`durration` (did you mean `duration`?)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_are_typed_by_their_field() {
+        let pairs = params_from_pairs(&["month=202703".into()]).unwrap();
+        let p = Params::parse(RequestType::FuturesSnapshot, &pairs).unwrap();
+        assert_eq!(p.to_json()["month"], "202703");
+        let pairs = params_from_pairs(&["expiry=20270115".into()]).unwrap();
+        let p = Params::parse(RequestType::OptionChain, &pairs).unwrap();
+        assert_eq!(p.to_json()["expiry"], "20270115");
+        let p = Params::parse(RequestType::OptionChain, &json!({"target_dte": "30"})).unwrap();
+        assert_eq!(p.to_json()["target_dte"], 30);
+        let p = Params::parse(RequestType::MarketBars, &json!({"use_rth": "false"})).unwrap();
+        assert_eq!(p.to_json()["use_rth"], false);
+    }
+
+    #[test]
+    fn taken_as_names_each_old_field_and_its_canonical_value() {
+        assert_eq!(
+            taken_as(RequestType::OptionChain, &json!({"dte": 45})),
+            vec!["dte=45 → target_dte=45"]
+        );
+        assert_eq!(
+            taken_as(
+                RequestType::MarketBars,
+                &json!({"days": 5, "interval": "1d"})
+            ),
+            vec!["days=5 → duration=5 D", "interval=1d → bar_size=1 day"]
+        );
+        assert!(taken_as(RequestType::OptionChain, &json!({"target_dte": 45})).is_empty());
+        assert!(taken_as(RequestType::OptionChain, &json!({"dte": "soon"})).is_empty());
+    }
+
+    #[test]
+    fn strike_takes_one_or_a_list_and_checks_each() {
+        let chain = |v| Params::parse(RequestType::OptionChain, &v).map(|p| p.to_json());
+        assert_eq!(
+            chain(json!({"strike": 450})).unwrap()["strike"],
+            json!([450.0])
+        );
+        assert_eq!(
+            chain(json!({"strike": "450, 455.5"})).unwrap()["strike"],
+            json!([450.0, 455.5])
+        );
+        assert_eq!(
+            chain(json!({"strike": [450, 455], "expiry": "20270115"})).unwrap()["strike"],
+            json!([450.0, 455.0])
+        );
+        let e = chain(json!({"strike": "450,abc"})).unwrap_err();
+        assert!(e.message.contains("`strike`"), "{e}");
+        let e = chain(json!({"strike": [-5]})).unwrap_err();
+        assert!(e.message.contains("positive price"), "{e}");
+        let e = chain(json!({"strike": []})).unwrap_err();
+        assert!(e.message.contains("1 to 100"), "{e}");
+        let pairs = params_from_pairs(&["strike=450".into()]).unwrap();
+        assert_eq!(chain(pairs).unwrap()["strike"], json!([450.0]));
     }
 }

@@ -145,7 +145,30 @@ async fn option_chain(
         .map(|(i, _)| i)
         .ok_or_else(|| WorkError::Invalid(format!("no strikes listed for {sym} {expiry}")))?;
     let n = p.strikes as usize;
-    let chosen = &strikes[atm.saturating_sub(n)..(atm + n + 1).min(strikes.len())];
+    let chosen: Vec<f64> = match &p.strike {
+        // Exactly the strikes asked for; one the gateway does not list is an error, not a
+        // silently shorter chain.
+        Some(asked) => {
+            let same = |a: f64, b: f64| (a - b).abs() < 1e-6;
+            let missing: Vec<String> = asked
+                .iter()
+                .filter(|k| !strikes.iter().any(|s| same(*s, **k)))
+                .map(|k| k.to_string())
+                .collect();
+            if !missing.is_empty() {
+                return Err(WorkError::Invalid(format!(
+                    "strike {} is not listed for {sym} {expiry}",
+                    missing.join(", ")
+                )));
+            }
+            strikes
+                .iter()
+                .copied()
+                .filter(|s| asked.iter().any(|k| same(*s, *k)))
+                .collect()
+        }
+        None => strikes[atm.saturating_sub(n)..(atm + n + 1).min(strikes.len())].to_vec(),
+    };
     options.retain(|d| chosen.contains(&d.contract.strike));
     options.sort_by(|a, b| a.contract.strike.total_cmp(&b.contract.strike));
 

@@ -7,6 +7,7 @@ mod console_pty;
 mod derived_stats;
 mod engine_clock;
 mod escape;
+mod old_params;
 mod old_table;
 mod queue_cli;
 mod queue_recovery;

@@ -15,7 +15,7 @@ use crate::console::logs::LogLine;
 use crate::console::panes::legs::{describe, state_text, tick_age};
 use crate::console::panes::View;
 use crate::engine::LegView;
-use crate::queue::params::Params;
+use crate::queue::params::{taken_as, Params};
 use crate::queue::Request;
 use crate::text::Clean;
 
@@ -133,6 +133,18 @@ impl Detail {
             .unwrap_or_else(|e| format!("invalid: {}", e.message));
         out.push(kv(view, "parameters", summary));
         out.extend(json_lines(&r.parameters));
+        // The row another program wrote keeps its own parameter text (first in history):
+        // name what each old field was taken to mean.
+        if let History::Loaded(rows) = history {
+            let taken = rows
+                .iter()
+                .map(|h| taken_as(r.request_type, &h.parameters))
+                .find(|t| !t.is_empty())
+                .unwrap_or_default();
+            for line in taken {
+                out.push(kv(view, "taken as", Clean(&line).to_string()));
+            }
+        }
         match &r.error_message {
             Some(e) => out.push(Line::from(vec![
                 Span::styled(format!("{:>15}  ", "error"), theme.title()),
@@ -276,4 +288,60 @@ impl Detail {
 /// A time with how long ago it was: `2026-11-23 14:35:00 (3m ago)`.
 fn stamped(now: chrono::DateTime<chrono::Utc>, t: chrono::DateTime<chrono::Utc>) -> String {
     format!("{} ({} ago)", fmt::stamp(t), fmt::age(now, t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::sample;
+    use crate::console::theme::Theme;
+    use crate::queue::{RequestType, Status};
+
+    fn text(lines: &[Line]) -> String {
+        lines
+            .iter()
+            .map(|l| {
+                l.spans
+                    .iter()
+                    .map(|s| s.content.as_ref())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_detail_names_what_each_old_parameter_was_taken_to_mean() {
+        let snap = sample::snapshot(1);
+        let view = View {
+            snap: &snap,
+            now: sample::t0(),
+            theme: Theme::new(false),
+            stale_after: chrono::Duration::seconds(30),
+        };
+        let mut r = sample::request(0, Status::Pending, sample::t0());
+        r.request_type = RequestType::OptionChain;
+        r.parameters = serde_json::json!({"target_dte": 45, "strikes": 5, "rights": "both"});
+        // The row another program wrote, as it stands first in history.
+        let mut original = r.clone();
+        original.parameters = serde_json::json!({"dte": 45});
+
+        let shown = text(&Detail::request_lines(
+            &view,
+            &r,
+            &History::Loaded(vec![original, r.clone()]),
+        ));
+        assert!(
+            shown.contains("taken as  dte=45 → target_dte=45"),
+            "{shown}"
+        );
+
+        // A request given in today's names says nothing of the kind.
+        let shown = text(&Detail::request_lines(
+            &view,
+            &r,
+            &History::Loaded(vec![r.clone()]),
+        ));
+        assert!(!shown.contains("taken as"), "{shown}");
+    }
 }
