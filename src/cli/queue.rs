@@ -161,6 +161,7 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
         parameters,
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     };
     let (outcome, via_engine) =
         match QueueStore::open(&config.lake.root, config.queue.clone()).await {

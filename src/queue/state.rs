@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::model::{Actor, DedupKey, Event, Priority, Request, RequestType, Status};
+use super::model::{Actor, DedupKey, During, Event, Priority, Request, RequestType, Status};
 use super::params::Params;
+use crate::market::calendar::MarketCalendar;
 
 /// A change the queue refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +38,8 @@ pub struct NewRequest {
     pub parameters: serde_json::Value,
     pub changed_by: Actor,
     pub schedule_key: Option<String>,
+    /// The market-hours window it may run in.
+    pub during: During,
 }
 
 /// What enqueue did.
@@ -124,6 +127,8 @@ pub struct QueueState {
     pending: BTreeSet<OrderKey>,
     processing: BTreeSet<OrderKey>,
     failed: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// PENDING requests held to a market-hours window other than `any`.
+    windowed: HashSet<Uuid>,
     open: HashMap<DedupKey, Uuid>,
     schedule_keys: HashSet<String>,
     counts: StatusCounts,
@@ -256,6 +261,7 @@ impl QueueState {
         match old.status {
             Status::Pending => {
                 self.pending.remove(&order_key(&old));
+                self.windowed.remove(id);
             }
             Status::Processing => {
                 self.processing.remove(&order_key(&old));
@@ -278,6 +284,9 @@ impl QueueState {
         match r.status {
             Status::Pending => {
                 self.pending.insert(order_key(r));
+                if r.during != During::Any {
+                    self.windowed.insert(r.request_id);
+                }
             }
             Status::Processing => {
                 self.processing.insert(order_key(r));
@@ -329,7 +338,27 @@ impl QueueState {
             lease_owner: None,
             lease_expires_at: None,
             schedule_key: new.schedule_key,
+            during: new.during,
         }))
+    }
+
+    /// [`Self::prepare_enqueue`] for a request held to a market-hours window: when the
+    /// window is closed at `market_now` (the engine's clock), the new row waits for its next
+    /// start.
+    pub fn prepare_enqueue_at(
+        &self,
+        new: NewRequest,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Result<Enqueued, QueueError> {
+        Ok(match self.prepare_enqueue(new, now)? {
+            Enqueued::Added(mut r) => {
+                r.next_attempt_at = r.during.waits_until(calendar, market_now);
+                Enqueued::Added(r)
+            }
+            dup => dup,
+        })
     }
 
     fn transition(
@@ -406,7 +435,8 @@ impl QueueState {
     }
 
     /// Up to `limit` due PENDING requests in order of service, as PROCESSING rows leased to
-    /// `owner` until `now + lease`.
+    /// `owner` until `now + lease`. Requests held to a window never run (see
+    /// [`Self::prepare_claim_at`]).
     pub fn prepare_claim(
         &self,
         limit: usize,
@@ -414,8 +444,52 @@ impl QueueState {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Vec<Request> {
+        self.prepare_claim_at(limit, owner, lease, now, &MarketCalendar::default(), now)
+    }
+
+    /// Is `r` held by its window at `market_now`? `None` when it may run; otherwise when its
+    /// window opens.
+    fn held_until(
+        r: &Request,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        r.during.waits_until(calendar, market_now)
+    }
+
+    /// True when the worker may claim `r`: due by its backoff (`now`, the wall clock) and
+    /// inside its window (`market_now`, the engine's clock). A windowed request's
+    /// `next_attempt_at` from an earlier hold is the window's start on the engine's clock and
+    /// is superseded by the window check; only a retry's backoff still counts.
+    fn claimable(
+        r: &Request,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> bool {
+        if r.status != Status::Pending {
+            return false;
+        }
+        if r.during == During::Any {
+            return r.is_due(now);
+        }
+        Self::held_until(r, calendar, market_now).is_none()
+            && (r.event != Event::RetryScheduled || r.is_due(now))
+    }
+
+    /// [`Self::prepare_claim`] with the market-hours windows checked on the NYSE `calendar`
+    /// at `market_now`, the engine's clock (fast in tests and demos).
+    pub fn prepare_claim_at(
+        &self,
+        limit: usize,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Vec<Request> {
         self.pending()
-            .filter(|r| r.is_due(now))
+            .filter(|r| Self::claimable(r, now, calendar, market_now))
             .take(limit)
             .map(|r| {
                 let mut r = (**r).clone();
@@ -426,6 +500,33 @@ impl QueueState {
                 r.lease_owner = Some(owner.to_string());
                 r.lease_expires_at = Some(later(now, lease));
                 r
+            })
+            .collect()
+    }
+
+    /// PENDING requests outside their window whose `next_attempt_at` is not yet the window's
+    /// next start: rows that set it (event `held`), so every reader sees when they run.
+    pub fn prepare_holds(
+        &self,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Vec<Request> {
+        self.windowed
+            .iter()
+            .filter_map(|id| self.requests.get(id))
+            .filter(|r| r.status == Status::Pending)
+            .filter_map(|r| {
+                let start = Self::held_until(r, calendar, market_now)?;
+                if r.next_attempt_at == Some(start) {
+                    return None;
+                }
+                let mut r = (**r).clone();
+                r.next_attempt_at = Some(start);
+                r.event = Event::Held;
+                r.changed_by = Actor::Worker;
+                r.updated_at = now;
+                Some(r)
             })
             .collect()
     }
@@ -540,6 +641,7 @@ mod tests {
             parameters: json!({}),
             changed_by: Actor::Operator,
             schedule_key: None,
+            during: Default::default(),
         }
     }
 
