@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::engine::actions;
 use crate::engine::Command;
+use crate::market::calendar::MarketCalendar;
+use crate::market::window::{waits_for_text, During};
 use crate::queue::params::{params_from_pairs, Params};
 use crate::queue::store::{self, QueueStore, StoreError};
 use crate::queue::{
@@ -32,6 +34,10 @@ pub struct EnqueueArgs {
     /// A parameter as KEY=VALUE (repeatable), e.g. --param target_dte=30.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Run only within this market-hours window on the NYSE calendar: regular (09:30-16:00
+    /// New York), extended (04:00-20:00) or any.
+    #[arg(long, default_value = "any")]
+    pub during: String,
     /// Print the request as JSON.
     #[arg(long)]
     pub json: bool,
@@ -154,6 +160,7 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
     let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
+    let during: During = args.during.parse().map_err(anyhow::Error::msg)?;
     let new = NewRequest {
         request_type,
         symbol: args.symbol,
@@ -161,7 +168,7 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
         parameters,
         changed_by: Actor::Operator,
         schedule_key: None,
-        during: Default::default(),
+        during,
     };
     let (outcome, via_engine) =
         match QueueStore::open(&config.lake.root, config.queue.clone()).await {
@@ -187,6 +194,18 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
                 Clean(&r.symbol),
                 r.priority
             );
+            let calendar = MarketCalendar::from_config(&config.scheduler);
+            let now = Utc::now();
+            if let Some(at) = r
+                .window_wait()
+                .or_else(|| r.during.waits_until(&calendar, now))
+            {
+                println!(
+                    "{} (during {}: outside the window now)",
+                    waits_for_text(at, now),
+                    r.during
+                );
+            }
             if via_engine {
                 println!(
                     "(the running engine picks it up within {} s)",
@@ -273,10 +292,11 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
             r.attempts,
             age(r.created_at),
             text::cut(&param_summary(r), 22),
-            r.error_message
-                .as_deref()
-                .map(|e| text::cut(e, 60))
-                .unwrap_or_default()
+            match (r.window_wait(), r.error_message.as_deref()) {
+                (Some(at), _) => waits_for_text(at, Utc::now()),
+                (None, Some(e)) => text::cut(e, 60),
+                (None, None) => String::new(),
+            }
         );
     }
     Ok(())
@@ -314,8 +334,18 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         "attempts       {} ({} counted against the retry limit)",
         r.attempts, r.failures
     );
+    if r.during != During::Any {
+        println!("during         {}", r.during);
+    }
     if let Some(t) = r.next_attempt_at {
-        println!("next_attempt   {}", t.to_rfc3339());
+        match r.window_wait() {
+            Some(_) => println!(
+                "next_attempt   {} ({})",
+                t.to_rfc3339(),
+                waits_for_text(t, Utc::now())
+            ),
+            None => println!("next_attempt   {}", t.to_rfc3339()),
+        }
     }
     if let Some(k) = &r.schedule_key {
         println!("schedule_key   {}", Clean(k));

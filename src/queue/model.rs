@@ -322,6 +322,16 @@ impl Request {
         self.status == Status::Pending && self.next_attempt_at.is_none_or(|t| t <= now)
     }
 
+    /// When a PENDING request held to a market-hours window runs at the earliest: the
+    /// window's next start as the queue recorded it (a retry's backoff is not a wait for the
+    /// window).
+    pub fn window_wait(&self) -> Option<DateTime<Utc>> {
+        let held = self.status == Status::Pending
+            && self.during != During::Any
+            && self.event != Event::RetryScheduled;
+        self.next_attempt_at.filter(|_| held)
+    }
+
     /// The identity used to refuse duplicates: type, symbol and canonical parameters.
     pub fn dedup_key(&self) -> DedupKey {
         DedupKey::new(self.request_type, &self.symbol, &self.parameters)
