@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod console_pty;
+mod during;
 mod escape;
 mod queue_cli;
 mod queue_recovery;
