@@ -74,7 +74,7 @@ impl OccurrenceSink for QueueSink {
             parameters: occ.parameters.clone(),
             changed_by: Actor::Scheduler,
             schedule_key: Some(occ.key.clone()),
-            during: Default::default(),
+            during: occ.during,
         };
         let mut out = self
             .0
