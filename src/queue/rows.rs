@@ -338,10 +338,35 @@ mod tests {
             lease_owner: Some("w".into()),
             lease_expires_at: Some(now),
             schedule_key: Some("k".into()),
-            during: Default::default(),
+            during: During::Extended,
         };
         let decoded = decode(&encode(std::slice::from_ref(&r))).unwrap();
         assert_eq!(decoded[0].as_ref().unwrap(), &r);
+    }
+
+    #[test]
+    fn the_window_of_another_writers_row_is_read_and_a_bad_one_refused() {
+        let row = |during: Option<&str>| RawRow {
+            request_id: Some(Uuid::new_v4().to_string()),
+            request_type: Some("market_bars".into()),
+            symbol: Some("SPY".into()),
+            status: Some("PENDING".into()),
+            created_at: Some("2026-11-23T15:00:00Z".parse().unwrap()),
+            during: during.map(Into::into),
+            ..RawRow::default()
+        };
+        assert_eq!(to_request(&row(None)).unwrap().during, During::Any);
+        assert_eq!(to_request(&row(Some(""))).unwrap().during, During::Any);
+        assert_eq!(
+            to_request(&row(Some("regular"))).unwrap().during,
+            During::Regular
+        );
+        assert_eq!(
+            to_request(&row(Some("EXTENDED"))).unwrap().during,
+            During::Extended
+        );
+        let err = to_request(&row(Some("lunch"))).unwrap_err();
+        assert!(err.contains("unknown during \"lunch\""), "{err}");
     }
 
     #[test]

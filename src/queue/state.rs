@@ -661,6 +661,81 @@ mod tests {
         }
     }
 
+    /// A New York wall-clock time on Tuesday 2026-11-24 (EST) as a UTC instant.
+    fn ny(hm: &str) -> DateTime<Utc> {
+        format!("2026-11-24T{hm}:00-05:00").parse().unwrap()
+    }
+
+    #[test]
+    fn a_request_outside_its_window_is_held_until_it_opens() {
+        let cal = MarketCalendar::default();
+        let mut q = QueueState::new();
+        let mut n = new(RequestType::MarketBars, "SPY", 1);
+        n.during = During::Regular;
+        // Made at 08:00 New York: it waits for 09:30.
+        let r = match q.prepare_enqueue_at(n, t0(), &cal, ny("08:00")).unwrap() {
+            Enqueued::Added(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.next_attempt_at, Some(ny("09:30")));
+        let id = q.apply(r).0.request_id;
+        let any = add(&mut q, new(RequestType::MarketBars, "QQQ", 2), t0());
+        // Before the open only the request without a window is claimed, and no hold is due
+        // (it already waits for 09:30).
+        let claimed = q.prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("09:29"));
+        assert_eq!(
+            claimed.iter().map(|r| r.request_id).collect::<Vec<_>>(),
+            vec![any]
+        );
+        assert!(q.prepare_holds(t0(), &cal, ny("09:29")).is_empty());
+        // At the open it runs, whatever the wall clock (`t0`) says.
+        let claimed = q.prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("09:30"));
+        assert!(claimed.iter().any(|r| r.request_id == id), "{claimed:?}");
+        // Still due at 16:00, the close: it is held again, for Wednesday's open.
+        let holds = q.prepare_holds(t0(), &cal, ny("16:00"));
+        assert_eq!(holds.len(), 1);
+        assert_eq!(holds[0].event, Event::Held);
+        assert_eq!(holds[0].status, Status::Pending);
+        assert_eq!(
+            holds[0].next_attempt_at,
+            Some("2026-11-25T14:30:00Z".parse().unwrap())
+        );
+        assert!(q
+            .prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("16:00"))
+            .iter()
+            .all(|r| r.request_id != id));
+        q.apply(holds[0].clone());
+        assert_eq!(
+            q.get(&id).unwrap().window_wait(),
+            Some("2026-11-25T14:30:00Z".parse().unwrap())
+        );
+        assert!(
+            q.prepare_holds(t0(), &cal, ny("17:00")).is_empty(),
+            "held once"
+        );
+    }
+
+    #[test]
+    fn a_windowed_retry_keeps_its_backoff_inside_the_window() {
+        let cal = MarketCalendar::default();
+        let mut q = QueueState::new();
+        let mut n = new(RequestType::MarketBars, "SPY", 2);
+        n.during = During::Regular;
+        let id = add(&mut q, n, t0());
+        for r in q.prepare_claim_at(1, "w", Duration::minutes(5), t0(), &cal, ny("10:00")) {
+            q.apply(r);
+        }
+        let failed = q
+            .prepare_fail(id, "timeout", true, &policy(), 0.0, t0())
+            .unwrap();
+        q.apply(failed);
+        let claim = |wall: DateTime<Utc>| {
+            q.prepare_claim_at(1, "w", Duration::minutes(5), wall, &cal, ny("10:01"))
+        };
+        assert!(claim(t0()).is_empty(), "backoff not over");
+        assert_eq!(claim(t0() + Duration::minutes(2)).len(), 1);
+    }
+
     #[test]
     fn claims_by_priority_then_age() {
         let mut q = QueueState::new();
