@@ -156,7 +156,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
+/// Enqueues one request. A window is checked against `clock` (`--clock`, else real time).
+pub async fn enqueue(
+    args: EnqueueArgs,
+    config: &Config,
+    clock: std::sync::Arc<dyn crate::market::clock::Clock>,
+) -> anyhow::Result<()> {
+    let market = crate::market::Market::new(MarketCalendar::from_config(&config.scheduler), clock);
     let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
@@ -172,7 +178,10 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
     };
     let (outcome, via_engine) =
         match QueueStore::open(&config.lake.root, config.queue.clone()).await {
-            Ok(mut s) => (s.enqueue(new).await?, false),
+            Ok(mut s) => {
+                s.set_market(market.clone());
+                (s.enqueue(new).await?, false)
+            }
             Err(StoreError::Locked(..)) => {
                 let state = store::read_state(&config.lake.root).await?;
                 (
@@ -194,11 +203,10 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
                 Clean(&r.symbol),
                 r.priority
             );
-            let calendar = MarketCalendar::from_config(&config.scheduler);
-            let now = Utc::now();
+            let now = market.now();
             if let Some(at) = r
                 .window_wait()
-                .or_else(|| r.during.waits_until(&calendar, now))
+                .or_else(|| r.during.waits_until(&market.calendar, now))
             {
                 println!(
                     "{} (during {}: outside the window now)",

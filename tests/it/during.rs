@@ -129,3 +129,64 @@ async fn a_regular_request_made_at_eight_waits_for_the_open_then_runs() {
     let s = ibq::queue::store::read_state(&lake).await.unwrap();
     assert_eq!(s.get(&held).unwrap().attempts, 1);
 }
+
+#[test]
+fn enqueue_says_what_a_request_waits_for_and_refuses_an_unknown_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let at = |clock: &str, symbol: &str, during: &str| {
+        ibq(
+            &lake,
+            &[
+                "--clock",
+                clock,
+                "enqueue",
+                "market_bars",
+                symbol,
+                "--during",
+                during,
+            ],
+        )
+    };
+    // 08:00 New York on a trading day: the regular session opens at 09:30.
+    let out = at("2026-11-24T08:00:00-05:00", "SPY", "regular");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("waits for 09:30 ET (during regular"),
+        "{}",
+        stdout(&out)
+    );
+    // Inside the window, or with no window, it does not wait.
+    for (clock, symbol, during) in [
+        ("2026-11-24T10:00:00-05:00", "QQQ", "regular"),
+        ("2026-11-24T08:00:00-05:00", "IWM", "extended"),
+        ("2026-11-24T02:00:00-05:00", "DIA", "any"),
+    ] {
+        let out = at(clock, symbol, during);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            !stdout(&out).contains("waits for"),
+            "{during}: {}",
+            stdout(&out)
+        );
+    }
+    // Thanksgiving evening: the next regular session is Friday's (an early close).
+    let out = at("2026-11-26T18:00:00-05:00", "AAPL", "regular");
+    assert!(
+        stdout(&out).contains("waits for Fri 09:30 ET"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = at("2026-11-24T08:00:00-05:00", "MSFT", "lunch");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown market-hours window `lunch`")
+            && err.contains("regular, extended or any"),
+        "{err}"
+    );
+    let list = stdout(&ibq(&lake, &["list"]));
+    assert!(list.contains("5 requests"), "{list}");
+    assert!(!list.contains("MSFT"), "{list}");
+}
