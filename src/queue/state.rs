@@ -199,11 +199,13 @@ impl QueueState {
             .min()
     }
 
-    /// Is a PENDING priority-1 request due now? (It wakes the worker at once.)
+    /// Is a PENDING priority-1 request due now? (It wakes the worker at once.) Requests held
+    /// to a window are left to the worker's poll: whether one is due depends on the engine's
+    /// clock, and a wake that claims nothing would wake it again at once.
     pub fn has_due_immediate(&self, now: DateTime<Utc>) -> bool {
         self.pending()
             .take_while(|r| r.priority == Priority::IMMEDIATE)
-            .any(|r| r.is_due(now))
+            .any(|r| r.during == During::Any && r.is_due(now))
     }
 
     /// Installs `row` as the newest row of its request and returns the row it replaced.
@@ -679,6 +681,9 @@ mod tests {
         };
         assert_eq!(r.next_attempt_at, Some(ny("09:30")));
         let id = q.apply(r).0.request_id;
+        // A wall clock past the hold does not wake the worker: only its poll, which checks
+        // the window on the engine's clock, claims a windowed request.
+        assert!(!q.has_due_immediate(t0() + Duration::days(2)));
         let any = add(&mut q, new(RequestType::MarketBars, "QQQ", 2), t0());
         // Before the open only the request without a window is claimed, and no hold is due
         // (it already waits for 09:30).
