@@ -190,3 +190,51 @@ fn enqueue_says_what_a_request_waits_for_and_refuses_an_unknown_window() {
     assert!(list.contains("5 requests"), "{list}");
     assert!(!list.contains("MSFT"), "{list}");
 }
+
+#[test]
+fn another_writers_window_is_taken_in_and_an_unknown_one_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = ibq(&lake, &["enqueue", "futures_snapshot", "ES"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (good, bad) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    crate::common::python(&format!(
+        r#"
+import datetime, json, pyarrow as pa
+from deltalake import write_deltalake
+now = datetime.datetime.now(datetime.timezone.utc)
+ts = pa.timestamp("us", tz="UTC")
+t = pa.table({{
+  "request_id": ["{good}", "{bad}"],
+  "request_type": ["market_bars", "market_bars"],
+  "symbol": ["SPY", "QQQ"],
+  "priority": pa.array([2, 2], pa.int64()),
+  "status": ["PENDING", "PENDING"],
+  "parameters": [json.dumps({{}}), json.dumps({{}})],
+  "created_at": pa.array([now, now], ts),
+  "updated_at": pa.array([now, now], ts),
+  "during": ["regular", "lunch"],
+}})
+write_deltalake("{}", t, mode="append", schema_mode="merge")
+"#,
+        lake.join("ib_request_queue").display()
+    ));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = rt.block_on(ibq::queue::store::read_state(&lake)).unwrap();
+    let r = state
+        .get(&good)
+        .expect("the row with a window is a request");
+    assert_eq!(r.during, ibq::queue::model::During::Regular);
+    // An unknown window makes the row a rejection naming it, never a request that runs.
+    let rejected = state.get(&bad).expect("the bad row is visible");
+    assert_eq!(rejected.status, Status::Failed, "{rejected:?}");
+    assert!(
+        rejected
+            .error_message
+            .as_deref()
+            .is_some_and(|e| e.contains("unknown during \"lunch\"")),
+        "{rejected:?}"
+    );
+    let show = stdout(&ibq(&lake, &["show", &good.to_string()]));
+    assert!(show.contains("during         regular"), "{show}");
+}
