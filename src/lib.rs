@@ -8,6 +8,7 @@ pub mod engine;
 pub mod gateway;
 pub mod lake;
 pub mod logging;
+pub mod market;
 pub mod queue;
 pub mod scheduler;
 pub mod sim;

@@ -77,6 +77,7 @@ fn request(i: usize) -> NewRequest {
         parameters: json!({"conid": i + 1}),
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     }
 }
 
@@ -358,6 +359,7 @@ fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
             parameters: json!({"bar_size": sizes[(i / 3) % sizes.len()], "duration": format!("{} D", 1 + i / 18)}),
             changed_by: Actor::Operator,
             schedule_key: None,
+            during: Default::default(),
         });
     }
     for root in ["ES", "NQ", "RTY"] {
@@ -370,6 +372,7 @@ fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
                 parameters: json!({"month": expiry.format("%Y%m").to_string()}),
                 changed_by: Actor::Operator,
                 schedule_key: None,
+                during: Default::default(),
             });
         }
     }
@@ -382,6 +385,7 @@ fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
             parameters: json!({"target_dte": 1 + (i / 6) % 90, "strikes": 1 + (i / 540), "rights": RIGHTS[(i / 3) % 2]}),
             changed_by: Actor::Operator,
             schedule_key: None,
+            during: Default::default(),
         });
         i += 1;
     }

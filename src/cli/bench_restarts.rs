@@ -42,6 +42,7 @@ fn chains_mix(n: usize, universe: &Universe) -> Vec<NewRequest> {
         parameters,
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     };
     let mut out = Vec::with_capacity(n);
     for root in ["ES", "NQ", "RTY"] {

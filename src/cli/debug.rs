@@ -38,6 +38,7 @@ pub async fn run(args: DebugArgs, config: &Config) -> anyhow::Result<()> {
                         parameters: serde_json::json!({"conid": i + 1}),
                         changed_by: Actor::Operator,
                         schedule_key: None,
+                        during: Default::default(),
                     })
                     .collect();
                 let outcomes = store.enqueue_many(news).await?;

@@ -289,7 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match command {
         Command::Demo => console::demo(&config, keymap).await,
-        Command::Enqueue(a) => queue::enqueue(a, &config).await,
+        Command::Enqueue(a) => queue::enqueue(a, &config, clock).await,
         Command::List(a) => queue::list(a, &config).await,
         Command::Show(a) => queue::show(a, &config).await,
         Command::Retry(a) => queue::retry(a, &config).await,

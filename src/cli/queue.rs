@@ -13,6 +13,8 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::engine::actions;
 use crate::engine::Command;
+use crate::market::calendar::MarketCalendar;
+use crate::market::window::{waits_for_text, During};
 use crate::queue::params::{params_from_pairs, taken_as, Params};
 use crate::queue::store::{self, QueueStore, StoreError};
 use crate::queue::{
@@ -32,6 +34,10 @@ pub struct EnqueueArgs {
     /// A parameter as KEY=VALUE (repeatable), e.g. --param target_dte=30.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// Run only within this market-hours window on the NYSE calendar: regular (09:30-16:00
+    /// New York), extended (04:00-20:00) or any.
+    #[arg(long, default_value = "any")]
+    pub during: String,
     /// Print the request as JSON.
     #[arg(long)]
     pub json: bool,
@@ -151,11 +157,18 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
+/// Enqueues one request. A window is checked against `clock` (`--clock`, else real time).
+pub async fn enqueue(
+    args: EnqueueArgs,
+    config: &Config,
+    clock: std::sync::Arc<dyn crate::market::clock::Clock>,
+) -> anyhow::Result<()> {
+    let market = crate::market::Market::new(MarketCalendar::from_config(&config.scheduler), clock);
     let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
     let taken = taken_as(request_type, &parameters);
+    let during: During = args.during.parse().map_err(anyhow::Error::msg)?;
     let new = NewRequest {
         request_type,
         symbol: args.symbol,
@@ -163,10 +176,14 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
         parameters,
         changed_by: Actor::Operator,
         schedule_key: None,
+        during,
     };
     let (outcome, via_engine) =
         match QueueStore::open(&config.lake.root, config.queue.clone()).await {
-            Ok(mut s) => (s.enqueue(new).await?, false),
+            Ok(mut s) => {
+                s.set_market(market.clone());
+                (s.enqueue(new).await?, false)
+            }
             Err(StoreError::Locked(..)) => {
                 let state = store::read_state(&config.lake.root).await?;
                 (
@@ -190,6 +207,17 @@ pub async fn enqueue(args: EnqueueArgs, config: &Config) -> anyhow::Result<()> {
             );
             for line in &taken {
                 println!("taken as {line}");
+            }
+            let now = market.now();
+            if let Some(at) = r
+                .window_wait()
+                .or_else(|| r.during.waits_until(&market.calendar, now))
+            {
+                println!(
+                    "{} (during {}: outside the window now)",
+                    waits_for_text(at, now),
+                    r.during
+                );
             }
             if via_engine {
                 println!(
@@ -278,10 +306,11 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
             r.attempts,
             age(r.created_at),
             text::cut(&param_summary(r), 22),
-            r.error_message
-                .as_deref()
-                .map(|e| text::cut(e, 60))
-                .unwrap_or_default()
+            match (r.window_wait(), r.error_message.as_deref()) {
+                (Some(at), _) => waits_for_text(at, Utc::now()),
+                (None, Some(e)) => text::cut(e, 60),
+                (None, None) => String::new(),
+            }
         );
     }
     Ok(())
@@ -331,8 +360,18 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         "attempts       {} ({} counted against the retry limit)",
         r.attempts, r.failures
     );
+    if r.during != During::Any {
+        println!("during         {}", r.during);
+    }
     if let Some(t) = r.next_attempt_at {
-        println!("next_attempt   {}", t.to_rfc3339());
+        match r.window_wait() {
+            Some(_) => println!(
+                "next_attempt   {} ({})",
+                t.to_rfc3339(),
+                waits_for_text(t, Utc::now())
+            ),
+            None => println!("next_attempt   {}", t.to_rfc3339()),
+        }
     }
     if let Some(k) = &r.schedule_key {
         println!("schedule_key   {}", Clean(k));

@@ -78,6 +78,7 @@ pub fn request(i: usize, status: Status, now: DateTime<Utc>) -> Request {
         lease_owner: (status == Status::Processing).then(|| "ibq-worker-1".into()),
         lease_expires_at: (status == Status::Processing).then(|| now + Duration::seconds(90)),
         schedule_key: None,
+        during: Default::default(),
     }
 }
 

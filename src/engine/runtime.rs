@@ -74,6 +74,7 @@ impl OccurrenceSink for QueueSink {
             parameters: occ.parameters.clone(),
             changed_by: Actor::Scheduler,
             schedule_key: Some(occ.key.clone()),
+            during: occ.during,
         };
         let mut out = self
             .0
@@ -93,7 +94,11 @@ impl Engine {
         let root = config.lake.root.clone();
         let schedule = Schedule::from_config(&config.scheduler)?;
         let calendar = MarketCalendar::from_config(&config.scheduler);
-        let store = QueueStore::open(&root, config.queue.clone()).await?;
+        let mut store = QueueStore::open(&root, config.queue.clone()).await?;
+        store.set_market(crate::market::Market::new(
+            calendar.clone(),
+            Arc::clone(&options.clock),
+        ));
         // A log that takes no new file would refuse every commit while the engine ran on.
         let table = root.join(crate::queue::rows::QUEUE_TABLE);
         crate::lake::table::probe_writable(&table.join("_delta_log")).map_err(|e| {

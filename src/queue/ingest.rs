@@ -182,6 +182,7 @@ fn reject_unreadable(
         lease_owner: None,
         lease_expires_at: None,
         schedule_key: None,
+        during: Default::default(),
     }
 }
 

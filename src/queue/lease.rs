@@ -87,6 +87,7 @@ mod tests {
                 parameters: json!({}),
                 changed_by: Actor::Operator,
                 schedule_key: None,
+                during: Default::default(),
             };
             let Enqueued::Added(r) = q.prepare_enqueue(new, t0()).unwrap() else {
                 panic!("distinct symbols are no duplicates")

@@ -8,6 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use crate::market::window::During;
+
 /// What a request asks the gateway (or the lake) for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -248,6 +250,9 @@ pub enum Event {
     Rejected,
     /// The worker still runs the request and extended its lease.
     LeaseRenewed,
+    /// Due, but outside its market-hours window: it waits PENDING until the window opens
+    /// (`next_attempt_at`).
+    Held,
 }
 
 impl Event {
@@ -264,6 +269,7 @@ impl Event {
             Event::Released => "released",
             Event::Rejected => "rejected",
             Event::LeaseRenewed => "lease_renewed",
+            Event::Held => "held",
         }
     }
 }
@@ -305,12 +311,25 @@ pub struct Request {
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// The scheduler occurrence that created this request, so a restart never repeats it.
     pub schedule_key: Option<String>,
+    /// The market-hours window the request may run in (`any` when the column is null).
+    #[serde(default)]
+    pub during: During,
 }
 
 impl Request {
-    /// True when the worker may claim it at `now`.
+    /// True when the worker may claim it at `now`, its window aside.
     pub fn is_due(&self, now: DateTime<Utc>) -> bool {
         self.status == Status::Pending && self.next_attempt_at.is_none_or(|t| t <= now)
+    }
+
+    /// When a PENDING request held to a market-hours window runs at the earliest: the
+    /// window's next start as the queue recorded it (a retry's backoff is not a wait for the
+    /// window).
+    pub fn window_wait(&self) -> Option<DateTime<Utc>> {
+        let held = self.status == Status::Pending
+            && self.during != During::Any
+            && self.event != Event::RetryScheduled;
+        self.next_attempt_at.filter(|_| held)
     }
 
     /// The identity used to refuse duplicates: type, symbol and canonical parameters.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
 use uuid::Uuid;
 
-use super::model::{Actor, Event, Priority, Request, RequestType, Status};
+use super::model::{Actor, During, Event, Priority, Request, RequestType, Status};
 use crate::lake::columns::{col, BatchBuilder, BatchReader, Col, ColumnKind::*};
 
 pub const QUEUE_TABLE: &str = "ib_request_queue";
@@ -33,6 +33,7 @@ pub const QUEUE_COLUMNS: &[Col] = &[
     col("lease_owner", Utf8),
     col("lease_expires_at", Timestamp),
     col("schedule_key", Utf8),
+    col("during", Utf8),
 ];
 
 pub fn encode(rows: &[Request]) -> RecordBatch {
@@ -60,6 +61,7 @@ pub fn encode(rows: &[Request]) -> RecordBatch {
         .utf8(rows.iter().map(|r| r.lease_owner.as_deref()))
         .timestamp(rows.iter().map(|r| r.lease_expires_at))
         .utf8(rows.iter().map(|r| r.schedule_key.as_deref()))
+        .utf8(rows.iter().map(|r| Some(r.during.as_str())))
         .finish()
 }
 
@@ -104,6 +106,7 @@ pub struct RawRow {
     pub lease_owner: Option<String>,
     pub lease_expires_at: Option<DateTime<Utc>>,
     pub schedule_key: Option<String>,
+    pub during: Option<String>,
 }
 
 impl RawRow {
@@ -138,6 +141,7 @@ pub fn encode_raw(rows: &[RawRow]) -> RecordBatch {
         .utf8(rows.iter().map(|r| r.lease_owner.as_deref()))
         .timestamp(rows.iter().map(|r| r.lease_expires_at))
         .utf8(rows.iter().map(|r| r.schedule_key.as_deref()))
+        .utf8(rows.iter().map(|r| r.during.as_deref()))
         .finish()
 }
 
@@ -164,6 +168,7 @@ pub fn decode_raw(batch: &RecordBatch) -> Result<Vec<RawRow>, String> {
     let lease_owner = r.utf8("lease_owner")?;
     let lease_exp = r.timestamp("lease_expires_at")?;
     let schedule_key = r.utf8("schedule_key")?;
+    let during = r.utf8("during")?;
     Ok((0..r.len())
         .map(|i| RawRow {
             request_id: ids[i].clone(),
@@ -186,6 +191,7 @@ pub fn decode_raw(batch: &RecordBatch) -> Result<Vec<RawRow>, String> {
             lease_owner: lease_owner[i].clone(),
             lease_expires_at: lease_exp[i],
             schedule_key: schedule_key[i].clone(),
+            during: during[i].clone(),
         })
         .collect())
 }
@@ -233,6 +239,16 @@ pub fn to_request(raw: &RawRow) -> Result<Request, String> {
         })?,
     };
     let priority = Priority::try_from(raw.priority.unwrap_or(2))?;
+    // A null window (older writers) is `any`.
+    let during = match raw.during.as_deref().map(str::trim) {
+        None | Some("") => During::Any,
+        Some(s) => s.parse().map_err(|_| {
+            format!(
+                "unknown during {} (expected regular, extended or any)",
+                quoted(s)
+            )
+        })?,
+    };
     let parameters = match raw.parameters.as_deref().map(str::trim) {
         None | Some("") => serde_json::json!({}),
         Some(text) => {
@@ -276,6 +292,7 @@ pub fn to_request(raw: &RawRow) -> Result<Request, String> {
         lease_owner: raw.lease_owner.clone(),
         lease_expires_at: raw.lease_expires_at,
         schedule_key: raw.schedule_key.clone(),
+        during,
     })
 }
 
@@ -321,9 +338,35 @@ mod tests {
             lease_owner: Some("w".into()),
             lease_expires_at: Some(now),
             schedule_key: Some("k".into()),
+            during: During::Extended,
         };
         let decoded = decode(&encode(std::slice::from_ref(&r))).unwrap();
         assert_eq!(decoded[0].as_ref().unwrap(), &r);
+    }
+
+    #[test]
+    fn the_window_of_another_writers_row_is_read_and_a_bad_one_refused() {
+        let row = |during: Option<&str>| RawRow {
+            request_id: Some(Uuid::new_v4().to_string()),
+            request_type: Some("market_bars".into()),
+            symbol: Some("SPY".into()),
+            status: Some("PENDING".into()),
+            created_at: Some("2026-11-23T15:00:00Z".parse().unwrap()),
+            during: during.map(Into::into),
+            ..RawRow::default()
+        };
+        assert_eq!(to_request(&row(None)).unwrap().during, During::Any);
+        assert_eq!(to_request(&row(Some(""))).unwrap().during, During::Any);
+        assert_eq!(
+            to_request(&row(Some("regular"))).unwrap().during,
+            During::Regular
+        );
+        assert_eq!(
+            to_request(&row(Some("EXTENDED"))).unwrap().during,
+            During::Extended
+        );
+        let err = to_request(&row(Some("lunch"))).unwrap_err();
+        assert!(err.contains("unknown during \"lunch\""), "{err}");
     }
 
     #[test]

@@ -309,6 +309,9 @@ async fn run(
                     }
                     Err(e) => tracing::warn!(error = %e, "reading rows other programs appended failed"),
                 }
+                if let Err(e) = store.hold_outside_windows().await {
+                    tracing::warn!(error = %e, "recording when held requests' windows open failed; retried at the next poll");
+                }
             }
             _ = publish.tick() => {
                 let g = store.state().generation();
@@ -357,10 +360,16 @@ async fn serve(
                 for new in news {
                     // Checked against the state as this group has already changed it, so
                     // duplicates within one group are caught too.
-                    out.push(match store.state().prepare_enqueue(new, now) {
-                        Ok(Enqueued::Added(r)) => Ok(Enqueued::Added(store.stage(r))),
-                        other => other,
-                    });
+                    let (calendar, market_now) = (&store.market().calendar, store.market().now());
+                    out.push(
+                        match store
+                            .state()
+                            .prepare_enqueue_at(new, now, calendar, market_now)
+                        {
+                            Ok(Enqueued::Added(r)) => Ok(Enqueued::Added(store.stage(r))),
+                            other => other,
+                        },
+                    );
                 }
                 done.push(Done::Enqueue(reply, out));
             }
@@ -375,7 +384,10 @@ async fn serve(
                 done.push(Done::Change(reply, out));
             }
             Op::Claim(limit, owner, reply) => {
-                let rows = store.state().prepare_claim(limit, &owner, lease, now);
+                let (calendar, market_now) = (&store.market().calendar, store.market().now());
+                let rows = store
+                    .state()
+                    .prepare_claim_at(limit, &owner, lease, now, calendar, market_now);
                 let rows = rows.into_iter().map(|r| store.stage(r)).collect();
                 done.push(Done::Claim(reply, rows));
             }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::model::{Actor, DedupKey, Event, Priority, Request, RequestType, Status};
+use super::model::{Actor, DedupKey, During, Event, Priority, Request, RequestType, Status};
 use super::params::Params;
+use crate::market::calendar::MarketCalendar;
 
 /// A change the queue refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -37,6 +38,8 @@ pub struct NewRequest {
     pub parameters: serde_json::Value,
     pub changed_by: Actor,
     pub schedule_key: Option<String>,
+    /// The market-hours window it may run in.
+    pub during: During,
 }
 
 /// What enqueue did.
@@ -124,6 +127,8 @@ pub struct QueueState {
     pending: BTreeSet<OrderKey>,
     processing: BTreeSet<OrderKey>,
     failed: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// PENDING requests held to a market-hours window other than `any`.
+    windowed: HashSet<Uuid>,
     open: HashMap<DedupKey, Uuid>,
     schedule_keys: HashSet<String>,
     counts: StatusCounts,
@@ -194,11 +199,13 @@ impl QueueState {
             .min()
     }
 
-    /// Is a PENDING priority-1 request due now? (It wakes the worker at once.)
+    /// Is a PENDING priority-1 request due now? (It wakes the worker at once.) Requests held
+    /// to a window are left to the worker's poll: whether one is due depends on the engine's
+    /// clock, and a wake that claims nothing would wake it again at once.
     pub fn has_due_immediate(&self, now: DateTime<Utc>) -> bool {
         self.pending()
             .take_while(|r| r.priority == Priority::IMMEDIATE)
-            .any(|r| r.is_due(now))
+            .any(|r| r.during == During::Any && r.is_due(now))
     }
 
     /// Installs `row` as the newest row of its request and returns the row it replaced.
@@ -268,6 +275,7 @@ impl QueueState {
         match old.status {
             Status::Pending => {
                 self.pending.remove(&order_key(&old));
+                self.windowed.remove(id);
             }
             Status::Processing => {
                 self.processing.remove(&order_key(&old));
@@ -290,6 +298,9 @@ impl QueueState {
         match r.status {
             Status::Pending => {
                 self.pending.insert(order_key(r));
+                if r.during != During::Any {
+                    self.windowed.insert(r.request_id);
+                }
             }
             Status::Processing => {
                 self.processing.insert(order_key(r));
@@ -341,7 +352,27 @@ impl QueueState {
             lease_owner: None,
             lease_expires_at: None,
             schedule_key: new.schedule_key,
+            during: new.during,
         }))
+    }
+
+    /// [`Self::prepare_enqueue`] for a request held to a market-hours window: when the
+    /// window is closed at `market_now` (the engine's clock), the new row waits for its next
+    /// start.
+    pub fn prepare_enqueue_at(
+        &self,
+        new: NewRequest,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Result<Enqueued, QueueError> {
+        Ok(match self.prepare_enqueue(new, now)? {
+            Enqueued::Added(mut r) => {
+                r.next_attempt_at = r.during.waits_until(calendar, market_now);
+                Enqueued::Added(r)
+            }
+            dup => dup,
+        })
     }
 
     fn transition(
@@ -418,7 +449,8 @@ impl QueueState {
     }
 
     /// Up to `limit` due PENDING requests in order of service, as PROCESSING rows leased to
-    /// `owner` until `now + lease`.
+    /// `owner` until `now + lease`. Requests held to a window never run (see
+    /// [`Self::prepare_claim_at`]).
     pub fn prepare_claim(
         &self,
         limit: usize,
@@ -426,8 +458,52 @@ impl QueueState {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Vec<Request> {
+        self.prepare_claim_at(limit, owner, lease, now, &MarketCalendar::default(), now)
+    }
+
+    /// Is `r` held by its window at `market_now`? `None` when it may run; otherwise when its
+    /// window opens.
+    fn held_until(
+        r: &Request,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        r.during.waits_until(calendar, market_now)
+    }
+
+    /// True when the worker may claim `r`: due by its backoff (`now`, the wall clock) and
+    /// inside its window (`market_now`, the engine's clock). A windowed request's
+    /// `next_attempt_at` from an earlier hold is the window's start on the engine's clock and
+    /// is superseded by the window check; only a retry's backoff still counts.
+    fn claimable(
+        r: &Request,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> bool {
+        if r.status != Status::Pending {
+            return false;
+        }
+        if r.during == During::Any {
+            return r.is_due(now);
+        }
+        Self::held_until(r, calendar, market_now).is_none()
+            && (r.event != Event::RetryScheduled || r.is_due(now))
+    }
+
+    /// [`Self::prepare_claim`] with the market-hours windows checked on the NYSE `calendar`
+    /// at `market_now`, the engine's clock (fast in tests and demos).
+    pub fn prepare_claim_at(
+        &self,
+        limit: usize,
+        owner: &str,
+        lease: Duration,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Vec<Request> {
         self.pending()
-            .filter(|r| r.is_due(now))
+            .filter(|r| Self::claimable(r, now, calendar, market_now))
             .take(limit)
             .map(|r| {
                 let mut r = (**r).clone();
@@ -438,6 +514,33 @@ impl QueueState {
                 r.lease_owner = Some(owner.to_string());
                 r.lease_expires_at = Some(later(now, lease));
                 r
+            })
+            .collect()
+    }
+
+    /// PENDING requests outside their window whose `next_attempt_at` is not yet the window's
+    /// next start: rows that set it (event `held`), so every reader sees when they run.
+    pub fn prepare_holds(
+        &self,
+        now: DateTime<Utc>,
+        calendar: &MarketCalendar,
+        market_now: DateTime<Utc>,
+    ) -> Vec<Request> {
+        self.windowed
+            .iter()
+            .filter_map(|id| self.requests.get(id))
+            .filter(|r| r.status == Status::Pending)
+            .filter_map(|r| {
+                let start = Self::held_until(r, calendar, market_now)?;
+                if r.next_attempt_at == Some(start) {
+                    return None;
+                }
+                let mut r = (**r).clone();
+                r.next_attempt_at = Some(start);
+                r.event = Event::Held;
+                r.changed_by = Actor::Worker;
+                r.updated_at = now;
+                Some(r)
             })
             .collect()
     }
@@ -552,6 +655,7 @@ mod tests {
             parameters: json!({}),
             changed_by: Actor::Operator,
             schedule_key: None,
+            during: Default::default(),
         }
     }
 
@@ -569,6 +673,84 @@ mod tests {
             backoff_base: Duration::seconds(5),
             backoff_max: Duration::seconds(60),
         }
+    }
+
+    /// A New York wall-clock time on Tuesday 2026-11-24 (EST) as a UTC instant.
+    fn ny(hm: &str) -> DateTime<Utc> {
+        format!("2026-11-24T{hm}:00-05:00").parse().unwrap()
+    }
+
+    #[test]
+    fn a_request_outside_its_window_is_held_until_it_opens() {
+        let cal = MarketCalendar::default();
+        let mut q = QueueState::new();
+        let mut n = new(RequestType::MarketBars, "SPY", 1);
+        n.during = During::Regular;
+        // Made at 08:00 New York: it waits for 09:30.
+        let r = match q.prepare_enqueue_at(n, t0(), &cal, ny("08:00")).unwrap() {
+            Enqueued::Added(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.next_attempt_at, Some(ny("09:30")));
+        let id = q.apply(r).0.request_id;
+        // A wall clock past the hold does not wake the worker: only its poll, which checks
+        // the window on the engine's clock, claims a windowed request.
+        assert!(!q.has_due_immediate(t0() + Duration::days(2)));
+        let any = add(&mut q, new(RequestType::MarketBars, "QQQ", 2), t0());
+        // Before the open only the request without a window is claimed, and no hold is due
+        // (it already waits for 09:30).
+        let claimed = q.prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("09:29"));
+        assert_eq!(
+            claimed.iter().map(|r| r.request_id).collect::<Vec<_>>(),
+            vec![any]
+        );
+        assert!(q.prepare_holds(t0(), &cal, ny("09:29")).is_empty());
+        // At the open it runs, whatever the wall clock (`t0`) says.
+        let claimed = q.prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("09:30"));
+        assert!(claimed.iter().any(|r| r.request_id == id), "{claimed:?}");
+        // Still due at 16:00, the close: it is held again, for Wednesday's open.
+        let holds = q.prepare_holds(t0(), &cal, ny("16:00"));
+        assert_eq!(holds.len(), 1);
+        assert_eq!(holds[0].event, Event::Held);
+        assert_eq!(holds[0].status, Status::Pending);
+        assert_eq!(
+            holds[0].next_attempt_at,
+            Some("2026-11-25T14:30:00Z".parse().unwrap())
+        );
+        assert!(q
+            .prepare_claim_at(10, "w", Duration::minutes(5), t0(), &cal, ny("16:00"))
+            .iter()
+            .all(|r| r.request_id != id));
+        q.apply(holds[0].clone());
+        assert_eq!(
+            q.get(&id).unwrap().window_wait(),
+            Some("2026-11-25T14:30:00Z".parse().unwrap())
+        );
+        assert!(
+            q.prepare_holds(t0(), &cal, ny("17:00")).is_empty(),
+            "held once"
+        );
+    }
+
+    #[test]
+    fn a_windowed_retry_keeps_its_backoff_inside_the_window() {
+        let cal = MarketCalendar::default();
+        let mut q = QueueState::new();
+        let mut n = new(RequestType::MarketBars, "SPY", 2);
+        n.during = During::Regular;
+        let id = add(&mut q, n, t0());
+        for r in q.prepare_claim_at(1, "w", Duration::minutes(5), t0(), &cal, ny("10:00")) {
+            q.apply(r);
+        }
+        let failed = q
+            .prepare_fail(id, "timeout", true, &policy(), 0.0, t0())
+            .unwrap();
+        q.apply(failed);
+        let claim = |wall: DateTime<Utc>| {
+            q.prepare_claim_at(1, "w", Duration::minutes(5), wall, &cal, ny("10:01"))
+        };
+        assert!(claim(t0()).is_empty(), "backoff not over");
+        assert_eq!(claim(t0() + Duration::minutes(2)).len(), 1);
     }
 
     #[test]

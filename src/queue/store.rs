@@ -92,6 +92,8 @@ pub struct QueueStore {
     opened_at: Instant,
     /// Time from the start of the open until every orphan was claimed again.
     pub orphans_running_after: Option<std::time::Duration>,
+    /// The calendar and clock market-hours windows are checked against.
+    market: crate::market::Market,
     _lock: OwnerLock,
 }
 
@@ -118,6 +120,7 @@ impl QueueStore {
             recovery: Default::default(),
             orphans: HashSet::new(),
             orphaned: 0,
+            market: Default::default(),
             opened_at: started,
             orphans_running_after: None,
             _lock: lock,
@@ -148,6 +151,28 @@ impl QueueStore {
 
     /// Releases PROCESSING requests whose lease ended (their worker stopped renewing, or
     /// their outcome could not be recorded). Returns how many.
+    /// Checks market-hours windows on `market` (the engine's calendar and clock) from now on.
+    pub fn set_market(&mut self, market: crate::market::Market) {
+        self.market = market;
+    }
+
+    pub fn market(&self) -> &crate::market::Market {
+        &self.market
+    }
+
+    /// Commits a `held` row for every PENDING request outside its market-hours window whose
+    /// `next_attempt_at` is not yet the window's next start. Returns how many.
+    pub async fn hold_outside_windows(&mut self) -> Result<usize, StoreError> {
+        let rows = self
+            .state
+            .prepare_holds(Utc::now(), &self.market.calendar, self.market.now());
+        let n = rows.len();
+        if n > 0 {
+            self.commit(rows).await?;
+        }
+        Ok(n)
+    }
+
     pub async fn sweep_expired_leases(&mut self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let expired = self.state.prepare_expired_leases(now);
         if expired.is_empty() {
@@ -263,7 +288,12 @@ impl QueueStore {
 
     /// Enqueues one request (or returns the open duplicate) and commits it.
     pub async fn enqueue(&mut self, new: NewRequest) -> Result<Enqueued, StoreError> {
-        let outcome = self.state.prepare_enqueue(new, Utc::now())?;
+        let outcome = self.state.prepare_enqueue_at(
+            new,
+            Utc::now(),
+            &self.market.calendar,
+            self.market.now(),
+        )?;
         match outcome {
             Enqueued::Duplicate(r) => Ok(Enqueued::Duplicate(r)),
             Enqueued::Added(r) => {
@@ -280,11 +310,15 @@ impl QueueStore {
         news: Vec<NewRequest>,
     ) -> Result<Vec<Result<Enqueued, QueueError>>, StoreError> {
         let now = Utc::now();
+        let market_now = self.market.now();
         let mut outcomes = Vec::with_capacity(news.len());
         let mut added = Vec::new();
         let mut batch_keys = std::collections::HashMap::new();
         for new in news {
-            match self.state.prepare_enqueue(new, now) {
+            match self
+                .state
+                .prepare_enqueue_at(new, now, &self.market.calendar, market_now)
+            {
                 Ok(Enqueued::Added(r)) => {
                     let key = r.dedup_key();
                     if let Some(i) = batch_keys.get(&key) {
@@ -342,7 +376,15 @@ impl QueueStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Request>, StoreError> {
         let lease = Duration::seconds(self.config.lease_secs as i64);
-        let rows = self.state.prepare_claim(limit, owner, lease, now);
+        let market_now = self.market.now();
+        let rows = self.state.prepare_claim_at(
+            limit,
+            owner,
+            lease,
+            now,
+            &self.market.calendar,
+            market_now,
+        );
         self.commit(rows).await
     }
 

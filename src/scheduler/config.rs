@@ -55,6 +55,16 @@ fn normal_priority() -> i64 {
     2
 }
 
+impl crate::market::calendar::MarketCalendar {
+    /// The calendar described by the `[scheduler]` section.
+    pub fn from_config(config: &SchedulerConfig) -> Self {
+        Self::new(
+            config.extra_closures.iter().copied(),
+            config.extra_early_closes.iter().copied(),
+        )
+    }
+}
+
 impl Default for SchedulerConfig {
     fn default() -> Self {
         let indices = ["SPY", "QQQ", "IWM"];

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::calendar::{new_york_date, new_york_instant, MarketCalendar};
 use super::config::{JobConfig, SchedulerConfig};
 use super::phase::Phase;
+use crate::market::window::During;
 use crate::queue::RequestType;
 
 /// How many days ahead the next slot of a job is looked for (see [`Schedule::next_runs`]).
@@ -73,6 +74,9 @@ pub struct Job {
     pub priority: u8,
     /// When it runs.
     pub timing: Timing,
+    /// The market-hours window its requests may run in: `during` of an `at` job, or the
+    /// window around the phase of an `every` job (regular, or extended for pre/post-market).
+    pub window: During,
 }
 
 /// One request the schedule wants enqueued: a job at a slot for a symbol.
@@ -93,6 +97,9 @@ pub struct Occurrence {
     pub parameters: serde_json::Value,
     /// 1 immediate, 2 normal, 3 background.
     pub priority: u8,
+    /// The market-hours window the request may run in.
+    #[serde(default)]
+    pub during: During,
 }
 
 /// The key of a job's occurrence: `option_chain_regular@2026-11-23T14:35:00Z#SPY`.
@@ -137,6 +144,7 @@ impl Job {
             symbol: symbol.to_string(),
             parameters: self.parameters.clone(),
             priority: self.priority,
+            during: self.window,
         };
         if self.symbols.is_empty() {
             vec![make("")]
@@ -202,8 +210,8 @@ pub enum JobProblem {
     ZeroInterval(String),
     #[error("`every` needs `during` (pre_market, regular or post_market)")]
     MissingPhase,
-    #[error("`during` only applies to `every` jobs")]
-    PhaseWithoutEvery,
+    #[error("unknown window `{0}` for an `at` job (expected regular, extended or any)")]
+    UnknownWindow(String),
     #[error("unknown phase `{0}` (expected pre_market, regular or post_market)")]
     UnknownPhase(String),
     #[error("{0} requests need at least one symbol")]
@@ -366,15 +374,18 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
         p @ 1..=3 => p as u8,
         p => return Err(JobProblem::PriorityOutOfRange(p)),
     };
-    let timing = match (&entry.at, &entry.every) {
+    let (timing, window) = match (&entry.at, &entry.every) {
         (Some(_), Some(_)) => return Err(JobProblem::BothAtAndEvery),
         (None, None) => return Err(JobProblem::NeitherAtNorEvery),
-        (Some(at), None) => {
-            if entry.during.is_some() {
-                return Err(JobProblem::PhaseWithoutEvery);
-            }
-            Timing::At(parse_time(at)?)
-        }
+        (Some(at), None) => (
+            Timing::At(parse_time(at)?),
+            match entry.during.as_deref() {
+                None => During::Any,
+                Some(w) => w
+                    .parse()
+                    .map_err(|_| JobProblem::UnknownWindow(w.to_string()))?,
+            },
+        ),
         (None, Some(every)) => {
             let interval = parse_interval(every)?;
             let during = entry.during.as_deref().ok_or(JobProblem::MissingPhase)?;
@@ -384,7 +395,11 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
                 }
                 Ok(p) => p,
             };
-            Timing::Every { interval, during }
+            let window = match during {
+                Phase::Regular => During::Regular,
+                _ => During::Extended,
+            };
+            (Timing::Every { interval, during }, window)
         }
     };
     if entry.symbols.is_empty() && !symbols_optional(request_type) {
@@ -427,6 +442,7 @@ fn validate(entry: &JobConfig) -> Result<Job, JobProblem> {
         parameters,
         priority,
         timing,
+        window,
     })
 }
 
@@ -670,6 +686,34 @@ mod tests {
     }
 
     #[test]
+    fn jobs_set_the_window_of_their_requests() {
+        let window = |extra: &str| {
+            let text = format!(
+                "[[jobs]]\nname = \"x\"\ntype = \"market_bars\"\nsymbols = [\"SPY\"]\n{extra}"
+            );
+            let config: SchedulerConfig = toml::from_str(&text).unwrap();
+            Schedule::from_config(&config).unwrap().jobs[0].window
+        };
+        assert_eq!(window("at = \"08:00\""), During::Any);
+        assert_eq!(
+            window("at = \"08:00\"\nduring = \"regular\""),
+            During::Regular
+        );
+        assert_eq!(
+            window("at = \"08:00\"\nduring = \"extended\""),
+            During::Extended
+        );
+        assert_eq!(
+            window("every = \"5m\"\nduring = \"regular\""),
+            During::Regular
+        );
+        assert_eq!(
+            window("every = \"5m\"\nduring = \"pre_market\""),
+            During::Extended
+        );
+    }
+
+    #[test]
     fn bad_entries_are_errors_naming_the_entry() {
         let base = "name = \"x\"\ntype = \"option_chain\"\nsymbols = [\"SPY\"]";
         let cases: Vec<(String, JobProblem)> = vec![
@@ -697,8 +741,8 @@ mod tests {
             ),
             (format!("{base}\nevery = \"5m\""), JobProblem::MissingPhase),
             (
-                format!("{base}\nat = \"08:30\"\nduring = \"regular\""),
-                JobProblem::PhaseWithoutEvery,
+                format!("{base}\nat = \"08:30\"\nduring = \"pre_market\""),
+                JobProblem::UnknownWindow("pre_market".into()),
             ),
             (
                 format!("{base}\nat = \"08:30\"\nevery = \"5m\"\nduring = \"regular\""),

@@ -403,6 +403,7 @@ mod tests {
             lease_owner: None,
             lease_expires_at: None,
             schedule_key: None,
+            during: Default::default(),
         }
     }
 

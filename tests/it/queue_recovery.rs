@@ -22,6 +22,7 @@ fn chain(symbol: &str, dte: u32) -> NewRequest {
         parameters: json!({"target_dte": dte, "strikes": 1}),
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     }
 }
 

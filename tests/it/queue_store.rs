@@ -19,6 +19,7 @@ fn new(symbol: &str, dte: u32) -> NewRequest {
         parameters: json!({"target_dte": dte}),
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn new(ty: RequestType, symbol: &str, params: serde_json::Value) -> NewReque
         parameters: params,
         changed_by: Actor::Operator,
         schedule_key: None,
+        during: Default::default(),
     }
 }
 

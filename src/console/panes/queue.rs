@@ -258,10 +258,14 @@ impl QueuePane {
                 summary(),
                 fmt::age(view.now, r.created_at),
                 r.attempts.to_string(),
-                r.next_attempt_at
-                    .filter(|t| *t > view.now)
-                    .map(|t| fmt::until(view.now, t))
-                    .unwrap_or_default(),
+                match r.window_wait() {
+                    Some(t) => crate::market::window::waits_for_text(t, view.now),
+                    None => r
+                        .next_attempt_at
+                        .filter(|t| *t > view.now)
+                        .map(|t| fmt::until(view.now, t))
+                        .unwrap_or_default(),
+                },
             ],
             QueueKind::Processing => vec![
                 mark.into(),
@@ -328,6 +332,9 @@ impl Component for QueuePane {
         let window = self.cursor.window(len, body);
         let selected = self.cursor.selected.min(len - 1);
         let failed = self.kind == QueueKind::Failed;
+        // A request held for its market-hours window says so ("waits for 09:30 ET"): the NEXT
+        // column widens while one is in view.
+        let mut waiting = false;
         let rows: Vec<Row> = window
             .map(|i| {
                 let r = self.get(snap, i).expect("index within len");
@@ -342,11 +349,17 @@ impl Component for QueuePane {
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
+                waiting |= r.window_wait().is_some();
                 let cells = self.cells(r, view);
                 Row::new(cells.into_iter().map(Cell::from)).style(style)
             })
             .collect();
-        let (header, widths) = self.header();
+        let (header, mut widths) = self.header();
+        if waiting && self.kind == QueueKind::Pending {
+            if let Some(next) = widths.last_mut() {
+                *next = Constraint::Length(WAITS_WIDTH);
+            }
+        }
         let header = Row::new(header.into_iter().map(|h| Cell::from(Span::raw(h))))
             .style(theme.header_row());
         let table = Table::new(rows, widths).header(header).column_spacing(1);
@@ -372,3 +385,6 @@ impl Component for QueuePane {
         Handled::NotConsumed
     }
 }
+
+/// Width of "waits for Wed 09:30 ET" in the pending pane's NEXT column.
+const WAITS_WIDTH: u16 = 22;

@@ -106,9 +106,15 @@ impl Detail {
             kv(
                 view,
                 "next_attempt_at",
-                r.next_attempt_at
-                    .map(|t| format!("{} ({})", fmt::stamp(t), fmt::until(now, t)))
-                    .unwrap_or_else(|| "-".into()),
+                match (r.window_wait(), r.next_attempt_at) {
+                    (Some(t), _) => format!(
+                        "{} ({})",
+                        fmt::stamp(t),
+                        crate::market::window::waits_for_text(t, now)
+                    ),
+                    (None, Some(t)) => format!("{} ({})", fmt::stamp(t), fmt::until(now, t)),
+                    (None, None) => "-".into(),
+                },
             ),
             kv(
                 view,
@@ -128,6 +134,9 @@ impl Detail {
             kv(view, "schedule_key", opt(&r.schedule_key)),
             kv(view, "result_table", r.result_table.clone()),
         ];
+        if r.during != crate::queue::model::During::Any {
+            out.push(kv(view, "during", r.during.to_string()));
+        }
         let summary = Params::parse(r.request_type, &r.parameters)
             .map(|p| p.summary())
             .unwrap_or_else(|e| format!("invalid: {}", e.message));

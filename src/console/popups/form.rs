@@ -96,6 +96,7 @@ impl NewRequestForm {
             parameters: params.to_json(),
             changed_by: Actor::Operator,
             schedule_key: None,
+            during: Default::default(),
         })
     }
 

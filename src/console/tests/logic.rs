@@ -325,3 +325,25 @@ fn selection_stays_on_its_request_when_rows_move() {
     assert_eq!(app.pending.selected(&app.snap).unwrap().request_id, id);
     assert_eq!(app.pending.cursor.selected, 5);
 }
+
+#[test]
+fn a_request_held_for_its_window_says_when_it_runs() {
+    use crate::queue::model::During;
+    let mut snap = crate::console::sample::snapshot(3);
+    let mut pending: Vec<_> = snap.pending.iter().map(|r| (**r).clone()).collect();
+    // 08:00 New York; the regular session opens at 09:30 (14:30 UTC).
+    let now: chrono::DateTime<chrono::Utc> = "2026-11-23T13:00:00Z".parse().unwrap();
+    pending[0].during = During::Regular;
+    pending[0].event = crate::queue::Event::Held;
+    pending[0].next_attempt_at = Some("2026-11-23T14:30:00Z".parse().unwrap());
+    snap.pending = pending.into_iter().map(std::sync::Arc::new).collect();
+    let mut app = super::app_with(snap, false);
+    app.now = now;
+    app.focus = PaneId::Pending;
+    let pane = super::screen(&app, 120, 30);
+    assert!(pane.contains("waits for 09:30 ET"), "{pane}");
+    app.on_key(&super::key(KeyCode::Enter));
+    let detail = super::screen(&app, 120, 40);
+    assert!(detail.contains("waits for 09:30 ET"), "{detail}");
+    assert!(detail.contains("regular"), "{detail}");
+}

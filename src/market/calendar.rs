@@ -104,14 +104,6 @@ impl MarketCalendar {
         }
     }
 
-    /// The calendar described by the `[scheduler]` section.
-    pub fn from_config(config: &super::config::SchedulerConfig) -> Self {
-        Self::new(
-            config.extra_closures.iter().copied(),
-            config.extra_early_closes.iter().copied(),
-        )
-    }
-
     /// What the market does on `date` (a New York date).
     pub fn day(&self, date: NaiveDate) -> DayKind {
         if matches!(date.weekday(), Weekday::Sat | Weekday::Sun) {
