@@ -19,6 +19,9 @@ pub enum HistoricalError {
     /// More data than a gateway serves in one request (error 162).
     #[error("Historical Market Data Service error message:Time length exceed max.")]
     TooLong,
+    /// The window holds no bars: a gateway answers 162 with this text, not an empty list.
+    #[error("Historical Market Data Service error message:HMDS query returned no data: {0}")]
+    NoData(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,6 +313,19 @@ pub fn bars(
             Some(d) => d,
             None => break,
         };
+    }
+    if out.is_empty() {
+        let what = match req.what {
+            What::Trades => "Trades",
+            What::Midpoint => "Midpoint",
+            What::Bid => "Bid",
+            What::Ask => "Ask",
+        };
+        return Err(HistoricalError::NoData(format!(
+            "{}@{} {what}",
+            inst.local_symbol(),
+            inst.to_proto("").exchange.unwrap_or_default()
+        )));
     }
     Ok(out)
 }
