@@ -1,0 +1,108 @@
+//! Data forms a real gateway sends that ibq must read right: futures expiries with a time
+//! and zone, and code 162 for a window without data.
+
+use std::time::Duration;
+
+use chrono::DateTime;
+use ibq::engine::runtime::Engine;
+use ibq::lake::columns::BatchReader;
+use ibq::lake::LakeTable;
+use ibq::queue::{RequestType, Status};
+use ibq::sim::{SimConfig, Simulator};
+use ibq::worker::results::columns_of;
+use serde_json::json;
+
+use crate::worker::{config, enqueue, new, options, settle};
+
+/// A simulator whose clock starts at `start` (RFC 3339) and an engine against it.
+async fn rig_at(start: &str) -> (ibq::sim::SimHandle, Engine, tempfile::TempDir) {
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339(start).ok(),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::start(&config(&dir.path().join("lake"), &sim), options())
+        .await
+        .expect("the engine starts");
+    (sim, engine, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn futures_expiry_with_time_and_zone_gives_the_front_month_and_its_utc_last_trade() {
+    // Monday 23 Nov 2026: the December contract (last trade Fri 18 Dec) is the front month.
+    let (sim, engine, dir) = rig_at("2026-11-23T10:00:00-05:00").await;
+    let ids = enqueue(
+        &engine,
+        vec![new(RequestType::FuturesSnapshot, "ES", json!({}))],
+    )
+    .await;
+    let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    let table = LakeTable::open_existing(
+        &dir.path().join("lake"),
+        "futures_snapshots",
+        columns_of("futures_snapshots"),
+    )
+    .await
+    .unwrap()
+    .expect("futures_snapshots exists");
+    let batches = table.read_all().await.unwrap();
+    let b = BatchReader::new(&batches[0]);
+    assert_eq!(
+        b.utf8("contract_month").unwrap(),
+        vec![Some("202612".into())]
+    );
+    assert_eq!(b.utf8("local_symbol").unwrap(), vec![Some("ESZ6".into())]);
+    // 08:30 Chicago time on 18 Dec 2026 (CST, UTC-6) is 14:30 UTC.
+    assert_eq!(
+        b.timestamp("last_trade_time").unwrap(),
+        vec![DateTime::parse_from_rfc3339("2026-12-18T14:30:00Z")
+            .ok()
+            .map(|t| t.to_utc())]
+    );
+    engine.shutdown().await;
+    drop(sim);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_without_data_succeeds_with_zero_rows_and_says_so() {
+    // Sunday noon: the last regular-hours hour holds no bars, and a gateway answers
+    // 162 "HMDS query returned no data".
+    let (sim, engine, _dir) = rig_at("2026-11-22T12:00:00-05:00").await;
+    let ids = enqueue(
+        &engine,
+        vec![new(
+            RequestType::MarketBars,
+            "SPY",
+            json!({"duration": "3600 S", "bar_size": "1 min", "use_rth": true}),
+        )],
+    )
+    .await;
+    let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    assert_eq!(done[0].attempts, 1, "no data is not retried");
+    let data = done[0].result_data.as_ref().unwrap();
+    assert_eq!(data["rows"], 0);
+    assert!(
+        data["note"]
+            .as_str()
+            .unwrap()
+            .contains("HMDS query returned no data"),
+        "{data}"
+    );
+    assert_eq!(sim.stats().errors.get(&162), Some(&1));
+    engine.shutdown().await;
+}
