@@ -106,3 +106,49 @@ async fn a_window_without_data_succeeds_with_zero_rows_and_says_so() {
     assert_eq!(sim.stats().errors.get(&162), Some(&1));
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bid_and_ask_of_minus_one_read_as_no_price() {
+    use futures::StreamExt;
+    use ibapi::market_data::realtime::{Quote, TickTypes};
+    use ibapi::subscriptions::SubscriptionItem;
+
+    // An index has no bid or ask: a gateway sends -1 for each.
+    let (sim, engine, _dir) = rig_at("2026-11-23T10:30:00-05:00").await;
+    engine.shutdown().await;
+    let client = tokio::time::timeout(
+        Duration::from_secs(15),
+        ibapi::Client::connect(&sim.address(), 7),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    let mut sub = client
+        .market_data(&ibq::worker::ib::index("VIX"))
+        .snapshot()
+        .subscribe()
+        .await
+        .expect("snapshot request");
+    let mut ticks = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), sub.next())
+            .await
+            .expect("ticks in time")
+        {
+            Some(Ok(SubscriptionItem::Data(TickTypes::SnapshotEnd))) => break,
+            Some(Ok(SubscriptionItem::Data(t))) => ticks.push(t),
+            Some(Ok(SubscriptionItem::Notice(_))) => {}
+            other => panic!("snapshot failed: {other:?}"),
+        }
+    }
+    let raw = Quote::from_ticks(&ticks);
+    assert_eq!(
+        (raw.bid, raw.ask),
+        (Some(-1.0), Some(-1.0)),
+        "the gateway's form"
+    );
+    assert!(raw.last.is_some_and(|p| p > 0.0));
+    let q = ibq::gateway::quote::without_sentinels(raw);
+    assert_eq!((q.bid, q.ask), (None, None));
+    assert!(q.last.is_some_and(|p| p > 0.0));
+}
