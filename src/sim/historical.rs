@@ -156,9 +156,15 @@ impl BarRequest {
         })
     }
 
-    /// Start and end of the window in `YYYYMMDD-HH:MM:SS` UTC, as HistoricalDataEnd carries them.
+    /// Start and end of the window as HistoricalDataEnd carries them by default: wall clock
+    /// and zone, `20261123 09:30:00 US/Eastern` (the gateway's "instrument time zone"
+    /// setting; ibapi 5.5 `market_data/historical/common/decoders.rs`).
     pub fn window_text(&self) -> (String, String) {
-        let f = |t: DateTime<Utc>| t.format("%Y%m%d-%H:%M:%S").to_string();
+        let f = |t: DateTime<Utc>| {
+            t.with_timezone(&New_York)
+                .format("%Y%m%d %H:%M:%S US/Eastern")
+                .to_string()
+        };
         (f(self.start), f(self.end))
     }
 }

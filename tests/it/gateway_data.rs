@@ -152,3 +152,50 @@ async fn a_bid_and_ask_of_minus_one_read_as_no_price() {
     assert_eq!((q.bid, q.ask), (None, None));
     assert!(q.last.is_some_and(|p| p > 0.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_before_the_order_id_and_a_zoned_historical_end_are_read() {
+    use ibapi::market_data::historical::{BarSize, ToDuration};
+
+    // The simulator answers the handshake with managedAccounts first, then nextValidId,
+    // and ends historical data with `YYYYMMDD HH:MM:SS US/Eastern`, as a gateway does.
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339("2026-11-23T10:30:00-05:00").ok(),
+        speed: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let client = tokio::time::timeout(
+        Duration::from_secs(15),
+        ibapi::Client::connect(&sim.address(), 3),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    assert_eq!(
+        client.handshake_managed_accounts(),
+        vec!["DU1234567".to_string()]
+    );
+    let spy = ibq::worker::ib::stock("SPY");
+    let data = client
+        .historical_data(&spy, BarSize::Hour)
+        .duration(1.days())
+        .fetch()
+        .await
+        .expect("hourly bars");
+    assert!(!data.bars.is_empty());
+    // Monday 10:30 New York is 15:30 UTC; the window reaches back one day.
+    let end = 1_795_447_800_i64;
+    assert!(
+        (data.end.unix_timestamp() - end).abs() < 5,
+        "end {}",
+        data.end
+    );
+    assert!(
+        (data.start.unix_timestamp() - (end - 86_400)).abs() < 5,
+        "start {}",
+        data.start
+    );
+}
