@@ -572,7 +572,7 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
-        let request = match BarRequest::parse(&r, self.shared.clock.now()) {
+        let request = match BarRequest::parse(&r, &inst, self.shared.clock.now()) {
             Ok(req) => req,
             Err(e @ historical::HistoricalError::Invalid(_)) => {
                 return Reply::error_text(req_id, 321, &e.to_string(), v.latency)

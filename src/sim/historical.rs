@@ -69,21 +69,87 @@ fn parse_bar_size(text: &str) -> Result<(i64, bool), HistoricalError> {
     Ok((n * unit_secs, false))
 }
 
-fn parse_duration(text: &str) -> Result<i64, HistoricalError> {
+/// A duration as IB counts it ("Historical Data Limitations", "Duration"): `S` seconds and
+/// `D` days count trading time (N D is N trading sessions), `W`, `M` and `Y` calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    TradingSecs(i64),
+    Sessions(i64),
+    CalendarDays(i64),
+    Months(u32),
+}
+
+/// Most seconds an `S` duration may ask for, and most days a `D` duration (beyond them IB
+/// answers 321 and asks for the next larger unit).
+const MAX_SECONDS: i64 = 86_400;
+const MAX_DAYS: i64 = 365;
+
+fn parse_duration(text: &str) -> Result<Span, HistoricalError> {
     let bad = || invalid(format!("invalid duration {text:?}"));
     let (n, unit) = text.trim().split_once(' ').ok_or_else(bad)?;
     let n: i64 = n.trim().parse().map_err(|_| bad())?;
-    let unit = match unit.trim().to_ascii_uppercase().as_str() {
-        "S" => 1,
-        "D" => 86_400,
-        "W" => 7 * 86_400,
-        "M" => 30 * 86_400,
-        "Y" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(unit) {
-        Some(secs) if (1..=20 * 365 * 86_400).contains(&secs) => Ok(secs),
+    if n < 1 {
+        return Err(bad());
+    }
+    match unit.trim().to_ascii_uppercase().as_str() {
+        "S" if n > MAX_SECONDS => Err(invalid(format!(
+            "duration {text:?}: more than {MAX_SECONDS} seconds; ask in days"
+        ))),
+        "S" => Ok(Span::TradingSecs(n)),
+        "D" if n > MAX_DAYS => Err(invalid(format!(
+            "duration {text:?}: more than {MAX_DAYS} days; ask in weeks, months or years"
+        ))),
+        "D" => Ok(Span::Sessions(n)),
+        "W" if n <= 52 * 20 => Ok(Span::CalendarDays(7 * n)),
+        "M" if n <= 12 * 20 => Ok(Span::Months(n as u32)),
+        "Y" if n <= 20 => Ok(Span::Months(12 * n as u32)),
         _ => Err(bad()),
+    }
+}
+
+/// The start of a window of `span` ending at `end`, counting `inst`'s sessions on the
+/// exchange calendar (weekends and NYSE holidays have none).
+fn window_start(inst: &Instrument, use_rth: bool, end: DateTime<Utc>, span: Span) -> DateTime<Utc> {
+    let windows = sessions(inst, use_rth);
+    let mut date = pricing::ny_date(end);
+    match span {
+        Span::CalendarDays(d) => end - Duration::days(d),
+        Span::Months(m) => end
+            .checked_sub_months(chrono::Months::new(m))
+            .unwrap_or(end),
+        Span::Sessions(n) => {
+            let mut left = n;
+            for _ in 0..(2 * MAX_DAYS) {
+                if pricing::is_trading_day(date) && at_minute(date, windows[0].0) < end {
+                    left -= 1;
+                    if left == 0 {
+                        return pricing::ny_instant(date, 0, 0);
+                    }
+                }
+                date = date.pred_opt().unwrap_or(date);
+            }
+            pricing::ny_instant(date, 0, 0)
+        }
+        Span::TradingSecs(secs) => {
+            let mut left = secs;
+            for _ in 0..30 {
+                if pricing::is_trading_day(date) {
+                    for (o, c) in windows.iter().rev() {
+                        let (open, close) = (at_minute(date, *o), at_minute(date, *c).min(end));
+                        if close <= open {
+                            continue;
+                        }
+                        let len = (close - open).num_seconds();
+                        if len >= left {
+                            return close - Duration::seconds(left);
+                        }
+                        left -= len;
+                    }
+                }
+                date = date.pred_opt().unwrap_or(date);
+            }
+            end - Duration::seconds(secs)
+        }
     }
 }
 
@@ -121,6 +187,7 @@ impl BarRequest {
     /// Validates a request against the clock time `now` (a later end is clamped to now).
     pub fn parse(
         req: &proto::HistoricalDataRequest,
+        inst: &Instrument,
         now: DateTime<Utc>,
     ) -> Result<Self, HistoricalError> {
         let (bar_secs, daily) = parse_bar_size(req.bar_size_setting.as_deref().unwrap_or(""))?;
@@ -141,8 +208,9 @@ impl BarRequest {
             "ASK" => What::Ask,
             other => return Err(invalid(format!("unsupported whatToShow {other:?}"))),
         };
-        let start = end - Duration::seconds(duration);
-        if !daily && duration / bar_secs > MAX_BARS as i64 {
+        let use_rth = req.use_rth.unwrap_or(false);
+        let start = window_start(inst, use_rth, end, duration);
+        if !daily && (end - start).num_seconds() / bar_secs > MAX_BARS as i64 {
             return Err(HistoricalError::TooLong);
         }
         Ok(Self {
@@ -150,7 +218,7 @@ impl BarRequest {
             daily,
             start,
             end,
-            use_rth: req.use_rth.unwrap_or(false),
+            use_rth,
             what,
             epoch_dates: req.format_date.unwrap_or(1) == 2,
         })
@@ -244,7 +312,13 @@ pub fn bars(
         Kind::Index => 0.0,
     };
     let mut out = Vec::new();
-    let mut date = pricing::ny_date(req.start);
+    // An index has no bid or ask, so it has no BID or ASK history either.
+    let no_quotes = matches!(inst.kind, Kind::Index) && matches!(req.what, What::Bid | What::Ask);
+    let mut date = if no_quotes {
+        pricing::ny_date(req.end).succ_opt().unwrap_or_default()
+    } else {
+        pricing::ny_date(req.start)
+    };
     let last_date = pricing::ny_date(req.end);
     while date <= last_date {
         if pricing::is_trading_day(date) {
@@ -401,7 +475,10 @@ mod tests {
         assert_eq!(parse_bar_size("5 mins"), Ok((300, false)));
         assert_eq!(parse_bar_size("1 day"), Ok((86_400, true)));
         assert!(parse_bar_size("7 mins").is_err());
-        assert_eq!(parse_duration("2 D"), Ok(172_800));
+        assert_eq!(parse_duration("2 D"), Ok(Span::Sessions(2)));
         assert!(parse_duration("9223372036854775807 Y").is_err());
+        assert!(parse_duration("86401 S").is_err());
+        assert!(parse_duration("366 D").is_err());
+        assert_eq!(parse_duration("86400 S"), Ok(Span::TradingSecs(86_400)));
     }
 }

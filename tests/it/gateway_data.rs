@@ -74,15 +74,15 @@ async fn futures_expiry_with_time_and_zone_gives_the_front_month_and_its_utc_las
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_without_data_succeeds_with_zero_rows_and_says_so() {
-    // Sunday noon: the last regular-hours hour holds no bars, and a gateway answers
-    // 162 "HMDS query returned no data".
-    let (sim, engine, _dir) = rig_at("2026-11-22T12:00:00-05:00").await;
+    // An index has no bid, so no BID history: a gateway answers 162 "HMDS query
+    // returned no data".
+    let (sim, engine, _dir) = rig_at("2026-11-23T12:00:00-05:00").await;
     let ids = enqueue(
         &engine,
         vec![new(
             RequestType::MarketBars,
-            "SPY",
-            json!({"duration": "3600 S", "bar_size": "1 min", "use_rth": true}),
+            "VIX",
+            json!({"duration": "3600 S", "bar_size": "1 min", "what_to_show": "BID"}),
         )],
     )
     .await;
@@ -186,7 +186,7 @@ async fn accounts_before_the_order_id_and_a_zoned_historical_end_are_read() {
         .await
         .expect("hourly bars");
     assert!(!data.bars.is_empty());
-    // Monday 10:30 New York is 15:30 UTC; the window reaches back one day.
+    // Monday 10:30 New York is 15:30 UTC; 1 D is today's session, from midnight New York.
     let end = 1_795_447_800_i64;
     assert!(
         (data.end.unix_timestamp() - end).abs() < 5,
@@ -194,8 +194,95 @@ async fn accounts_before_the_order_id_and_a_zoned_historical_end_are_read() {
         data.end
     );
     assert!(
-        (data.start.unix_timestamp() - (end - 86_400)).abs() < 5,
+        (data.start.unix_timestamp() - (end - 37_800)).abs() < 5,
         "start {}",
         data.start
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_count_trading_sessions_and_over_long_durations_are_refused_with_321() {
+    use ibapi::market_data::historical::{BarSize, BarTimestamp, ToDuration};
+
+    // Monday 30 Nov 2026, after Thanksgiving (Thursday 26th, NYSE closed).
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339("2026-11-30T10:30:00-05:00").ok(),
+        speed: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let client = tokio::time::timeout(
+        Duration::from_secs(15),
+        ibapi::Client::connect(&sim.address(), 4),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    let spy = ibq::worker::ib::stock("SPY");
+    let daily = client
+        .historical_data(&spy, BarSize::Day)
+        .duration(5.days())
+        .fetch()
+        .await
+        .expect("daily bars");
+    let days: Vec<String> = daily
+        .bars
+        .iter()
+        .map(|b| match b.date {
+            BarTimestamp::Date(d) => format!("{}-{:02}-{:02}", d.year(), d.month() as u8, d.day()),
+            BarTimestamp::DateTime(t) => panic!("a daily bar carries a date, got {t}"),
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            "2026-11-23",
+            "2026-11-24",
+            "2026-11-25",
+            "2026-11-27",
+            "2026-11-30"
+        ],
+        "5 D from a Monday: five sessions back into last week, Thanksgiving skipped"
+    );
+
+    // 7200 S of regular-hours bars at 10:30 on Monday: Monday's first hour, then an hour
+    // of trading time from Friday's session, not a weekend of calendar time.
+    let bars = client
+        .historical_data(&spy, BarSize::Min30)
+        .duration(7200.seconds())
+        .fetch()
+        .await
+        .expect("30 min bars");
+    let days: Vec<u32> = bars
+        .bars
+        .iter()
+        .map(|b| match b.date {
+            BarTimestamp::DateTime(t) => {
+                use chrono::Datelike;
+                DateTime::from_timestamp(t.unix_timestamp(), 0)
+                    .unwrap()
+                    .with_timezone(&chrono_tz::America::New_York)
+                    .day()
+            }
+            BarTimestamp::Date(d) => panic!("an intraday bar carries a time, got {d}"),
+        })
+        .collect();
+    // Friday 15:00-16:00, then Monday from 09:30 (the bar forming at 10:30 may follow).
+    assert_eq!(days[..4], [27, 27, 30, 30], "{:?}", bars.bars);
+    assert!(days[4..].iter().all(|d| *d == 30), "{:?}", bars.bars);
+
+    for (what, asked) in [("86401 S", 86_401.seconds()), ("366 D", 366.days())] {
+        let e = client
+            .historical_data(&spy, BarSize::Day)
+            .duration(asked)
+            .fetch()
+            .await
+            .expect_err(what);
+        match e {
+            ibapi::Error::Notice(n) => assert_eq!(n.code, 321, "{what}: {}", n.message),
+            e => panic!("{what}: {e}"),
+        }
+    }
 }
