@@ -1,11 +1,14 @@
 //! Historical bars cut from the same price paths that drive the quotes.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 
 use super::pricing::{self, mix, Market};
 use super::proto;
 use super::universe::{Instrument, Kind};
+
+/// `bar_secs` of a `1 month` bar (a marker: months differ in length).
+const MONTH_BAR: i64 = 31 * 86_400;
 
 /// Most bars one request may return (a gateway refuses larger queries).
 const MAX_BARS: usize = 100_000;
@@ -61,6 +64,8 @@ fn parse_bar_size(text: &str) -> Result<(i64, bool), HistoricalError> {
         "min" => 60,
         "hour" => 3600,
         "day" if n == 1 => return Ok((86_400, true)),
+        "week" if n == 1 => return Ok((7 * 86_400, true)),
+        "month" if n == 1 => return Ok((MONTH_BAR, true)),
         _ => return Err(invalid(format!("unsupported bar size {text:?}"))),
     };
     if !(1..=480).contains(&n) || 86_400 % (n * unit_secs) != 0 {
@@ -394,6 +399,9 @@ pub fn bars(
             None => break,
         };
     }
+    if req.daily && req.bar_secs > 86_400 {
+        out = group_days(out, req.bar_secs == MONTH_BAR);
+    }
     if out.is_empty() {
         let what = match req.what {
             What::Trades => "Trades",
@@ -408,6 +416,55 @@ pub fn bars(
         )));
     }
     Ok(out)
+}
+
+/// Daily bars folded into weekly (ISO weeks) or monthly bars, each labelled with its
+/// first trading day.
+fn group_days(days: Vec<proto::HistoricalDataBar>, monthly: bool) -> Vec<proto::HistoricalDataBar> {
+    let key = |b: &proto::HistoricalDataBar| {
+        let d = NaiveDate::parse_from_str(b.date.as_deref().unwrap_or(""), "%Y%m%d")
+            .unwrap_or_default();
+        if monthly {
+            (d.year(), d.month())
+        } else {
+            (d.iso_week().year(), d.iso_week().week())
+        }
+    };
+    let num = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut out: Vec<proto::HistoricalDataBar> = Vec::new();
+    let mut last_key = None;
+    for b in days {
+        let k = key(&b);
+        match out.last_mut() {
+            Some(g) if last_key == Some(k) => {
+                let (v0, v1) = (num(&g.volume), num(&b.volume));
+                let wap = if v0 + v1 > 0.0 {
+                    (num(&g.wap) * v0 + num(&b.wap) * v1) / (v0 + v1)
+                } else {
+                    num(&b.wap)
+                };
+                g.high = match (g.high, b.high) {
+                    (Some(a), Some(c)) => Some(a.max(c)),
+                    (a, c) => a.or(c),
+                };
+                g.low = match (g.low, b.low) {
+                    (Some(a), Some(c)) => Some(a.min(c)),
+                    (a, c) => a.or(c),
+                };
+                g.close = b.close;
+                g.volume = Some(format!("{}", v0 + v1));
+                g.wap = Some(format!("{:.4}", wap));
+                g.bar_count = Some(g.bar_count.unwrap_or(0) + b.bar_count.unwrap_or(0));
+            }
+            _ => out.push(b),
+        }
+        last_key = Some(k);
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -309,6 +309,8 @@ fn ib_bar_size(s: &str) -> Option<BarSize> {
         "4 hours" => "HOUR4",
         "8 hours" => "HOUR8",
         "1 day" => "DAY",
+        "1 week" => "WEEK",
+        "1 month" => "MONTH",
         _ => return None,
     };
     BarSize::from_str(name).ok()

@@ -273,6 +273,38 @@ async fn days_count_trading_sessions_and_over_long_durations_are_refused_with_32
     assert_eq!(days[..4], [27, 27, 30, 30], "{:?}", bars.bars);
     assert!(days[4..].iter().all(|d| *d == 30), "{:?}", bars.bars);
 
+    // `1 week` and `1 month` bars: one per week or month, each dated by its first session.
+    let dates = |bars: &[ibapi::market_data::historical::Bar]| -> Vec<String> {
+        bars.iter()
+            .map(|b| match b.date {
+                BarTimestamp::Date(d) => {
+                    format!("{}-{:02}-{:02}", d.year(), d.month() as u8, d.day())
+                }
+                BarTimestamp::DateTime(t) => panic!("a weekly bar carries a date, got {t}"),
+            })
+            .collect()
+    };
+    let weekly = client
+        .historical_data(&spy, BarSize::Week)
+        .duration(3.weeks())
+        .fetch()
+        .await
+        .expect("weekly bars");
+    assert_eq!(
+        dates(&weekly.bars),
+        ["2026-11-09", "2026-11-16", "2026-11-23", "2026-11-30"]
+    );
+    let monthly = client
+        .historical_data(&spy, BarSize::Month)
+        .duration(2.months())
+        .fetch()
+        .await
+        .expect("monthly bars");
+    assert_eq!(
+        dates(&monthly.bars),
+        ["2026-09-30", "2026-10-01", "2026-11-02"]
+    );
+
     for (what, asked) in [("86401 S", 86_401.seconds()), ("366 D", 366.days())] {
         let e = client
             .historical_data(&spy, BarSize::Day)
