@@ -235,16 +235,18 @@ impl Conn {
         }
         self.client_id = Some(client_id);
         tracing::info!(client_id, version, "client connected");
-        self.send(encode_proto(
-            outbound::NEXT_VALID_ID,
-            &proto::NextValidId { order_id: Some(1) },
-        ))
-        .await;
+        // A gateway does not promise an order: managedAccounts may come first (the TWS
+        // API's connection docs name both as the handshake's answers, in either order).
         self.send(encode_proto(
             outbound::MANAGED_ACCOUNTS,
             &proto::ManagedAccounts {
                 accounts_list: Some(self.shared.config.account.clone()),
             },
+        ))
+        .await;
+        self.send(encode_proto(
+            outbound::NEXT_VALID_ID,
+            &proto::NextValidId { order_id: Some(1) },
         ))
         .await;
         for code in [2104, 2106, 2158] {
@@ -570,7 +572,7 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
-        let request = match BarRequest::parse(&r, self.shared.clock.now()) {
+        let request = match BarRequest::parse(&r, &inst, self.shared.clock.now()) {
             Ok(req) => req,
             Err(e @ historical::HistoricalError::Invalid(_)) => {
                 return Reply::error_text(req_id, 321, &e.to_string(), v.latency)

@@ -1,11 +1,14 @@
 //! Historical bars cut from the same price paths that drive the quotes.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::America::New_York;
 
 use super::pricing::{self, mix, Market};
 use super::proto;
 use super::universe::{Instrument, Kind};
+
+/// `bar_secs` of a `1 month` bar (a marker: months differ in length).
+const MONTH_BAR: i64 = 31 * 86_400;
 
 /// Most bars one request may return (a gateway refuses larger queries).
 const MAX_BARS: usize = 100_000;
@@ -19,6 +22,9 @@ pub enum HistoricalError {
     /// More data than a gateway serves in one request (error 162).
     #[error("Historical Market Data Service error message:Time length exceed max.")]
     TooLong,
+    /// The window holds no bars: a gateway answers 162 with this text, not an empty list.
+    #[error("Historical Market Data Service error message:HMDS query returned no data: {0}")]
+    NoData(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +64,8 @@ fn parse_bar_size(text: &str) -> Result<(i64, bool), HistoricalError> {
         "min" => 60,
         "hour" => 3600,
         "day" if n == 1 => return Ok((86_400, true)),
+        "week" if n == 1 => return Ok((7 * 86_400, true)),
+        "month" if n == 1 => return Ok((MONTH_BAR, true)),
         _ => return Err(invalid(format!("unsupported bar size {text:?}"))),
     };
     if !(1..=480).contains(&n) || 86_400 % (n * unit_secs) != 0 {
@@ -66,21 +74,87 @@ fn parse_bar_size(text: &str) -> Result<(i64, bool), HistoricalError> {
     Ok((n * unit_secs, false))
 }
 
-fn parse_duration(text: &str) -> Result<i64, HistoricalError> {
+/// A duration as IB counts it ("Historical Data Limitations", "Duration"): `S` seconds and
+/// `D` days count trading time (N D is N trading sessions), `W`, `M` and `Y` calendar time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Span {
+    TradingSecs(i64),
+    Sessions(i64),
+    CalendarDays(i64),
+    Months(u32),
+}
+
+/// Most seconds an `S` duration may ask for, and most days a `D` duration (beyond them IB
+/// answers 321 and asks for the next larger unit).
+const MAX_SECONDS: i64 = 86_400;
+const MAX_DAYS: i64 = 365;
+
+fn parse_duration(text: &str) -> Result<Span, HistoricalError> {
     let bad = || invalid(format!("invalid duration {text:?}"));
     let (n, unit) = text.trim().split_once(' ').ok_or_else(bad)?;
     let n: i64 = n.trim().parse().map_err(|_| bad())?;
-    let unit = match unit.trim().to_ascii_uppercase().as_str() {
-        "S" => 1,
-        "D" => 86_400,
-        "W" => 7 * 86_400,
-        "M" => 30 * 86_400,
-        "Y" => 365 * 86_400,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(unit) {
-        Some(secs) if (1..=20 * 365 * 86_400).contains(&secs) => Ok(secs),
+    if n < 1 {
+        return Err(bad());
+    }
+    match unit.trim().to_ascii_uppercase().as_str() {
+        "S" if n > MAX_SECONDS => Err(invalid(format!(
+            "duration {text:?}: more than {MAX_SECONDS} seconds; ask in days"
+        ))),
+        "S" => Ok(Span::TradingSecs(n)),
+        "D" if n > MAX_DAYS => Err(invalid(format!(
+            "duration {text:?}: more than {MAX_DAYS} days; ask in weeks, months or years"
+        ))),
+        "D" => Ok(Span::Sessions(n)),
+        "W" if n <= 52 * 20 => Ok(Span::CalendarDays(7 * n)),
+        "M" if n <= 12 * 20 => Ok(Span::Months(n as u32)),
+        "Y" if n <= 20 => Ok(Span::Months(12 * n as u32)),
         _ => Err(bad()),
+    }
+}
+
+/// The start of a window of `span` ending at `end`, counting `inst`'s sessions on the
+/// exchange calendar (weekends and NYSE holidays have none).
+fn window_start(inst: &Instrument, use_rth: bool, end: DateTime<Utc>, span: Span) -> DateTime<Utc> {
+    let windows = sessions(inst, use_rth);
+    let mut date = pricing::ny_date(end);
+    match span {
+        Span::CalendarDays(d) => end - Duration::days(d),
+        Span::Months(m) => end
+            .checked_sub_months(chrono::Months::new(m))
+            .unwrap_or(end),
+        Span::Sessions(n) => {
+            let mut left = n;
+            for _ in 0..(2 * MAX_DAYS) {
+                if pricing::is_trading_day(date) && at_minute(date, windows[0].0) < end {
+                    left -= 1;
+                    if left == 0 {
+                        return pricing::ny_instant(date, 0, 0);
+                    }
+                }
+                date = date.pred_opt().unwrap_or(date);
+            }
+            pricing::ny_instant(date, 0, 0)
+        }
+        Span::TradingSecs(secs) => {
+            let mut left = secs;
+            for _ in 0..30 {
+                if pricing::is_trading_day(date) {
+                    for (o, c) in windows.iter().rev() {
+                        let (open, close) = (at_minute(date, *o), at_minute(date, *c).min(end));
+                        if close <= open {
+                            continue;
+                        }
+                        let len = (close - open).num_seconds();
+                        if len >= left {
+                            return close - Duration::seconds(left);
+                        }
+                        left -= len;
+                    }
+                }
+                date = date.pred_opt().unwrap_or(date);
+            }
+            end - Duration::seconds(secs)
+        }
     }
 }
 
@@ -118,6 +192,7 @@ impl BarRequest {
     /// Validates a request against the clock time `now` (a later end is clamped to now).
     pub fn parse(
         req: &proto::HistoricalDataRequest,
+        inst: &Instrument,
         now: DateTime<Utc>,
     ) -> Result<Self, HistoricalError> {
         let (bar_secs, daily) = parse_bar_size(req.bar_size_setting.as_deref().unwrap_or(""))?;
@@ -138,8 +213,9 @@ impl BarRequest {
             "ASK" => What::Ask,
             other => return Err(invalid(format!("unsupported whatToShow {other:?}"))),
         };
-        let start = end - Duration::seconds(duration);
-        if !daily && duration / bar_secs > MAX_BARS as i64 {
+        let use_rth = req.use_rth.unwrap_or(false);
+        let start = window_start(inst, use_rth, end, duration);
+        if !daily && (end - start).num_seconds() / bar_secs > MAX_BARS as i64 {
             return Err(HistoricalError::TooLong);
         }
         Ok(Self {
@@ -147,15 +223,21 @@ impl BarRequest {
             daily,
             start,
             end,
-            use_rth: req.use_rth.unwrap_or(false),
+            use_rth,
             what,
             epoch_dates: req.format_date.unwrap_or(1) == 2,
         })
     }
 
-    /// Start and end of the window in `YYYYMMDD-HH:MM:SS` UTC, as HistoricalDataEnd carries them.
+    /// Start and end of the window as HistoricalDataEnd carries them by default: wall clock
+    /// and zone, `20261123 09:30:00 US/Eastern` (the gateway's "instrument time zone"
+    /// setting; ibapi 5.5 `market_data/historical/common/decoders.rs`).
     pub fn window_text(&self) -> (String, String) {
-        let f = |t: DateTime<Utc>| t.format("%Y%m%d-%H:%M:%S").to_string();
+        let f = |t: DateTime<Utc>| {
+            t.with_timezone(&New_York)
+                .format("%Y%m%d %H:%M:%S US/Eastern")
+                .to_string()
+        };
         (f(self.start), f(self.end))
     }
 }
@@ -235,7 +317,13 @@ pub fn bars(
         Kind::Index => 0.0,
     };
     let mut out = Vec::new();
-    let mut date = pricing::ny_date(req.start);
+    // An index has no bid or ask, so it has no BID or ASK history either.
+    let no_quotes = matches!(inst.kind, Kind::Index) && matches!(req.what, What::Bid | What::Ask);
+    let mut date = if no_quotes {
+        pricing::ny_date(req.end).succ_opt().unwrap_or_default()
+    } else {
+        pricing::ny_date(req.start)
+    };
     let last_date = pricing::ny_date(req.end);
     while date <= last_date {
         if pricing::is_trading_day(date) {
@@ -311,7 +399,72 @@ pub fn bars(
             None => break,
         };
     }
+    if req.daily && req.bar_secs > 86_400 {
+        out = group_days(out, req.bar_secs == MONTH_BAR);
+    }
+    if out.is_empty() {
+        let what = match req.what {
+            What::Trades => "Trades",
+            What::Midpoint => "Midpoint",
+            What::Bid => "Bid",
+            What::Ask => "Ask",
+        };
+        return Err(HistoricalError::NoData(format!(
+            "{}@{} {what}",
+            inst.local_symbol(),
+            inst.to_proto("").exchange.unwrap_or_default()
+        )));
+    }
     Ok(out)
+}
+
+/// Daily bars folded into weekly (ISO weeks) or monthly bars, each labelled with its
+/// first trading day.
+fn group_days(days: Vec<proto::HistoricalDataBar>, monthly: bool) -> Vec<proto::HistoricalDataBar> {
+    let key = |b: &proto::HistoricalDataBar| {
+        let d = NaiveDate::parse_from_str(b.date.as_deref().unwrap_or(""), "%Y%m%d")
+            .unwrap_or_default();
+        if monthly {
+            (d.year(), d.month())
+        } else {
+            (d.iso_week().year(), d.iso_week().week())
+        }
+    };
+    let num = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut out: Vec<proto::HistoricalDataBar> = Vec::new();
+    let mut last_key = None;
+    for b in days {
+        let k = key(&b);
+        match out.last_mut() {
+            Some(g) if last_key == Some(k) => {
+                let (v0, v1) = (num(&g.volume), num(&b.volume));
+                let wap = if v0 + v1 > 0.0 {
+                    (num(&g.wap) * v0 + num(&b.wap) * v1) / (v0 + v1)
+                } else {
+                    num(&b.wap)
+                };
+                g.high = match (g.high, b.high) {
+                    (Some(a), Some(c)) => Some(a.max(c)),
+                    (a, c) => a.or(c),
+                };
+                g.low = match (g.low, b.low) {
+                    (Some(a), Some(c)) => Some(a.min(c)),
+                    (a, c) => a.or(c),
+                };
+                g.close = b.close;
+                g.volume = Some(format!("{}", v0 + v1));
+                g.wap = Some(format!("{:.4}", wap));
+                g.bar_count = Some(g.bar_count.unwrap_or(0) + b.bar_count.unwrap_or(0));
+            }
+            _ => out.push(b),
+        }
+        last_key = Some(k);
+    }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -379,7 +532,10 @@ mod tests {
         assert_eq!(parse_bar_size("5 mins"), Ok((300, false)));
         assert_eq!(parse_bar_size("1 day"), Ok((86_400, true)));
         assert!(parse_bar_size("7 mins").is_err());
-        assert_eq!(parse_duration("2 D"), Ok(172_800));
+        assert_eq!(parse_duration("2 D"), Ok(Span::Sessions(2)));
         assert!(parse_duration("9223372036854775807 Y").is_err());
+        assert!(parse_duration("86401 S").is_err());
+        assert!(parse_duration("366 D").is_err());
+        assert_eq!(parse_duration("86400 S"), Ok(Span::TradingSecs(86_400)));
     }
 }

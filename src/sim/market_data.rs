@@ -228,6 +228,19 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
             out.push(size(req_id, tick::ASK_SIZE, q.ask_size));
         }
     }
+    // A gateway says "no bid/ask" with a price of -1 and a size of 0 (an index has none;
+    // TWS API "Tick Types": -1 means there is no quote on that side).
+    if prev.is_none() {
+        for (side, side_size, p) in [
+            (tick::BID, tick::BID_SIZE, q.bid),
+            (tick::ASK, tick::ASK_SIZE, q.ask),
+        ] {
+            if p.is_none() {
+                out.push(price(req_id, side, -1.0));
+                out.push(size(req_id, side_size, 0.0));
+            }
+        }
+    }
     if changed(|x| x.last) || prev.is_none_or(|p| p.last_time != q.last_time) {
         out.push(price(req_id, tick::LAST, q.last));
         if q.last_size > 0.0 {

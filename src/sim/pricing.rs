@@ -292,8 +292,10 @@ pub fn ny_date(t: DateTime<Utc>) -> NaiveDate {
 }
 
 /// Whether a date is a weekday (the simulator ignores exchange holidays).
+/// A weekday that is not an NYSE holiday (the crate's exchange calendar rules).
 pub fn is_trading_day(date: NaiveDate) -> bool {
     !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
+        && crate::scheduler::calendar::rule_holiday(date).is_none()
 }
 
 /// The last 16:00 New York close at or before `t`.

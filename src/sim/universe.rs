@@ -258,11 +258,17 @@ impl Instrument {
             _ => (None, None),
         };
         let expiry = self.expiry().map(yyyymmdd);
+        // A gateway sends a future's last trade as date, time and exchange zone (CME equity
+        // index futures stop at 08:30 Chicago time); an option's as the date alone.
+        let last_trade = match self.kind {
+            Kind::Future { .. } => expiry.as_ref().map(|d| format!("{d} 08:30:00 US/Central")),
+            _ => expiry.clone(),
+        };
         proto::Contract {
             con_id: Some(self.conid),
             symbol: Some(self.symbol().to_string()),
             sec_type: Some(self.sec_type().to_string()),
-            last_trade_date_or_contract_month: expiry.clone(),
+            last_trade_date_or_contract_month: last_trade,
             strike,
             right,
             multiplier: matches!(self.kind, Kind::Future { .. } | Kind::Option { .. })
@@ -479,7 +485,8 @@ enum ExpirySpec {
 
 impl ExpirySpec {
     fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
+        // A future's full form `20261218 08:30:00 US/Central` names its date first.
+        let text = text.split_whitespace().next().unwrap_or("");
         match text.len() {
             0 => Some(Self::Any),
             6 => {

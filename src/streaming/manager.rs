@@ -363,6 +363,7 @@ impl Streaming {
                             }
                             self.update(conid, |l| {
                                 l.quote.apply(&tick);
+                                l.quote = crate::gateway::quote::without_sentinels(std::mem::take(&mut l.quote));
                                 l.last_tick_at = Some(Utc::now());
                                 l.state = LegState::Streaming;
                             });

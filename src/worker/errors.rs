@@ -25,9 +25,39 @@ pub enum WorkError {
     Other(String),
 }
 
+/// What a code 162 ("Historical Market Data Service error message") means. IB sends the
+/// one code for pacing, for a query with no data and for a missing permission; only the
+/// text tells them apart (ibapi 5.5 `messages/notice.rs`, `HMDS_ERROR_CODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hmds {
+    /// "HMDS query returned no data: …": the window holds no bars; asking again gives none.
+    NoData,
+    /// "No market data permissions for …": the account lacks the subscription.
+    NoPermission,
+    /// Pacing violations and everything else: worth a retry after a pause.
+    Other,
+}
+
+pub fn hmds_kind(message: &str) -> Hmds {
+    let m = message.to_ascii_lowercase();
+    if m.contains("hmds query returned no data") {
+        Hmds::NoData
+    } else if m.contains("no market data permissions") {
+        Hmds::NoPermission
+    } else {
+        Hmds::Other
+    }
+}
+
 impl WorkError {
+    /// A 162 that says the window holds no data.
+    pub fn is_no_data(&self) -> bool {
+        matches!(self, WorkError::Ib { code: 162, message } if hmds_kind(message) == Hmds::NoData)
+    }
+
     pub fn retryable(&self) -> bool {
         match self {
+            WorkError::Ib { code: 162, message } => hmds_kind(message) == Hmds::Other,
             WorkError::Ib { code, .. } => RETRYABLE_CODES.contains(code),
             WorkError::Timeout(_) | WorkError::Lake(_) | WorkError::Other(_) => true,
             WorkError::ConnectionLost(_) => true,
@@ -78,5 +108,23 @@ mod tests {
         assert!(!WorkError::Invalid("x".into()).retryable());
         assert!(WorkError::Timeout(5).retryable());
         assert_eq!(unknown.to_string(), "IB error 200: no security definition");
+    }
+
+    #[test]
+    fn code_162_is_classified_by_its_text() {
+        let e = |m: &str| WorkError::Ib {
+            code: 162,
+            message: m.into(),
+        };
+        let pacing = e(
+            "Historical Market Data Service error message:Historical data request pacing violation",
+        );
+        let no_data = e("Historical Market Data Service error message:HMDS query returned no data: SPY@SMART Trades");
+        let no_perm = e(
+            "Historical Market Data Service error message:No market data permissions for NYSE STK",
+        );
+        assert!(pacing.retryable() && !pacing.is_no_data());
+        assert!(!no_data.retryable() && no_data.is_no_data());
+        assert!(!no_perm.retryable() && !no_perm.is_no_data());
     }
 }

@@ -51,7 +51,18 @@ pub async fn run(
     let written = match params {
         Params::OptionChain(p) => option_chain(ib, results, req, &p, now).await?,
         Params::FuturesSnapshot(p) => futures_snapshot(ib, results, req, &p, now).await?,
-        Params::MarketBars(p) => market_bars(ib, results, req, &p, now).await?,
+        Params::MarketBars(p) => match market_bars(ib, results, req, &p, now).await {
+            // IB answers a window without bars with 162 "HMDS query returned no data":
+            // the request did what it could, there is nothing to write or to retry.
+            Err(e) if e.is_no_data() => {
+                return Ok(serde_json::json!({
+                    "table": MARKET_BARS,
+                    "rows": 0,
+                    "note": format!("IB returned no data for this window ({e})"),
+                }));
+            }
+            r => r?,
+        },
         Params::PositionUpdate(p) => position_update(ib, results, legs, req, &p, now).await?,
         Params::DerivedStats(p) => derived_stats(results, req, &p, now).await?,
     };
@@ -224,11 +235,33 @@ async fn option_chain(
         .await?)
 }
 
+/// A contract's last trade date, and its instant when the text carries a time: a gateway
+/// sends a future's as `20261218 08:30:00 US/Central` (time and exchange zone), an
+/// option's as `20261218`. A time without a zone is read as New York time.
+fn parse_expiry(text: &str) -> Option<(NaiveDate, Option<DateTime<Utc>>)> {
+    let mut parts = text.split_whitespace();
+    let date = NaiveDate::parse_from_str(parts.next()?, "%Y%m%d").ok()?;
+    let Some(time) = parts.next() else {
+        return Some((date, None));
+    };
+    let time = chrono::NaiveTime::parse_from_str(time, "%H:%M:%S")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(time, "%H:%M"))
+        .ok()?;
+    let zone: chrono_tz::Tz = match parts.next() {
+        Some(z) => z.parse().ok()?,
+        None => New_York,
+    };
+    let at = zone
+        .from_local_datetime(&date.and_time(time))
+        .earliest()?
+        .with_timezone(&Utc);
+    Some((date, Some(at)))
+}
+
 /// The contract month a trader means by "front": the nearest expiry not inside the roll.
 fn front_month(mut months: Vec<ContractDetails>, today: NaiveDate) -> Option<ContractDetails> {
     let expiry = |d: &ContractDetails| {
-        let s = &d.contract.last_trade_date_or_contract_month;
-        NaiveDate::parse_from_str(s, "%Y%m%d").ok()
+        parse_expiry(&d.contract.last_trade_date_or_contract_month).map(|(date, _)| date)
     };
     months.sort_by_key(|d| expiry(d));
     months
@@ -252,6 +285,7 @@ async fn futures_snapshot(
         ib.details(&futures(sym, &p.month)).await?.remove(0)
     };
     let c = &contract.contract;
+    let expiry = parse_expiry(&c.last_trade_date_or_contract_month);
     let q = ib.snapshot(by_conid(c.contract_id, &c.exchange.0)).await?;
     let batch = BatchBuilder::new(FUTURES_SNAPSHOT_COLUMNS)
         .utf8(id_col(req, 1))
@@ -259,7 +293,9 @@ async fn futures_snapshot(
         .utf8([Some(sym)])
         .i64([Some(c.contract_id as i64)])
         .utf8([Some(c.local_symbol.as_str())])
-        .utf8([Some(c.last_trade_date_or_contract_month.as_str())])
+        .utf8([expiry.map(|(d, _)| d.format("%Y%m").to_string())])
+        .date([expiry.map(|(d, _)| d)])
+        .timestamp([expiry.and_then(|(_, t)| t)])
         .f64([q.bid])
         .f64([q.ask])
         .f64([q.last])
@@ -337,6 +373,8 @@ fn ib_bar_size(s: &str) -> Option<BarSize> {
         "4 hours" => "HOUR4",
         "8 hours" => "HOUR8",
         "1 day" => "DAY",
+        "1 week" => "WEEK",
+        "1 month" => "MONTH",
         _ => return None,
     };
     BarSize::from_str(name).ok()
@@ -726,5 +764,27 @@ mod bar_tests {
             "7 fortnights",
             at("2027-01-01T00:00:00Z")
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiries_parse_with_and_without_time_and_zone() {
+        let d = NaiveDate::from_ymd_opt(2026, 12, 18).unwrap();
+        assert_eq!(parse_expiry("20261218"), Some((d, None)));
+        let at = Utc.with_ymd_and_hms(2026, 12, 18, 14, 30, 0).unwrap();
+        assert_eq!(
+            parse_expiry("20261218 08:30 US/Central"),
+            Some((d, Some(at)))
+        );
+        assert_eq!(
+            parse_expiry("20261218 08:30:00 US/Central"),
+            Some((d, Some(at)))
+        );
+        assert_eq!(parse_expiry("202612"), None);
+        assert_eq!(parse_expiry("20261218 08:30 Mars/Olympus"), None);
     }
 }

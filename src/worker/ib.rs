@@ -193,7 +193,9 @@ impl Ib {
                 ibapi::Error::Timeout => WorkError::Timeout(self.snapshot_timeout.as_secs()),
                 e => e.into(),
             })?;
-        Ok(Quote::from_ticks(&ticks))
+        Ok(crate::gateway::quote::without_sentinels(Quote::from_ticks(
+            &ticks,
+        )))
     }
 
     /// Historical bars, waiting first as long as IB's pacing rules require.

@@ -50,6 +50,8 @@ pub const FUTURES_SNAPSHOT_COLUMNS: &[Col] = &[
     col("conid", Int64),
     col("local_symbol", Utf8),
     col("contract_month", Utf8),
+    col("last_trade_date", Date),
+    col("last_trade_time", Timestamp),
     col("bid", Float64),
     col("ask", Float64),
     col("last", Float64),
@@ -450,7 +452,9 @@ mod tests {
                 .utf8([Some("ES")])
                 .i64([Some(i as i64)])
                 .utf8([Some("ESZ6")])
-                .utf8([Some("20261218")])
+                .utf8([Some("202612")])
+                .date([chrono::NaiveDate::from_ymd_opt(2026, 12, 18)])
+                .timestamp([None])
                 .f64([Some(1.0)])
                 .f64([Some(1.0)])
                 .f64([Some(1.0)])

@@ -8,6 +8,7 @@ mod derived_stats;
 mod during;
 mod engine_clock;
 mod escape;
+mod gateway_data;
 mod old_params;
 mod old_table;
 mod queue_cli;
