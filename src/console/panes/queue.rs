@@ -205,7 +205,7 @@ impl QueuePane {
                 ],
             ),
             QueueKind::Processing => (
-                vec!["", "TYPE", "SYMBOL", "PARAMS", "ELAPSED", "ATT", "WORKER"],
+                vec!["", "TYPE", "SYMBOL", "PARAMS", "ELAPSED", "ATT"],
                 vec![
                     Length(1),
                     Length(16),
@@ -213,12 +213,12 @@ impl QueuePane {
                     Min(10),
                     Length(7),
                     Length(3),
-                    Length(12),
                 ],
             ),
             QueueKind::Failed => (
-                vec!["", "TYPE", "SYMBOL", "ATT", "ERROR", "WHEN"],
+                vec!["", "P", "TYPE", "SYMBOL", "ATT", "ERROR", "WHEN"],
                 vec![
+                    Length(1),
                     Length(1),
                     Length(16),
                     Length(8),
@@ -270,10 +270,10 @@ impl QueuePane {
                 summary(),
                 fmt::age(view.now, r.updated_at),
                 r.attempts.to_string(),
-                fmt::ext(r.lease_owner.as_deref().unwrap_or_default()),
             ],
             QueueKind::Failed => vec![
                 mark.into(),
+                r.priority.to_string(),
                 r.request_type.as_str().into(),
                 symbol(),
                 r.attempts.to_string(),

@@ -190,12 +190,20 @@ impl Detail {
             kv(
                 view,
                 "bid",
-                format!("{} × {}", fmt::price(l.bid), fmt::price(l.bid_size)),
+                format!(
+                    "{} × {}",
+                    fmt::price(l.bid),
+                    l.bid_size.map(fmt::qty).unwrap_or_else(|| "-".into())
+                ),
             ),
             kv(
                 view,
                 "ask",
-                format!("{} × {}", fmt::price(l.ask), fmt::price(l.ask_size)),
+                format!(
+                    "{} × {}",
+                    fmt::price(l.ask),
+                    l.ask_size.map(fmt::qty).unwrap_or_else(|| "-".into())
+                ),
             ),
             kv(view, "last", fmt::price(l.last)),
             kv(view, "volume", fmt::price(l.volume)),
