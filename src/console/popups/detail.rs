@@ -255,8 +255,13 @@ impl Detail {
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, view: &View, hint: &str) {
-        let w = area.width.saturating_sub(4).min(120);
-        let h = area.height.saturating_sub(2);
+        // A narrow margin would leave the pane's text showing in a sliver beside the
+        // popup: below a few columns the popup takes the whole width instead.
+        let mut w = area.width.saturating_sub(4).min(120);
+        let mut h = area.height.saturating_sub(2);
+        if area.width - w < 8 {
+            (w, h) = (area.width, area.height);
+        }
         let popup = centered(area, w, h);
         let title = match &self.body {
             DetailBody::Request { request, .. } => format!(

@@ -134,7 +134,20 @@ fn detail_of_a_leg() {
     app.focus = PaneId::Legs;
     press(&mut app, "jj");
     app.on_key(&key(KeyCode::Enter));
-    insta::assert_snapshot!("detail_leg_80x24", screen(&app, 80, 24));
+    let text = screen(&app, 80, 24);
+    // Between the pane's border and the popup's, nothing of the pane shows through.
+    for line in text.lines() {
+        let cells: Vec<char> = line.chars().collect();
+        let sliver =
+            cells.len() > 3 && cells[cells.len() - 3] == '│' && cells[cells.len() - 1] == '│';
+        assert!(!sliver, "pane shows through: {line}");
+    }
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('└')).count(),
+        1,
+        "{text}"
+    );
+    insta::assert_snapshot!("detail_leg_80x24", text);
 }
 
 #[test]
