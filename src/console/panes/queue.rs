@@ -328,6 +328,8 @@ impl Component for QueuePane {
         let window = self.cursor.window(len, body);
         let selected = self.cursor.selected.min(len - 1);
         let failed = self.kind == QueueKind::Failed;
+        let (header, widths) = self.header();
+        let fit = super::column_widths(&widths, inner.width);
         let rows: Vec<Row> = window
             .map(|i| {
                 let r = self.get(snap, i).expect("index within len");
@@ -343,10 +345,13 @@ impl Component for QueuePane {
                     style = style.patch(theme.selected());
                 }
                 let cells = self.cells(r, view);
-                Row::new(cells.into_iter().map(Cell::from)).style(style)
+                let cells = cells
+                    .into_iter()
+                    .zip(&fit)
+                    .map(|(c, w)| Cell::from(fmt::cut(&c, *w as usize)));
+                Row::new(cells).style(style)
             })
             .collect();
-        let (header, widths) = self.header();
         let header = Row::new(header.into_iter().map(|h| Cell::from(Span::raw(h))))
             .style(theme.header_row());
         let table = Table::new(rows, widths).header(header).column_spacing(1);

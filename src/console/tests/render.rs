@@ -58,6 +58,15 @@ fn failed_pane_in_trouble() {
     fill_logs(&app, 30);
     app.focus = PaneId::Failed;
     snap_both("failed_troubled", &app);
+    // Every error the column cannot hold ends in an ellipsis, at both sizes.
+    for (w, h) in SIZES {
+        let text = screen(&app, w, h);
+        let row = text
+            .lines()
+            .find(|l| l.contains("IB 162"))
+            .expect("the market_bars failure is shown");
+        assert!(row.contains("… "), "cut without an ellipsis: {row}");
+    }
 }
 
 #[test]
