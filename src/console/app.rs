@@ -188,6 +188,10 @@ impl App {
             exit: false,
             shutting_down: false,
         };
+        let new = app.keys(Context::Global, Action::NewRequest);
+        for pane in [&mut app.pending, &mut app.processing, &mut app.failed] {
+            pane.empty_hint = format!("{new} new request");
+        }
         app.sync();
         app
     }

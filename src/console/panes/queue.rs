@@ -75,6 +75,8 @@ pub struct QueuePane {
     /// The slice the filter and selection were computed for.
     synced_with: usize,
     pub marks: HashSet<Uuid>,
+    /// What to do about an empty pane (`n new request`), shown after "nothing pending".
+    pub empty_hint: String,
 }
 
 impl QueuePane {
@@ -87,6 +89,7 @@ impl QueuePane {
             filtered: None,
             synced_with: 0,
             marks: HashSet::new(),
+            empty_hint: String::new(),
         }
     }
 
@@ -312,7 +315,7 @@ impl Component for QueuePane {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if len == 0 {
-            let text = if self.filtered.is_some() {
+            let mut text = if self.filtered.is_some() {
                 "no row matches the filter (esc clears it)"
             } else {
                 match self.kind {
@@ -320,7 +323,11 @@ impl Component for QueuePane {
                     QueueKind::Processing => "nothing in flight",
                     QueueKind::Failed => "no failures",
                 }
-            };
+            }
+            .to_string();
+            if self.filtered.is_none() && !self.empty_hint.is_empty() {
+                text = format!("{text} · {}", self.empty_hint);
+            }
             frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), inner);
             return;
         }

@@ -97,6 +97,8 @@ fn empty_and_reconnecting() {
     };
     let app = app_with(s, true);
     snap_both("empty_reconnecting", &app);
+    // An empty pane says what to do about it, with the key as bound.
+    assert!(screen(&app, 80, 24).contains("nothing pending · n new request"));
 }
 
 #[test]
