@@ -188,6 +188,10 @@ impl App {
             exit: false,
             shutting_down: false,
         };
+        let new = app.keys(Context::Global, Action::NewRequest);
+        for pane in [&mut app.pending, &mut app.processing, &mut app.failed] {
+            pane.empty_hint = format!("{new} new request");
+        }
         app.sync();
         app
     }
@@ -324,16 +328,9 @@ impl App {
         }
     }
 
-    /// The action a key means where the focus is. The legs pane borrows `promote`, `demote`
-    /// and `mark` from the queue context until the key map binds them in `[legs]`.
+    /// The action a key means where the focus is.
     pub fn action_for(&self, key: &KeyEvent) -> Option<Action> {
-        let ctx = self.focus.context();
-        self.keymap.action_for(ctx, key).or_else(|| {
-            (self.focus == PaneId::Legs)
-                .then(|| self.keymap.action_for(Context::Queue, key))
-                .flatten()
-                .filter(|a| matches!(a, Action::Promote | Action::Demote | Action::Mark))
-        })
+        self.keymap.action_for(self.focus.context(), key)
     }
 
     pub fn on_key(&mut self, key: &KeyEvent) {

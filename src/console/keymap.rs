@@ -77,8 +77,8 @@ actions! {
     Cancel => "cancel", "Cancel the selected (or marked) pending requests";
     Mark => "mark", "Mark or unmark the selected request";
     Filter => "filter", "Type a filter for the focused pane";
-    Promote => "promote", "Move the request to the front of its priority";
-    Demote => "demote", "Move the request to the back of its priority";
+    Promote => "promote", "Promote a contract to a streaming leg";
+    Demote => "demote", "Demote the selected (or marked) legs";
     NewRequest => "new_request", "Enqueue a new request";
     TogglePause => "toggle_pause", "Pause or resume the worker";
     Reconnect => "reconnect", "Drop and re-open the gateway connection";

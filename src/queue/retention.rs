@@ -48,6 +48,7 @@ mod tests {
             priority: Priority::try_from(2).unwrap(),
             parameters: json!({}),
             changed_by: Actor::Operator,
+            during: Default::default(),
             schedule_key: key.map(String::from),
         };
         match q.prepare_enqueue(n, t).unwrap() {

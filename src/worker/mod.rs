@@ -370,6 +370,10 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
         Outcome::Failed(WorkError::Ib { code, .. }) => Some(*code),
         _ => None,
     };
+    let done = match &outcome {
+        Outcome::Done(data) => written_text(data),
+        Outcome::Failed(_) => String::new(),
+    };
     let (change, label) = match outcome {
         Outcome::Done(data) => (Change::Succeed(data), "succeeded"),
         Outcome::Failed(WorkError::ConnectionLost(m)) => {
@@ -429,13 +433,71 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     }
     drop(c);
     if let Some(r) = stored {
+        // What happened to what first, the id after: a cut log line still tells the trader.
+        let took = (Utc::now() - req.updated_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let what = format!("{} {}", r.request_type, crate::text::Clean(&r.symbol));
+        let line = outcome_line(&what, r.error_message.as_deref(), label, &done, took);
         match r.status {
-            crate::queue::Status::Failed => tracing::warn!(
-                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id, code,
-                error = r.error_message.as_deref().unwrap_or(""), "request failed"),
-            _ => tracing::info!(
-                request_type = %r.request_type, symbol = %r.symbol, request_id = %r.request_id, code,
-                status = %r.status, "request {label}"),
+            crate::queue::Status::Failed => {
+                tracing::warn!(request_id = %r.request_id, code, "{line}")
+            }
+            _ => tracing::info!(request_id = %r.request_id, code, status = %r.status, "{line}"),
         }
+    }
+}
+
+/// What a result says was written: `84 rows → option_snapshots v123`.
+fn written_text(data: &serde_json::Value) -> String {
+    let table = data.get("table").and_then(|t| t.as_str()).unwrap_or("");
+    match (data.get("rows"), data.get("version")) {
+        (Some(rows), Some(v)) => format!("{rows} rows → {table} v{v}"),
+        _ => match data.get("note").and_then(|n| n.as_str()) {
+            Some(note) => format!("{table}: {note}"),
+            None => table.to_string(),
+        },
+    }
+}
+
+/// A log line about a finished request, leading with its type and symbol:
+/// `option_chain SPY ok: 84 rows → option_snapshots v123 in 2.3s`.
+fn outcome_line(what: &str, error: Option<&str>, label: &str, done: &str, took: f64) -> String {
+    match label {
+        "succeeded" => format!("{what} ok: {done} in {took:.1}s"),
+        _ => match error {
+            Some(e) => format!("{what} {label}: {}", crate::text::Clean(e)),
+            None => format!("{what} {label}"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcome_lines_lead_with_type_and_symbol() {
+        let data = serde_json::json!({"table": "option_snapshots", "rows": 84, "version": 123});
+        assert_eq!(
+            outcome_line(
+                "option_chain SPY",
+                None,
+                "succeeded",
+                &written_text(&data),
+                2.34
+            ),
+            "option_chain SPY ok: 84 rows → option_snapshots v123 in 2.3s"
+        );
+        assert_eq!(
+            outcome_line(
+                "market_bars IWM",
+                Some("IB 162: no data"),
+                "failed",
+                "",
+                0.0
+            ),
+            "market_bars IWM failed: IB 162: no data"
+        );
+        let again = serde_json::json!({"table": "market_bars", "note": "already written"});
+        assert_eq!(written_text(&again), "market_bars: already written");
     }
 }

@@ -41,7 +41,7 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
             "▲",
             theme.warn(),
             format!(
-                "DEGRADED {address} · IB {code}: {message} · for {}",
+                "DEGRADED IB {code}: {message} · for {} · {address}",
                 fmt::age(now, *since)
             ),
         ),
@@ -54,7 +54,7 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
             "↻",
             theme.warn(),
             format!(
-                "RECONNECTING {address} · attempt {attempt} {} · {reason}",
+                "RECONNECTING {reason} · attempt {attempt} {} · {address}",
                 next_try_at
                     .map(|t| fmt::until(now, t))
                     .unwrap_or_else(|| "now".into())
@@ -63,7 +63,7 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
         GatewayState::Disconnected { address, reason } => (
             "✖",
             theme.error(),
-            format!("DISCONNECTED {address} · {reason}"),
+            format!("DISCONNECTED {reason} · {address}"),
         ),
     };
     // The address, the account and IB's messages come from outside.
@@ -135,6 +135,43 @@ fn counts_line<'a>(view: &View) -> Line<'a> {
     ])
 }
 
+/// The line cut to `width` at a word boundary, ending in `…` when cut; a short stub after
+/// the last separator (`·`) goes with the cut part.
+pub fn fit(line: Line<'_>, width: usize) -> Line<'_> {
+    let text: Vec<char> = line.spans.iter().flat_map(|s| s.content.chars()).collect();
+    if text.len() <= width {
+        return line;
+    }
+    let mut keep = width.saturating_sub(1);
+    if text.get(keep) != Some(&' ') {
+        if let Some(p) = text[..keep].iter().rposition(|c| *c == ' ') {
+            keep = p;
+        }
+    }
+    // A stub of a last part ("· batch") says nothing: cut at its separator instead.
+    let sep = text[..keep].windows(3).rposition(|w| w == [' ', '·', ' ']);
+    if let Some(p) = sep.filter(|p| keep - p <= 10) {
+        keep = p;
+    }
+    while keep > 0 && matches!(text[keep - 1], ' ' | '·') {
+        keep -= 1;
+    }
+    let mut spans = Vec::new();
+    let mut left = keep;
+    let mut last_style = Style::default();
+    for s in line.spans {
+        if left == 0 {
+            break;
+        }
+        let part: String = s.content.chars().take(left).collect();
+        left -= part.chars().count();
+        last_style = s.style;
+        spans.push(Span::styled(part, s.style));
+    }
+    spans.push(Span::styled("…", last_style));
+    Line::from(spans)
+}
+
 /// Three lines of text on the left, the sparkline on the right.
 pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
     let spark_w = if area.width >= 160 {
@@ -146,11 +183,12 @@ pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
     };
     let [left, right] =
         Layout::horizontal([Constraint::Min(20), Constraint::Length(spark_w)]).areas(area);
+    let w = left.width as usize;
     frame.render_widget(
         Paragraph::new(vec![
-            gateway_line(view),
-            market_line(view),
-            counts_line(view),
+            fit(gateway_line(view), w),
+            fit(market_line(view), w),
+            fit(counts_line(view), w),
         ]),
         left,
     );
@@ -225,4 +263,32 @@ pub fn draw_gauge(frame: &mut Frame, area: Rect, view: &View) {
         ])),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(l: &Line) -> String {
+        l.spans.iter().map(|s| s.content.as_ref()).collect()
+    }
+
+    #[test]
+    fn fit_cuts_at_a_word_with_an_ellipsis() {
+        let l = Line::from("DEGRADED IB 1100: Connectivity between IB and TWS has been lost");
+        assert_eq!(text(&fit(l, 31)), "DEGRADED IB 1100: Connectivity…");
+        let l = Line::from("DEGRADED IB 1100: Connectivity between");
+        assert_eq!(text(&fit(l, 30)), "DEGRADED IB 1100:…");
+        let whole = Line::from("short");
+        assert_eq!(text(&fit(whole, 30)), "short");
+    }
+
+    #[test]
+    fn fit_drops_a_stub_after_the_last_separator() {
+        let l = Line::from(vec![
+            Span::raw("worker running"),
+            Span::raw(" · batch 5 in 840ms"),
+        ]);
+        assert_eq!(text(&fit(l, 23)), "worker running…");
+    }
 }

@@ -62,3 +62,16 @@ pub fn pane_block<'a>(
         ]))
         .title(Line::from(format!(" {note} ")).right_aligned())
 }
+
+/// The width each column of a table gets in `width` columns, as ratatui's `Table` shares
+/// it out (flex start, one column between cells), so a cell can be cut to its column with
+/// an ellipsis before the table would cut it silently.
+pub fn column_widths(widths: &[ratatui::layout::Constraint], width: u16) -> Vec<u16> {
+    ratatui::layout::Layout::horizontal(widths.iter().copied())
+        .flex(ratatui::layout::Flex::Start)
+        .spacing(1)
+        .split(Rect::new(0, 0, width, 1))
+        .iter()
+        .map(|r| r.width)
+        .collect()
+}

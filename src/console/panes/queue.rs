@@ -75,6 +75,8 @@ pub struct QueuePane {
     /// The slice the filter and selection were computed for.
     synced_with: usize,
     pub marks: HashSet<Uuid>,
+    /// What to do about an empty pane (`n new request`), shown after "nothing pending".
+    pub empty_hint: String,
 }
 
 impl QueuePane {
@@ -87,6 +89,7 @@ impl QueuePane {
             filtered: None,
             synced_with: 0,
             marks: HashSet::new(),
+            empty_hint: String::new(),
         }
     }
 
@@ -205,7 +208,7 @@ impl QueuePane {
                 ],
             ),
             QueueKind::Processing => (
-                vec!["", "TYPE", "SYMBOL", "PARAMS", "ELAPSED", "ATT", "WORKER"],
+                vec!["", "TYPE", "SYMBOL", "PARAMS", "ELAPSED", "ATT"],
                 vec![
                     Length(1),
                     Length(16),
@@ -213,12 +216,12 @@ impl QueuePane {
                     Min(10),
                     Length(7),
                     Length(3),
-                    Length(12),
                 ],
             ),
             QueueKind::Failed => (
-                vec!["", "TYPE", "SYMBOL", "ATT", "ERROR", "WHEN"],
+                vec!["", "P", "TYPE", "SYMBOL", "ATT", "ERROR", "WHEN"],
                 vec![
+                    Length(1),
                     Length(1),
                     Length(16),
                     Length(8),
@@ -274,10 +277,10 @@ impl QueuePane {
                 summary(),
                 fmt::age(view.now, r.updated_at),
                 r.attempts.to_string(),
-                fmt::ext(r.lease_owner.as_deref().unwrap_or_default()),
             ],
             QueueKind::Failed => vec![
                 mark.into(),
+                r.priority.to_string(),
                 r.request_type.as_str().into(),
                 symbol(),
                 r.attempts.to_string(),
@@ -316,7 +319,7 @@ impl Component for QueuePane {
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if len == 0 {
-            let text = if self.filtered.is_some() {
+            let mut text = if self.filtered.is_some() {
                 "no row matches the filter (esc clears it)"
             } else {
                 match self.kind {
@@ -324,7 +327,11 @@ impl Component for QueuePane {
                     QueueKind::Processing => "nothing in flight",
                     QueueKind::Failed => "no failures",
                 }
-            };
+            }
+            .to_string();
+            if self.filtered.is_none() && !self.empty_hint.is_empty() {
+                text = format!("{text} · {}", self.empty_hint);
+            }
             frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), inner);
             return;
         }
@@ -334,7 +341,17 @@ impl Component for QueuePane {
         let failed = self.kind == QueueKind::Failed;
         // A request held for its market-hours window says so ("waits for 09:30 ET"): the NEXT
         // column widens while one is in view.
-        let mut waiting = false;
+        let waiting = self.kind == QueueKind::Pending
+            && window
+                .clone()
+                .any(|i| self.get(snap, i).is_some_and(|r| r.window_wait().is_some()));
+        let (header, mut widths) = self.header();
+        if waiting {
+            if let Some(next) = widths.last_mut() {
+                *next = Constraint::Length(WAITS_WIDTH);
+            }
+        }
+        let fit = super::column_widths(&widths, inner.width);
         let rows: Vec<Row> = window
             .map(|i| {
                 let r = self.get(snap, i).expect("index within len");
@@ -349,17 +366,14 @@ impl Component for QueuePane {
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
-                waiting |= r.window_wait().is_some();
                 let cells = self.cells(r, view);
-                Row::new(cells.into_iter().map(Cell::from)).style(style)
+                let cells = cells
+                    .into_iter()
+                    .zip(&fit)
+                    .map(|(c, w)| Cell::from(fmt::cut(&c, *w as usize)));
+                Row::new(cells).style(style)
             })
             .collect();
-        let (header, mut widths) = self.header();
-        if waiting && self.kind == QueueKind::Pending {
-            if let Some(next) = widths.last_mut() {
-                *next = Constraint::Length(WAITS_WIDTH);
-            }
-        }
         let header = Row::new(header.into_iter().map(|h| Cell::from(Span::raw(h))))
             .style(theme.header_row());
         let table = Table::new(rows, widths).header(header).column_spacing(1);

@@ -211,12 +211,20 @@ impl Detail {
             kv(
                 view,
                 "bid",
-                format!("{} × {}", fmt::price(l.bid), fmt::price(l.bid_size)),
+                format!(
+                    "{} × {}",
+                    fmt::price(l.bid),
+                    l.bid_size.map(fmt::qty).unwrap_or_else(|| "-".into())
+                ),
             ),
             kv(
                 view,
                 "ask",
-                format!("{} × {}", fmt::price(l.ask), fmt::price(l.ask_size)),
+                format!(
+                    "{} × {}",
+                    fmt::price(l.ask),
+                    l.ask_size.map(fmt::qty).unwrap_or_else(|| "-".into())
+                ),
             ),
             kv(view, "last", fmt::price(l.last)),
             kv(view, "volume", fmt::price(l.volume)),
@@ -268,8 +276,13 @@ impl Detail {
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, view: &View, hint: &str) {
-        let w = area.width.saturating_sub(4).min(120);
-        let h = area.height.saturating_sub(2);
+        // A narrow margin would leave the pane's text showing in a sliver beside the
+        // popup: below a few columns the popup takes the whole width instead.
+        let mut w = area.width.saturating_sub(4).min(120);
+        let mut h = area.height.saturating_sub(2);
+        if area.width - w < 8 {
+            (w, h) = (area.width, area.height);
+        }
         let popup = centered(area, w, h);
         let title = match &self.body {
             DetailBody::Request { request, .. } => format!(

@@ -58,6 +58,15 @@ fn failed_pane_in_trouble() {
     fill_logs(&app, 30);
     app.focus = PaneId::Failed;
     snap_both("failed_troubled", &app);
+    // Every error the column cannot hold ends in an ellipsis, at both sizes.
+    for (w, h) in SIZES {
+        let text = screen(&app, w, h);
+        let row = text
+            .lines()
+            .find(|l| l.contains("IB 162"))
+            .expect("the market_bars failure is shown");
+        assert!(row.contains("… "), "cut without an ellipsis: {row}");
+    }
 }
 
 #[test]
@@ -88,6 +97,8 @@ fn empty_and_reconnecting() {
     };
     let app = app_with(s, true);
     snap_both("empty_reconnecting", &app);
+    // An empty pane says what to do about it, with the key as bound.
+    assert!(screen(&app, 80, 24).contains("nothing pending · n new request"));
 }
 
 #[test]
@@ -134,7 +145,20 @@ fn detail_of_a_leg() {
     app.focus = PaneId::Legs;
     press(&mut app, "jj");
     app.on_key(&key(KeyCode::Enter));
-    insta::assert_snapshot!("detail_leg_80x24", screen(&app, 80, 24));
+    let text = screen(&app, 80, 24);
+    // Between the pane's border and the popup's, nothing of the pane shows through.
+    for line in text.lines() {
+        let cells: Vec<char> = line.chars().collect();
+        let sliver =
+            cells.len() > 3 && cells[cells.len() - 3] == '│' && cells[cells.len() - 1] == '│';
+        assert!(!sliver, "pane shows through: {line}");
+    }
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('└')).count(),
+        1,
+        "{text}"
+    );
+    insta::assert_snapshot!("detail_leg_80x24", text);
 }
 
 #[test]
