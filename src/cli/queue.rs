@@ -339,7 +339,13 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
     // was taken to mean.
     if let Some(original) = history
         .iter()
-        .map(|h| &h.parameters)
+        .flat_map(|h| {
+            let given = h
+                .result_data
+                .as_ref()
+                .and_then(|d| d.get(crate::queue::state::GIVEN_PARAMETERS));
+            given.into_iter().chain(std::iter::once(&h.parameters))
+        })
         .find(|p| !taken_as(r.request_type, p).is_empty())
     {
         println!("given as       {}", Clean(&original.to_string()));

@@ -30,6 +30,10 @@ pub enum QueueError {
 }
 
 /// A request to add, before it has an id.
+/// The key of `result_data` on a request's first row that keeps parameters given under
+/// old names (`{"dte": 45}`) as they were given.
+pub const GIVEN_PARAMETERS: &str = "given_parameters";
+
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub request_type: RequestType,
@@ -327,6 +331,10 @@ impl QueueState {
         let symbol = normalize_symbol(&new.symbol)?;
         let params = Params::parse(new.request_type, &new.parameters)?;
         let parameters = params.to_json();
+        // Parameters given under the replaced system's names are kept as given, so `show`
+        // and the detail view can say what each was taken to mean.
+        let given = (!crate::queue::params::taken_as(new.request_type, &new.parameters).is_empty())
+            .then(|| serde_json::json!({ GIVEN_PARAMETERS: new.parameters }));
         let key = DedupKey::new(new.request_type, &symbol, &parameters);
         if let Some(existing) = self.open.get(&key) {
             return Ok(Enqueued::Duplicate((*self.requests[existing]).clone()));
@@ -341,7 +349,7 @@ impl QueueState {
             result_table: new.request_type.result_table().to_string(),
             created_at: now,
             updated_at: now,
-            result_data: None,
+            result_data: given,
             error_message: None,
             attempts: 0,
             failures: 0,
@@ -678,6 +686,25 @@ mod tests {
     /// A New York wall-clock time on Tuesday 2026-11-24 (EST) as a UTC instant.
     fn ny(hm: &str) -> DateTime<Utc> {
         format!("2026-11-24T{hm}:00-05:00").parse().unwrap()
+    }
+
+    #[test]
+    fn old_parameter_names_are_kept_as_given_on_the_first_row() {
+        let q = QueueState::new();
+        let mut n = new(RequestType::OptionChain, "SPY", 2);
+        n.parameters = json!({"dte": 45});
+        let Enqueued::Added(r) = q.prepare_enqueue(n, t0()).unwrap() else {
+            panic!("unexpected duplicate")
+        };
+        assert_eq!(r.parameters["target_dte"], json!(45));
+        assert_eq!(r.result_data.unwrap()[GIVEN_PARAMETERS], json!({"dte": 45}));
+        // Parameters under ibq's own names keep nothing extra.
+        let mut n = new(RequestType::OptionChain, "QQQ", 2);
+        n.parameters = json!({"target_dte": 45});
+        let Enqueued::Added(r) = q.prepare_enqueue(n, t0()).unwrap() else {
+            panic!("unexpected duplicate")
+        };
+        assert_eq!(r.result_data, None);
     }
 
     #[test]

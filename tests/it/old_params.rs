@@ -248,6 +248,18 @@ print(sorted({{(r["expiry"], r["strike"]) for r in rows}}))
     let text = stdout(&out);
     assert!(text.contains(" QQQ "), "{text}");
     assert!(text.contains("taken as dte=30 → target_dte=30"), "{text}");
+    // ... and `ibq show` still says so later, though the request was made by ibq itself.
+    let id = text
+        .split_whitespace()
+        .nth(1)
+        .expect("enqueue prints the id")
+        .to_string();
+    let out = ibq(&lake, &["show", &id]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("taken as       dte=30 → target_dte=30"),
+        "{text}"
+    );
     sim.shutdown().await;
 }
 

@@ -147,7 +147,14 @@ impl Detail {
         if let History::Loaded(rows) = history {
             let taken = rows
                 .iter()
-                .map(|h| taken_as(r.request_type, &h.parameters))
+                .flat_map(|h| {
+                    let given = h
+                        .result_data
+                        .as_ref()
+                        .and_then(|d| d.get(crate::queue::state::GIVEN_PARAMETERS));
+                    given.into_iter().chain(std::iter::once(&h.parameters))
+                })
+                .map(|p| taken_as(r.request_type, p))
                 .find(|t| !t.is_empty())
                 .unwrap_or_default();
             for line in taken {
