@@ -63,6 +63,10 @@ pub struct SimArgs {
     /// Code a nightly reset restores with: 1101 (data lost) or 1102 (data kept).
     #[arg(long, default_value_t = 1102, value_parser = parse_reset_code)]
     pub reset_code: i32,
+    /// Milliseconds after a snapshot's data until its end (TickSnapshotEnd); the line is held
+    /// meanwhile. A gateway takes about 11 s.
+    #[arg(long, default_value_t = 11_000)]
+    pub snapshot_end_ms: u64,
     /// Milliseconds between the 1100 and the restore notice.
     #[arg(long, default_value_t = 5_000)]
     pub reset_after_ms: u64,
@@ -154,6 +158,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         max_messages_per_sec: args.max_rate,
         account: args.account.clone(),
         portfolio: None,
+        snapshot_end: Duration::from_millis(args.snapshot_end_ms),
     };
     let sim = Simulator::start(config).await?;
     for (kind, rate) in &args.error_rate {

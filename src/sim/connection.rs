@@ -526,14 +526,28 @@ impl Conn {
             && !matches!(inst.kind, Kind::Future { .. });
         let shared = Arc::clone(&self.shared);
         if snapshot {
-            // The line is held until the snapshot ends.
-            let burst = move || {
-                let (mut frames, _) = first_burst(&shared, req_id, &inst, frozen);
-                frames.push(market_data::snapshot_end(req_id));
-                lock(&shared.lines).release(1);
-                frames
-            };
-            return Reply::later(v.latency, burst);
+            // The data goes at once; the end (TickSnapshotEnd) follows `snapshot_end` later,
+            // and the line is held until then, as a gateway does (docs/SIM.md).
+            let end_after = shared.config.snapshot_end;
+            if end_after.is_zero() {
+                let burst = move || {
+                    let (mut frames, _) = first_burst(&shared, req_id, &inst, frozen);
+                    frames.push(market_data::snapshot_end(req_id));
+                    lock(&shared.lines).release(1);
+                    frames
+                };
+                return Reply::later(v.latency, burst);
+            }
+            let tx = self.tx.clone();
+            let ender = Arc::clone(&shared);
+            tokio::spawn(async move {
+                tokio::time::sleep(v.latency + end_after).await;
+                lock(&ender.lines).release(1);
+                let _ = tx.send(market_data::snapshot_end(req_id)).await;
+            });
+            return Reply::later(v.latency, move || {
+                first_burst(&shared, req_id, &inst, frozen).0
+            });
         }
         lock(&self.subs).insert(
             req_id,

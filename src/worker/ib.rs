@@ -88,6 +88,53 @@ pub fn by_conid(conid: i32, exchange: &str) -> Contract {
     }
 }
 
+/// How long a quote whose prices are in waits for the fields that may never come (the last
+/// trade of an option that has not traded today).
+const QUOTE_SETTLE: Duration = Duration::from_millis(500);
+
+/// The fields a quote waits for: bid, ask and last; the last alone for an index (it has no
+/// bid or ask); and for an option also the model's option computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteNeeds {
+    Index,
+    Plain,
+    Option,
+}
+
+/// How far a quote has filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Not yet a price to write.
+    Missing,
+    /// Bid and ask (and the model for an option) are in; the last may follow.
+    Priced,
+    /// Every field it waits for is in.
+    Complete,
+}
+
+impl QuoteNeeds {
+    pub fn of(security_type: &SecurityType) -> Self {
+        match security_type {
+            SecurityType::Index => Self::Index,
+            SecurityType::Option | SecurityType::FuturesOption => Self::Option,
+            _ => Self::Plain,
+        }
+    }
+
+    pub fn state(self, q: &Quote) -> Fill {
+        let priced = match self {
+            Self::Index => q.last.is_some(),
+            Self::Plain => q.bid.is_some() && q.ask.is_some(),
+            Self::Option => q.bid.is_some() && q.ask.is_some() && q.model_greeks.is_some(),
+        };
+        match (priced, q.last.is_some()) {
+            (false, _) => Fill::Missing,
+            (true, true) => Fill::Complete,
+            (true, false) => Fill::Priced,
+        }
+    }
+}
+
 pub fn right_text(r: Option<OptionRight>) -> Option<String> {
     r.map(|r| match r {
         OptionRight::Call => "C".to_string(),
@@ -171,29 +218,49 @@ impl Ib {
         Ok(positions)
     }
 
-    /// A one-time snapshot, holding one line from the budget until it is done. Only a
-    /// snapshot IB ended (TickSnapshotEnd) is a quote: a lost connection, an error or the
-    /// timeout fail it rather than leave a quote without its prices.
+    /// A quote, holding one line from the budget until it is in. A gateway sends a snapshot's
+    /// data at once but its end (TickSnapshotEnd) about 11 s later, holding the line all that
+    /// time; so the quote is taken with a streaming request, cancelled as soon as the fields
+    /// it needs are in (see [`QuoteNeeds`]). A lost connection, an error or the timeout fail
+    /// it rather than leave a quote without its prices.
     pub async fn snapshot(&self, contract: Contract) -> Result<Quote, WorkError> {
-        // The turn first: lines are then held only by snapshots about to go out or out,
-        // and the earliest request's snapshots take the next free line.
+        use futures::StreamExt;
+        use ibapi::subscriptions::SubscriptionItem;
+        let needs = QuoteNeeds::of(&contract.security_type);
+        // The turn first: lines are then held only by quotes about to go out or out, and the
+        // earliest request's quotes take the next free line.
         let mut message = self.progress.message().await;
         let _line = self.lines.snapshot().await;
-        let mut subscription = self
-            .client
-            .market_data(&contract)
-            .snapshot()
-            .subscribe()
-            .await?;
+        let mut subscription = self.client.market_data(&contract).subscribe().await?;
         message.sent();
-        let ticks = subscription
-            .collect_to_end_within(self.snapshot_timeout)
-            .await
-            .map_err(|e| match e {
-                ibapi::Error::Timeout => WorkError::Timeout(self.snapshot_timeout.as_secs()),
-                e => e.into(),
-            })?;
-        Ok(Quote::from_ticks(&ticks))
+        let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
+        let mut quote = Quote::default();
+        let mut settle: Option<tokio::time::Instant> = None;
+        loop {
+            let until = settle.map_or(deadline, |s| s.min(deadline));
+            match tokio::time::timeout_at(until, subscription.next()).await {
+                Ok(Some(Ok(SubscriptionItem::Data(tick)))) => {
+                    quote.apply(&tick);
+                    match needs.state(&quote) {
+                        Fill::Complete => break,
+                        Fill::Priced if settle.is_none() => {
+                            settle = Some(tokio::time::Instant::now() + QUOTE_SETTLE)
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Some(Ok(SubscriptionItem::Notice(_)))) => {}
+                Ok(Some(Err(e))) => return Err(e.into()),
+                Ok(None) => return Err(ibapi::Error::UnexpectedEndOfStream.into()),
+                Err(_) if settle.is_some() && tokio::time::Instant::now() < deadline => break,
+                Err(_) => {
+                    return Err(WorkError::Timeout(self.snapshot_timeout.as_secs()));
+                }
+            }
+        }
+        // Dropping the subscription sends the cancel and frees the gateway's line.
+        drop(subscription);
+        Ok(quote)
     }
 
     /// Historical bars, waiting first as long as IB's pacing rules require.

@@ -126,6 +126,10 @@ pub struct Written {
     pub table: String,
     pub rows: usize,
     pub version: i64,
+    /// For an option chain: milliseconds between its first and last quote, how far the chain
+    /// is from one picture of the market.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote_spread_ms: Option<u64>,
 }
 
 struct Open {
@@ -300,6 +304,7 @@ impl ResultTables {
             table: table.to_string(),
             rows,
             version,
+            quote_spread_ms: None,
         })
     }
 
@@ -370,6 +375,7 @@ impl ResultTables {
             table: DERIVED_STATS.to_string(),
             rows,
             version,
+            quote_spread_ms: None,
         })
     }
 
