@@ -147,6 +147,7 @@ impl Engine {
                 snapshot_timeout: Duration::from_secs(w.request_timeout_secs.clamp(1, 30)),
                 owner: format!("ibq-{}", std::process::id()),
                 stop_deadline: Duration::from_secs(10),
+                market_data: config.market_data.kind,
             },
         );
 

@@ -67,6 +67,12 @@ pub struct SimArgs {
     /// meanwhile. A gateway takes about 11 s.
     #[arg(long, default_value_t = 11_000)]
     pub snapshot_end_ms: u64,
+    /// Market-data permissions of the account: live subscriptions, delayed data only, or none.
+    #[arg(long, value_enum, default_value_t = super::market_data::Permissions::Live)]
+    pub permissions: super::market_data::Permissions,
+    /// Another session holds the account's live data (every market-data request gets 10197).
+    #[arg(long)]
+    pub competing_session: bool,
     /// Milliseconds between the 1100 and the restore notice.
     #[arg(long, default_value_t = 5_000)]
     pub reset_after_ms: u64,
@@ -159,6 +165,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         account: args.account.clone(),
         portfolio: None,
         snapshot_end: Duration::from_millis(args.snapshot_end_ms),
+        permissions: args.permissions,
+        competing_session: args.competing_session,
     };
     let sim = Simulator::start(config).await?;
     for (kind, rate) in &args.error_rate {

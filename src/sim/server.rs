@@ -50,6 +50,10 @@ pub struct SimConfig {
     /// How long after a snapshot's data its end (TickSnapshotEnd) follows, holding the line
     /// meanwhile (real time; a gateway takes about 11 s).
     pub snapshot_end: Duration,
+    /// Market-data permissions of the account.
+    pub permissions: super::market_data::Permissions,
+    /// Another session holds the account's live data: every market-data request gets 10197.
+    pub competing_session: bool,
 }
 
 impl Default for SimConfig {
@@ -68,6 +72,8 @@ impl Default for SimConfig {
             account: "DU1234567".to_string(),
             portfolio: None,
             snapshot_end: Duration::from_millis(11_000),
+            permissions: super::market_data::Permissions::Live,
+            competing_session: false,
         }
     }
 }

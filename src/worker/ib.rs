@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 
 use super::admission::Progress;
 use super::errors::WorkError;
+use super::market_data::{missing_subscription, MarketDataChoice, NO_LIVE_CODES, PERMISSION_CODES};
 use super::memo::Memo;
 use crate::gateway::pacing::{HistoricalKey, HistoricalPacer};
 use crate::gateway::LineBudget;
@@ -30,6 +31,16 @@ pub struct Ib {
     pub progress: Progress,
     /// What an earlier attempt of the request already fetched.
     pub memo: Arc<Memo>,
+    /// Live or delayed market data, per exchange.
+    pub market_data: Arc<MarketDataChoice>,
+}
+
+/// A refusal of market data as the trader reads it: IB's code and words, and what is missing.
+fn permission_error(code: i32, message: &str, exchange: &str) -> WorkError {
+    WorkError::Ib {
+        code,
+        message: format!("{message} ({})", missing_subscription(code, exchange)),
+    }
 }
 
 pub fn stock(symbol: &str) -> Contract {
@@ -224,43 +235,115 @@ impl Ib {
     /// it needs are in (see [`QuoteNeeds`]). A lost connection, an error or the timeout fail
     /// it rather than leave a quote without its prices.
     pub async fn snapshot(&self, contract: Contract) -> Result<Quote, WorkError> {
+        let exchange = if contract.exchange.0.is_empty() {
+            "SMART".to_string()
+        } else {
+            contract.exchange.0.clone()
+        };
+        let delayed = self.market_data.delayed_for(&exchange);
+        let first = self.quote_once(&contract, delayed).await;
+        let (code, message) = match first {
+            Err(WorkError::Ib { code, message }) if PERMISSION_CODES.contains(&code) => {
+                (code, message)
+            }
+            other => return other,
+        };
+        if !delayed
+            && NO_LIVE_CODES.contains(&code)
+            && self.market_data.switch_to_delayed(&exchange)
+        {
+            tracing::warn!(
+                exchange = %exchange,
+                "no live market data for {exchange} (IB {code}: {message}): this session takes delayed data for {exchange}"
+            );
+        }
+        if !delayed && self.market_data.delayed_for(&exchange) {
+            return self.quote_once(&contract, true).await.map_err(|e| match e {
+                WorkError::Ib { code, message } if PERMISSION_CODES.contains(&code) => {
+                    permission_error(code, &message, &exchange)
+                }
+                e => e,
+            });
+        }
+        Err(permission_error(code, &message, &exchange))
+    }
+
+    /// One quote, asking for delayed data first when `delayed`.
+    async fn quote_once(&self, contract: &Contract, delayed: bool) -> Result<Quote, WorkError> {
         use futures::StreamExt;
         use ibapi::subscriptions::SubscriptionItem;
         let needs = QuoteNeeds::of(&contract.security_type);
+        let client_id = Arc::as_ptr(&self.client) as usize;
+        if delayed && self.market_data.needs_type_sent(client_id) {
+            // The data type is the connection's: live data still comes where subscribed.
+            let _m = self.progress.message().await;
+            self.client
+                .switch_market_data_type(ibapi::market_data::MarketDataType::Delayed)
+                .await?;
+            self.market_data.type_sent(client_id);
+        }
         // The turn first: lines are then held only by quotes about to go out or out, and the
         // earliest request's quotes take the next free line.
         let mut message = self.progress.message().await;
         let _line = self.lines.snapshot().await;
-        let mut subscription = self.client.market_data(&contract).subscribe().await?;
+        let mut subscription = self.client.market_data(contract).subscribe().await?;
         message.sent();
         let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
         let mut quote = Quote::default();
         let mut settle: Option<tokio::time::Instant> = None;
-        loop {
+        // The last notice the gateway sent about this quote (10090, 10167, ...).
+        let mut notice: Option<(i32, String)> = None;
+        // Whether the gateway still holds the request (and so is sent a cancel).
+        let mut open = true;
+        let outcome = loop {
             let until = settle.map_or(deadline, |s| s.min(deadline));
             match tokio::time::timeout_at(until, subscription.next()).await {
                 Ok(Some(Ok(SubscriptionItem::Data(tick)))) => {
                     quote.apply(&tick);
                     match needs.state(&quote) {
-                        Fill::Complete => break,
+                        Fill::Complete => break Ok(()),
                         Fill::Priced if settle.is_none() => {
                             settle = Some(tokio::time::Instant::now() + QUOTE_SETTLE)
                         }
                         _ => {}
                     }
                 }
-                Ok(Some(Ok(SubscriptionItem::Notice(_)))) => {}
-                Ok(Some(Err(e))) => return Err(e.into()),
-                Ok(None) => return Err(ibapi::Error::UnexpectedEndOfStream.into()),
-                Err(_) if settle.is_some() && tokio::time::Instant::now() < deadline => break,
+                // 10089 (no live subscription, delayed available) is an advisory to the
+                // client, but no data follows it: the quote fails with it at once.
+                Ok(Some(Ok(SubscriptionItem::Notice(n)))) if n.code == 10089 => {
+                    break Err(WorkError::Ib {
+                        code: n.code,
+                        message: n.message,
+                    })
+                }
+                Ok(Some(Ok(SubscriptionItem::Notice(n)))) => notice = Some((n.code, n.message)),
+                Ok(Some(Err(e))) => {
+                    open = false;
+                    break Err(e.into());
+                }
+                Ok(None) => {
+                    open = false;
+                    break Err(ibapi::Error::UnexpectedEndOfStream.into());
+                }
+                Err(_) if settle.is_some() => break Ok(()),
+                // No price in time: the gateway's own word when it said something.
                 Err(_) => {
-                    return Err(WorkError::Timeout(self.snapshot_timeout.as_secs()));
+                    break Err(match notice.take() {
+                        Some((code, message)) => WorkError::Ib { code, message },
+                        None => WorkError::Timeout(self.snapshot_timeout.as_secs()),
+                    })
                 }
             }
+        };
+        // The cancel is a message too, counted against the rate like the request; dropping
+        // the subscription sends it and frees the gateway's line. A request the gateway
+        // ended has no line there and is sent no cancel.
+        if open {
+            let mut cancel = self.progress.message().await;
+            drop(subscription);
+            cancel.sent();
         }
-        // Dropping the subscription sends the cancel and frees the gateway's line.
-        drop(subscription);
-        Ok(quote)
+        outcome.map(|()| quote)
     }
 
     /// Historical bars, waiting first as long as IB's pacing rules require.

@@ -174,7 +174,9 @@ async fn requests_complete_between_frequent_gateway_restarts() {
     // Only what the rate finishes soon is in flight, in order, so a restart throws back
     // little work: the messages spent are at most 1/0.6 of what the work needs without
     // restarts (time is messages at the rate limit: the 60 % rate, counted in messages).
-    let needed = chains as u64 * 26 + 3 * 2 + 2 * 2 + 1 + rig.sim.portfolio().len() as u64;
+    // A quote is two messages: its streaming request and its cancel.
+    let needed =
+        chains as u64 * (3 + 2 * 23) + 3 * 3 + 2 * 2 + 1 + 2 * rig.sim.portfolio().len() as u64;
     let spent = rig.sim.stats().messages_received;
     assert!(
         spent as f64 <= needed as f64 / 0.6,
