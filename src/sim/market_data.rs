@@ -99,7 +99,7 @@ pub fn entitlement(
         (Permissions::Delayed, false) => Entitlement::Refused(
             10089,
             format!(
-                "Requested market data requires additional subscription for API. See link in 'Market Data Connections' dialog for more details.Delayed market data is available.{symbol} {exchange}/TOP/ALL"
+                "Requested market data requires additional subscription for API. Delayed market data is available.{symbol} {exchange}/TOP/ALL"
             ),
         ),
         (Permissions::None, true) => Entitlement::Refused(

@@ -10,6 +10,7 @@ use ibapi::contracts::{
     Contract, ContractDetails, Currency, Exchange, OptionRight, SecurityType, Symbol,
 };
 use ibapi::market_data::realtime::Quote;
+use ibapi::market_data::MarketDataType;
 use ibapi::Client;
 use tokio::sync::Mutex;
 
@@ -246,6 +247,21 @@ impl Ib {
             Err(WorkError::Ib { code, message }) if PERMISSION_CODES.contains(&code) => {
                 (code, message)
             }
+            Ok(quote) => {
+                // Once the connection asks for delayed data, an exchange without a live
+                // subscription is served delayed data at once: it is on delayed data too.
+                let served_delayed = matches!(
+                    quote.market_data_type,
+                    Some(MarketDataType::Delayed | MarketDataType::DelayedFrozen)
+                );
+                if served_delayed && self.market_data.switch_to_delayed(&exchange) {
+                    tracing::warn!(
+                        exchange = %exchange,
+                        "no live market data for {exchange}: this session takes delayed data for {exchange}"
+                    );
+                }
+                return Ok(quote);
+            }
             other => return other,
         };
         if !delayed
@@ -278,7 +294,7 @@ impl Ib {
             // The data type is the connection's: live data still comes where subscribed.
             let _m = self.progress.message().await;
             self.client
-                .switch_market_data_type(ibapi::market_data::MarketDataType::Delayed)
+                .switch_market_data_type(MarketDataType::Delayed)
                 .await?;
             self.market_data.type_sent(client_id);
         }

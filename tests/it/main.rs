@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod console_pty;
 mod escape;
+mod market_data;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;

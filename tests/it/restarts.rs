@@ -16,10 +16,11 @@ use uuid::Uuid;
 
 use crate::worker::{enqueue, new, rig, settle};
 
-/// Messages the engine sends between two restarts: three and a half seconds at 45 a second.
-/// Started all at once, the mix's option chains (26 messages each, 16 snapshots of each at a
-/// time) would not finish one in that: the first needs about 18 × 4 + 17 × 16 + 22 = 366.
-const WINDOW_MESSAGES: u64 = 160;
+/// Messages the engine sends between two restarts: about six option chains' work (49
+/// messages each, a quote being its request and its cancel), under seven seconds at 45 a
+/// second. Started all at once, the mix's option chains (16 quotes of each at a time) would
+/// not finish one in that.
+const WINDOW_MESSAGES: u64 = 300;
 /// How long each restart refuses connections.
 const DOWN: Duration = Duration::from_millis(300);
 
