@@ -255,13 +255,20 @@ mod tests {
             "contract_details=2:200",
             "--latency",
             "market_data=50",
+            "--permissions",
+            "delayed",
+            "--competing-session",
+            "--snapshot-end-ms",
+            "500",
         ])
         .map_err(|e| e.to_string());
         let sim = cli.map(|c| c.sim);
         assert!(
-            sim.as_ref().is_ok_and(
-                |s| s.speed == 60.0 && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
-            ),
+            sim.as_ref().is_ok_and(|s| s.speed == 60.0
+                && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
+                && s.permissions == super::super::market_data::Permissions::Delayed
+                && s.competing_session
+                && s.snapshot_end_ms == 500),
             "{sim:?}"
         );
         for bad in [
@@ -273,6 +280,7 @@ mod tests {
             vec!["ibq", "--fail-next", "positions=3"],
             vec!["ibq", "--reset-code", "1100"],
             vec!["ibq", "--port", "70000"],
+            vec!["ibq", "--permissions", "maybe"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?} must fail");
         }
