@@ -444,6 +444,12 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     // Why anything was retried, from the transition history of requests tried twice or more.
     let state = crate::queue::store::read_state(&config.lake.root).await?;
     let mut reasons: std::collections::BTreeMap<String, usize> = Default::default();
+    // How far apart the quotes of one option chain were taken.
+    let mut spreads: Vec<u64> = state
+        .all()
+        .filter_map(|r| r.result_data.as_ref()?.get("quote_spread_ms")?.as_u64())
+        .collect();
+    spreads.sort_unstable();
     for r in state.all().filter(|r| r.attempts > 1) {
         for h in engine
             .queue()
@@ -465,11 +471,16 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     let stats = sim.stats();
     engine.shutdown().await;
     sim.shutdown().await;
-    // The least time the gateway's limits allow: every message at 50 per second.
-    let least = stats.messages_received as f64 / 50.0;
+    // The least time the gateway's limits allow: every message at 50 per second, and every
+    // line-second the quotes held spread over all of the account's lines.
+    let by_messages = stats.messages_received as f64 / 50.0;
+    let by_lines = stats.line_seconds / f64::from(stats.lines_limit.max(1));
+    let least = by_messages.max(by_lines);
     println!(
-        "wall {wall:.1} s for {} messages; least time the 50 msg/s limit allows {least:.1} s; ratio {:.2}",
+        "wall {wall:.1} s for {} messages and {:.0} line-seconds; least time the limits allow {least:.1} s (50 msg/s: {by_messages:.1} s, {} lines: {by_lines:.1} s); ratio {:.2}",
         stats.messages_received,
+        stats.line_seconds,
+        stats.lines_limit,
         wall / least.max(0.001)
     );
     println!(
@@ -481,6 +492,14 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
         stats.errors.get(&101).unwrap_or(&0),
         stats.errors.get(&162).unwrap_or(&0)
     );
+    if let (Some(max), false) = (spreads.last(), spreads.is_empty()) {
+        println!(
+            "quote times within one option chain (first to last quote): median {} ms, p90 {} ms, max {max} ms over {} chains",
+            spreads[spreads.len() / 2],
+            spreads[spreads.len() * 9 / 10],
+            spreads.len()
+        );
+    }
     for (reason, n) in reasons {
         println!("  retried {n}x: {reason}");
     }

@@ -29,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub streaming: StreamingConfig,
     #[serde(default)]
+    pub market_data: MarketDataConfig,
+    #[serde(default)]
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
@@ -150,6 +152,14 @@ impl Default for StreamingConfig {
             stale_after_secs: 30,
         }
     }
+}
+
+/// `[market_data]`: live, delayed, or live with a switch to delayed per exchange (auto).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketDataConfig {
+    #[serde(rename = "type")]
+    pub kind: crate::worker::market_data::MarketDataMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

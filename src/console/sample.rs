@@ -218,6 +218,7 @@ pub fn snapshot(pending: usize) -> Snapshot {
             last_batch_size: 5,
             last_batch_ms: 840,
             completed_per_minute: (0..60u64).map(|m| (m * 7 + 3) % 23).collect(),
+            delayed_exchanges: Vec::new(),
         },
         counts: StatusCounts {
             pending,

@@ -156,6 +156,7 @@ impl Engine {
                     let clock = Arc::clone(&options.clock);
                     worker::WorkerClock(Arc::new(move || clock.now()))
                 },
+                market_data: config.market_data.kind,
             },
         );
 

@@ -70,6 +70,9 @@ pub struct WorkerStats {
     pub last_batch_ms: u64,
     /// Requests completed in each of the last 60 minutes, oldest first.
     pub completed_per_minute: Vec<u64>,
+    /// Exchanges served delayed market data this session (`*`: every one).
+    #[serde(default)]
+    pub delayed_exchanges: Vec<String>,
 }
 
 /// The market-data line budget shared by streams and snapshots.

@@ -63,6 +63,16 @@ pub struct SimArgs {
     /// Code a nightly reset restores with: 1101 (data lost) or 1102 (data kept).
     #[arg(long, default_value_t = 1102, value_parser = parse_reset_code)]
     pub reset_code: i32,
+    /// Milliseconds after a snapshot's data until its end (TickSnapshotEnd); the line is held
+    /// meanwhile. A gateway takes about 11 s.
+    #[arg(long, default_value_t = 11_000)]
+    pub snapshot_end_ms: u64,
+    /// Market-data permissions of the account: live subscriptions, delayed data only, or none.
+    #[arg(long, value_enum, default_value_t = super::market_data::Permissions::Live)]
+    pub permissions: super::market_data::Permissions,
+    /// Another session holds the account's live data (every market-data request gets 10197).
+    #[arg(long)]
+    pub competing_session: bool,
     /// Milliseconds between the 1100 and the restore notice.
     #[arg(long, default_value_t = 5_000)]
     pub reset_after_ms: u64,
@@ -154,6 +164,9 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         max_messages_per_sec: args.max_rate,
         account: args.account.clone(),
         portfolio: None,
+        snapshot_end: Duration::from_millis(args.snapshot_end_ms),
+        permissions: args.permissions,
+        competing_session: args.competing_session,
     };
     let sim = Simulator::start(config).await?;
     for (kind, rate) in &args.error_rate {
@@ -242,13 +255,20 @@ mod tests {
             "contract_details=2:200",
             "--latency",
             "market_data=50",
+            "--permissions",
+            "delayed",
+            "--competing-session",
+            "--snapshot-end-ms",
+            "500",
         ])
         .map_err(|e| e.to_string());
         let sim = cli.map(|c| c.sim);
         assert!(
-            sim.as_ref().is_ok_and(
-                |s| s.speed == 60.0 && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
-            ),
+            sim.as_ref().is_ok_and(|s| s.speed == 60.0
+                && s.fail_next == [(RequestKind::ContractDetails, 2, 200)]
+                && s.permissions == super::super::market_data::Permissions::Delayed
+                && s.competing_session
+                && s.snapshot_end_ms == 500),
             "{sim:?}"
         );
         for bad in [
@@ -260,6 +280,7 @@ mod tests {
             vec!["ibq", "--fail-next", "positions=3"],
             vec!["ibq", "--reset-code", "1100"],
             vec!["ibq", "--port", "70000"],
+            vec!["ibq", "--permissions", "maybe"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?} must fail");
         }

@@ -47,6 +47,8 @@ struct Subscription {
     last: Option<Quote>,
     /// Frozen (market closed): no updates after the first burst.
     frozen: bool,
+    /// Delayed data (delayed tick types, prices 15 minutes old).
+    delayed: bool,
 }
 
 type Subscriptions = Arc<Mutex<HashMap<i32, Subscription>>>;
@@ -70,6 +72,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         conn_id,
         client_id: None,
         subs: Arc::new(Mutex::new(HashMap::new())),
+        market_data_type: 1,
     };
     let outcome = conn.run(rd, events).await;
     match &outcome {
@@ -115,6 +118,8 @@ struct Conn {
     conn_id: u64,
     client_id: Option<i32>,
     subs: Subscriptions,
+    /// The market data type the client asked for with reqMarketDataType (1 live by default).
+    market_data_type: i32,
 }
 
 fn error_frame(id: i32, code: i32, message: &str) -> Bytes {
@@ -352,7 +357,12 @@ impl Conn {
                 None
             }),
             inbound::REQUEST_MARKET_DATA_TYPE => {
-                proto::MarketDataTypeRequest::decode(payload).map(|_| None)
+                proto::MarketDataTypeRequest::decode(payload).map(|r| {
+                    if let Some(t @ 1..=4) = r.market_data_type {
+                        self.market_data_type = t;
+                    }
+                    None
+                })
             }
             inbound::REQUEST_CONTRACT_DATA => {
                 proto::ContractDataRequest::decode(payload).map(|r| Some(self.contract_data(r)))
@@ -520,6 +530,25 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
+        let exchange = r
+            .contract
+            .as_ref()
+            .and_then(|c| c.exchange.clone())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "SMART".to_string());
+        let delayed = match market_data::entitlement(
+            self.shared.config.permissions,
+            self.shared.config.competing_session,
+            self.market_data_type,
+            inst.symbol(),
+            &exchange,
+        ) {
+            market_data::Entitlement::Live => false,
+            market_data::Entitlement::Delayed => true,
+            market_data::Entitlement::Refused(code, text) => {
+                return Reply::error_text(req_id, code, &text, v.latency)
+            }
+        };
         if !lock(&self.shared.lines).try_acquire() {
             return Reply::error(req_id, 101, v.latency);
         }
@@ -528,14 +557,28 @@ impl Conn {
             && !matches!(inst.kind, Kind::Future { .. });
         let shared = Arc::clone(&self.shared);
         if snapshot {
-            // The line is held until the snapshot ends.
-            let burst = move || {
-                let (mut frames, _) = first_burst(&shared, req_id, &inst, frozen);
-                frames.push(market_data::snapshot_end(req_id));
-                lock(&shared.lines).release(1);
-                frames
-            };
-            return Reply::later(v.latency, burst);
+            // The data goes at once; the end (TickSnapshotEnd) follows `snapshot_end` later,
+            // and the line is held until then, as a gateway does (docs/SIM.md).
+            let end_after = shared.config.snapshot_end;
+            if end_after.is_zero() {
+                let burst = move || {
+                    let (mut frames, _) = first_burst(&shared, req_id, &inst, frozen, delayed);
+                    frames.push(market_data::snapshot_end(req_id));
+                    lock(&shared.lines).release(1);
+                    frames
+                };
+                return Reply::later(v.latency, burst);
+            }
+            let tx = self.tx.clone();
+            let ender = Arc::clone(&shared);
+            tokio::spawn(async move {
+                tokio::time::sleep(v.latency + end_after).await;
+                lock(&ender.lines).release(1);
+                let _ = tx.send(market_data::snapshot_end(req_id)).await;
+            });
+            return Reply::later(v.latency, move || {
+                first_burst(&shared, req_id, &inst, frozen, delayed).0
+            });
         }
         lock(&self.subs).insert(
             req_id,
@@ -543,11 +586,12 @@ impl Conn {
                 inst: inst.clone(),
                 last: None,
                 frozen,
+                delayed,
             },
         );
         let subs = Arc::clone(&self.subs);
         Reply::later(v.latency, move || {
-            let (frames, quote) = first_burst(&shared, req_id, &inst, frozen);
+            let (frames, quote) = first_burst(&shared, req_id, &inst, frozen, delayed);
             match lock(&subs).get_mut(&req_id) {
                 Some(sub) => sub.last = Some(quote),
                 // Cancelled while the latency ran.
@@ -808,20 +852,37 @@ fn first_burst(
     req_id: i32,
     inst: &Instrument,
     frozen: bool,
+    delayed: bool,
 ) -> (Vec<Bytes>, Quote) {
     let now = shared.clock.now();
     let at = if frozen {
         pricing::last_close_before(now)
+    } else if delayed {
+        now - market_data::DELAY
     } else {
         now
     };
-    let mut frames = market_data::preamble(req_id, if frozen { 2 } else { 1 }, inst);
+    // 1 live, 2 frozen, 3 delayed, 4 delayed frozen; delayed data is announced by 10167.
+    let data_type = match (delayed, frozen) {
+        (false, false) => 1,
+        (false, true) => 2,
+        (true, false) => 3,
+        (true, true) => 4,
+    };
+    let mut frames = Vec::new();
+    if delayed {
+        let (code, text) = market_data::DELAYED_NOTICE;
+        shared.count_error(code);
+        frames.push(error_frame(req_id, code, text));
+    }
+    frames.extend(market_data::preamble(req_id, data_type, inst));
     frames.extend(market_data::stats_ticks(
         req_id,
         &market_data::session_stats(&shared.market, inst, at),
+        delayed,
     ));
     let quote = market_data::quote(&shared.market, inst, at);
-    frames.extend(market_data::ticks(req_id, None, &quote));
+    frames.extend(market_data::ticks(req_id, None, &quote, delayed));
     (frames, quote)
 }
 
@@ -841,8 +902,13 @@ async fn tick_loop(shared: Arc<Shared>, subs: Subscriptions, tx: mpsc::Sender<By
                 continue;
             }
             let Some(prev) = &sub.last else { continue };
-            let quote = market_data::quote(&shared.market, &sub.inst, now);
-            frames.extend(market_data::ticks(*req_id, Some(prev), &quote));
+            let at = if sub.delayed {
+                now - market_data::DELAY
+            } else {
+                now
+            };
+            let quote = market_data::quote(&shared.market, &sub.inst, at);
+            frames.extend(market_data::ticks(*req_id, Some(prev), &quote, sub.delayed));
             sub.last = Some(quote);
         }
         for f in frames {

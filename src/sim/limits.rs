@@ -9,6 +9,9 @@ pub struct LineBudget {
     limit: u32,
     in_use: u32,
     max_in_use: u32,
+    /// Line-seconds held so far, up to `changed`.
+    held: f64,
+    changed: Instant,
 }
 
 impl LineBudget {
@@ -18,6 +21,8 @@ impl LineBudget {
             limit,
             in_use: 0,
             max_in_use: 0,
+            held: 0.0,
+            changed: Instant::now(),
         }
     }
 
@@ -26,6 +31,7 @@ impl LineBudget {
         if self.in_use >= self.limit {
             return false;
         }
+        self.account();
         self.in_use += 1;
         self.max_in_use = self.max_in_use.max(self.in_use);
         true
@@ -33,6 +39,7 @@ impl LineBudget {
 
     /// Gives a line back.
     pub fn release(&mut self, lines: u32) {
+        self.account();
         self.in_use = self.in_use.saturating_sub(lines);
     }
 
@@ -44,6 +51,22 @@ impl LineBudget {
     /// Most lines ever in use at once.
     pub fn max_in_use(&self) -> u32 {
         self.max_in_use
+    }
+
+    /// Line-seconds held since start: the lines in use integrated over time.
+    pub fn line_seconds(&self) -> f64 {
+        self.held + self.in_use as f64 * self.changed.elapsed().as_secs_f64()
+    }
+
+    /// The account's limit.
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    fn account(&mut self) {
+        let now = Instant::now();
+        self.held += self.in_use as f64 * (now - self.changed).as_secs_f64();
+        self.changed = now;
     }
 }
 

@@ -28,6 +28,98 @@ mod tick {
     pub const LAST_TIMESTAMP: i32 = 45;
 }
 
+/// The delayed tick type of a live one (IB's tick types 66-88: "Delayed Bid" and so on).
+pub fn delayed_tick(tick_type: i32) -> i32 {
+    match tick_type {
+        tick::BID => 66,
+        tick::ASK => 67,
+        tick::LAST => 68,
+        tick::BID_SIZE => 69,
+        tick::ASK_SIZE => 70,
+        tick::LAST_SIZE => 71,
+        tick::HIGH => 72,
+        tick::LOW => 73,
+        tick::VOLUME => 74,
+        tick::CLOSE => 75,
+        tick::OPEN => 76,
+        tick::BID_OPTION => 80,
+        tick::ASK_OPTION => 81,
+        tick::LAST_OPTION => 82,
+        tick::MODEL_OPTION => 83,
+        tick::LAST_TIMESTAMP => 88,
+        other => other,
+    }
+}
+
+/// How far delayed data lags (IB: usually 15 to 20 minutes).
+pub const DELAY: Duration = Duration::minutes(15);
+
+/// Market-data permissions of the simulated account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Permissions {
+    /// Live subscriptions for everything.
+    #[default]
+    Live,
+    /// No live subscriptions; delayed data available.
+    Delayed,
+    /// Neither live subscriptions nor delayed data.
+    None,
+}
+
+/// What a gateway answers a market-data request, by the account's permissions and the market
+/// data type the client asked for (reqMarketDataType: 1 live, 2 frozen, 3 delayed, 4 delayed
+/// frozen). Texts are IB's (docs/SIM.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entitlement {
+    /// Live (or frozen) data.
+    Live,
+    /// Delayed data, announced by 10167.
+    Delayed,
+    /// Refused with this code and text; no data follows.
+    Refused(i32, String),
+}
+
+pub fn entitlement(
+    permissions: Permissions,
+    competing_session: bool,
+    requested_type: i32,
+    symbol: &str,
+    exchange: &str,
+) -> Entitlement {
+    if competing_session {
+        return Entitlement::Refused(
+            10197,
+            "No market data during competing live session".to_string(),
+        );
+    }
+    let wants_delayed = matches!(requested_type, 3 | 4);
+    match (permissions, wants_delayed) {
+        (Permissions::Live, _) => Entitlement::Live,
+        (Permissions::Delayed, true) => Entitlement::Delayed,
+        (Permissions::Delayed, false) => Entitlement::Refused(
+            10089,
+            format!(
+                "Requested market data requires additional subscription for API. Delayed market data is available.{symbol} {exchange}/TOP/ALL"
+            ),
+        ),
+        (Permissions::None, true) => Entitlement::Refused(
+            10168,
+            "Requested market data is not subscribed. Delayed market data is not enabled."
+                .to_string(),
+        ),
+        (Permissions::None, false) => Entitlement::Refused(
+            354,
+            "Requested market data is not subscribed.".to_string(),
+        ),
+    }
+}
+
+/// The advisory that announces delayed data.
+pub const DELAYED_NOTICE: (i32, &str) = (
+    10167,
+    "Requested market data is not subscribed. Displaying delayed market data.",
+);
+
 /// One level-1 quote.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quote {
@@ -213,19 +305,20 @@ fn option_tick(
 }
 
 /// Ticks for the fields of `q` that differ from `prev` (every field when `prev` is `None`).
-pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
+pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote, delayed: bool) -> Vec<Bytes> {
+    let d = |t: i32| if delayed { delayed_tick(t) } else { t };
     let mut out = Vec::new();
     let changed = |f: fn(&Quote) -> f64| prev.is_none_or(|p| f(p) != f(q));
     if let Some(bid) = q.bid {
         if changed(|x| x.bid.unwrap_or_default()) || changed(|x| x.bid_size) {
-            out.push(price(req_id, tick::BID, bid));
-            out.push(size(req_id, tick::BID_SIZE, q.bid_size));
+            out.push(price(req_id, d(tick::BID), bid));
+            out.push(size(req_id, d(tick::BID_SIZE), q.bid_size));
         }
     }
     if let Some(ask) = q.ask {
         if changed(|x| x.ask.unwrap_or_default()) || changed(|x| x.ask_size) {
-            out.push(price(req_id, tick::ASK, ask));
-            out.push(size(req_id, tick::ASK_SIZE, q.ask_size));
+            out.push(price(req_id, d(tick::ASK), ask));
+            out.push(size(req_id, d(tick::ASK_SIZE), q.ask_size));
         }
     }
     // A gateway says "no bid/ask" with a price of -1 and a size of 0 (an index has none;
@@ -242,50 +335,50 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
         }
     }
     if changed(|x| x.last) || prev.is_none_or(|p| p.last_time != q.last_time) {
-        out.push(price(req_id, tick::LAST, q.last));
+        out.push(price(req_id, d(tick::LAST), q.last));
         if q.last_size > 0.0 {
-            out.push(size(req_id, tick::LAST_SIZE, q.last_size));
+            out.push(size(req_id, d(tick::LAST_SIZE), q.last_size));
         }
         out.push(encode_proto(
             outbound::TICK_STRING,
             &proto::TickString {
                 req_id: Some(req_id),
-                tick_type: Some(tick::LAST_TIMESTAMP),
+                tick_type: Some(d(tick::LAST_TIMESTAMP)),
                 value: Some(q.last_time.to_string()),
             },
         ));
     }
     if let Some(volume) = q.volume {
         if changed(|x| x.volume.unwrap_or_default()) {
-            out.push(size(req_id, tick::VOLUME, volume));
+            out.push(size(req_id, d(tick::VOLUME), volume));
         }
     }
     if let Some((value, bid_iv, ask_iv)) = &q.option {
         if prev.is_none_or(|p| p.option.as_ref().map(|o| o.0) != Some(*value)) {
             out.push(option_tick(
                 req_id,
-                tick::BID_OPTION,
+                d(tick::BID_OPTION),
                 value,
                 *bid_iv,
                 q.bid.unwrap_or_default(),
             ));
             out.push(option_tick(
                 req_id,
-                tick::ASK_OPTION,
+                d(tick::ASK_OPTION),
                 value,
                 *ask_iv,
                 q.ask.unwrap_or_default(),
             ));
             out.push(option_tick(
                 req_id,
-                tick::LAST_OPTION,
+                d(tick::LAST_OPTION),
                 value,
                 Some(value.vol),
                 q.last,
             ));
             out.push(option_tick(
                 req_id,
-                tick::MODEL_OPTION,
+                d(tick::MODEL_OPTION),
                 value,
                 Some(value.vol),
                 value.price,
@@ -296,7 +389,7 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote) -> Vec<Bytes> {
 }
 
 /// Ticks for the session statistics (sent once, first).
-pub fn stats_ticks(req_id: i32, s: &SessionStats) -> Vec<Bytes> {
+pub fn stats_ticks(req_id: i32, s: &SessionStats, delayed: bool) -> Vec<Bytes> {
     let mut out = Vec::new();
     for (tick_type, value) in [
         (tick::HIGH, s.high),
@@ -305,7 +398,15 @@ pub fn stats_ticks(req_id: i32, s: &SessionStats) -> Vec<Bytes> {
         (tick::CLOSE, Some(s.close)),
     ] {
         if let Some(v) = value {
-            out.push(price(req_id, tick_type, v));
+            out.push(price(
+                req_id,
+                if delayed {
+                    delayed_tick(tick_type)
+                } else {
+                    tick_type
+                },
+                v,
+            ));
         }
     }
     out

@@ -24,6 +24,7 @@ mod server;
 mod universe;
 
 pub use faults::{RequestKind, UnknownKind};
+pub use market_data::Permissions;
 pub use portfolio::PositionSpec;
 pub use server::{SimConfig, SimHandle, SimStats, Simulator};
 pub use universe::{option_conid, Instrument, Kind, Right, Underlying, Universe};

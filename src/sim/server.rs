@@ -47,6 +47,13 @@ pub struct SimConfig {
     pub account: String,
     /// Positions served by RequestPositions; `None` = the demo portfolio.
     pub portfolio: Option<Vec<PositionSpec>>,
+    /// How long after a snapshot's data its end (TickSnapshotEnd) follows, holding the line
+    /// meanwhile (real time; a gateway takes about 11 s).
+    pub snapshot_end: Duration,
+    /// Market-data permissions of the account.
+    pub permissions: super::market_data::Permissions,
+    /// Another session holds the account's live data: every market-data request gets 10197.
+    pub competing_session: bool,
 }
 
 impl Default for SimConfig {
@@ -64,6 +71,9 @@ impl Default for SimConfig {
             max_messages_per_sec: 50,
             account: "DU1234567".to_string(),
             portfolio: None,
+            snapshot_end: Duration::from_millis(11_000),
+            permissions: super::market_data::Permissions::Live,
+            competing_session: false,
         }
     }
 }
@@ -85,6 +95,10 @@ pub struct SimStats {
     pub max_lines_in_use: u32,
     /// Frames received from clients after their handshake.
     pub messages_received: u64,
+    /// Market-data line-seconds held since start (lines in use integrated over time).
+    pub line_seconds: f64,
+    /// The account's market-data line limit.
+    pub lines_limit: u32,
 }
 
 impl std::fmt::Display for SimStats {
@@ -402,6 +416,8 @@ impl SimHandle {
         let lines = lock(&self.shared().lines);
         stats.lines_in_use = lines.in_use();
         stats.max_lines_in_use = lines.max_in_use();
+        stats.line_seconds = lines.line_seconds();
+        stats.lines_limit = lines.limit();
         stats
     }
 

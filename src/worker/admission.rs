@@ -34,6 +34,9 @@ use crate::queue::{Request, RequestType};
 /// Work in flight is what the message rate finishes within this long.
 pub const HORIZON: Duration = Duration::from_secs(3);
 
+/// Messages of one quote: the streaming request and its cancel.
+const QUOTE: u32 = 2;
+
 /// Messages a position poll of every position is assumed to take before one has run.
 const POSITIONS_GUESS: u32 = 10;
 
@@ -62,16 +65,17 @@ pub fn estimate(req: &Request, polled_positions: Option<u32>) -> u32 {
             } else {
                 2
             };
-            // Underlying lookup, its snapshot, the chain definition, the options lookup,
-            // then one snapshot per option (strikes on each side and the one at the money).
-            4 + (2 * p.strikes + 1) * rights
+            // Underlying lookup, its quote, the chain definition, the options lookup, then
+            // one quote per option (strikes on each side and the one at the money); a quote
+            // is two messages, its request and its cancel.
+            3 + QUOTE * (1 + (2 * p.strikes + 1) * rights)
         }
-        // The month's lookup and its snapshot.
-        Params::FuturesSnapshot(_) => 2,
+        // The month's lookup and its quote.
+        Params::FuturesSnapshot(_) => 1 + QUOTE,
         // Up to three lookups (stock, index, futures) and the bars.
         Params::MarketBars(_) => 3,
         Params::PositionUpdate(p) => match p.conid {
-            Some(_) => 2,
+            Some(_) => 1 + QUOTE,
             None => polled_positions.unwrap_or(POSITIONS_GUESS).max(1),
         },
         // Reads the lake only.
@@ -411,15 +415,15 @@ mod tests {
     fn an_option_chain_costs_its_lookups_and_one_snapshot_per_option() {
         let default = req(RequestType::OptionChain, json!({}));
         // 5 strikes each side and the one at the money, calls and puts.
-        assert_eq!(estimate(&default, None), 4 + 22);
+        assert_eq!(estimate(&default, None), 3 + 2 * (1 + 22));
         let calls = req(
             RequestType::OptionChain,
             json!({"strikes": 1, "rights": "C"}),
         );
-        assert_eq!(estimate(&calls, None), 4 + 3);
+        assert_eq!(estimate(&calls, None), 3 + 2 * (1 + 3));
         assert_eq!(
             estimate(&req(RequestType::FuturesSnapshot, json!({})), None),
-            2
+            3
         );
         assert_eq!(
             estimate(&req(RequestType::DerivedStats, json!({})), None),
@@ -431,7 +435,7 @@ mod tests {
         assert_eq!(estimate(&all, Some(7)), 7);
         let one = req(RequestType::PositionUpdate, json!({"conid": 5}));
         assert!(!learns_cost(&one));
-        assert_eq!(estimate(&one, Some(7)), 2);
+        assert_eq!(estimate(&one, Some(7)), 3);
         // Parameters that cannot parse fail before any message.
         let bad = req(RequestType::OptionChain, json!({"strikes": "many"}));
         assert_eq!(estimate(&bad, None), 0);

@@ -93,11 +93,29 @@ async fn snapshots(
     ib: &Ib,
     contracts: Vec<ibapi::contracts::Contract>,
 ) -> Result<Vec<Quote>, WorkError> {
-    let futs: Vec<_> = contracts.into_iter().map(|c| ib.snapshot(c)).collect();
-    futures::stream::iter(futs)
+    Ok(timed_snapshots(ib, contracts).await?.0)
+}
+
+/// Snapshots as [`snapshots`] takes them, and the time between the first and the last quote.
+async fn timed_snapshots(
+    ib: &Ib,
+    contracts: Vec<ibapi::contracts::Contract>,
+) -> Result<(Vec<Quote>, std::time::Duration), WorkError> {
+    let futs: Vec<_> = contracts
+        .into_iter()
+        .map(|c| async move {
+            let q = ib.snapshot(c).await?;
+            Ok::<_, WorkError>((q, std::time::Instant::now()))
+        })
+        .collect();
+    let timed: Vec<_> = futures::stream::iter(futs)
         .buffered(SNAPSHOT_CONCURRENCY)
         .try_collect()
-        .await
+        .await?;
+    let first = timed.iter().map(|t| t.1).min();
+    let last = timed.iter().map(|t| t.1).max();
+    let spread = first.zip(last).map(|(f, l)| l - f).unwrap_or_default();
+    Ok((timed.into_iter().map(|t| t.0).collect(), spread))
 }
 
 fn id_col(req: &Request, n: usize) -> Vec<Option<String>> {
@@ -183,11 +201,14 @@ async fn option_chain(
     options.retain(|d| chosen.contains(&d.contract.strike));
     options.sort_by(|a, b| a.contract.strike.total_cmp(&b.contract.strike));
 
-    let quotes = snapshots(
+    let (quotes, spread) = timed_snapshots(
         ib,
         options
             .iter()
-            .map(|d| by_conid(d.contract.contract_id, "SMART"))
+            .map(|d| ibapi::contracts::Contract {
+                security_type: SecurityType::Option,
+                ..by_conid(d.contract.contract_id, "SMART")
+            })
             .collect(),
     )
     .await?;
@@ -230,9 +251,11 @@ async fn option_chain(
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.theta)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.option_price)))
         .finish();
-    Ok(results
+    let mut written = results
         .write(OPTION_SNAPSHOTS, Some(req.request_id), batch)
-        .await?)
+        .await?;
+    written.quote_spread_ms = Some(spread.as_millis() as u64);
+    Ok(written)
 }
 
 /// A contract's last trade date, and its instant when the text carries a time: a gateway
@@ -507,7 +530,10 @@ async fn position_update(
                 SecurityType::Future => "CME",
                 _ => "SMART",
             };
-            by_conid(pos.contract.contract_id, exchange)
+            ibapi::contracts::Contract {
+                security_type: pos.contract.security_type.clone(),
+                ..by_conid(pos.contract.contract_id, exchange)
+            }
         })
         .collect();
     let quotes = snapshots(ib, contracts).await?;

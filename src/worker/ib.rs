@@ -10,11 +10,13 @@ use ibapi::contracts::{
     Contract, ContractDetails, Currency, Exchange, OptionRight, SecurityType, Symbol,
 };
 use ibapi::market_data::realtime::Quote;
+use ibapi::market_data::MarketDataType;
 use ibapi::Client;
 use tokio::sync::Mutex;
 
 use super::admission::Progress;
 use super::errors::WorkError;
+use super::market_data::{missing_subscription, MarketDataChoice, NO_LIVE_CODES, PERMISSION_CODES};
 use super::memo::Memo;
 use crate::gateway::pacing::{HistoricalKey, HistoricalPacer};
 use crate::gateway::LineBudget;
@@ -30,6 +32,16 @@ pub struct Ib {
     pub progress: Progress,
     /// What an earlier attempt of the request already fetched.
     pub memo: Arc<Memo>,
+    /// Live or delayed market data, per exchange.
+    pub market_data: Arc<MarketDataChoice>,
+}
+
+/// A refusal of market data as the trader reads it: IB's code and words, and what is missing.
+fn permission_error(code: i32, message: &str, exchange: &str) -> WorkError {
+    WorkError::Ib {
+        code,
+        message: format!("{message} ({})", missing_subscription(code, exchange)),
+    }
 }
 
 pub fn stock(symbol: &str) -> Contract {
@@ -85,6 +97,53 @@ pub fn by_conid(conid: i32, exchange: &str) -> Contract {
             exchange.to_string()
         }),
         ..Default::default()
+    }
+}
+
+/// How long a quote whose prices are in waits for the fields that may never come (the last
+/// trade of an option that has not traded today).
+const QUOTE_SETTLE: Duration = Duration::from_millis(500);
+
+/// The fields a quote waits for: bid, ask and last; the last alone for an index (it has no
+/// bid or ask); and for an option also the model's option computation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuoteNeeds {
+    Index,
+    Plain,
+    Option,
+}
+
+/// How far a quote has filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fill {
+    /// Not yet a price to write.
+    Missing,
+    /// Bid and ask (and the model for an option) are in; the last may follow.
+    Priced,
+    /// Every field it waits for is in.
+    Complete,
+}
+
+impl QuoteNeeds {
+    pub fn of(security_type: &SecurityType) -> Self {
+        match security_type {
+            SecurityType::Index => Self::Index,
+            SecurityType::Option | SecurityType::FuturesOption => Self::Option,
+            _ => Self::Plain,
+        }
+    }
+
+    pub fn state(self, q: &Quote) -> Fill {
+        let priced = match self {
+            Self::Index => q.last.is_some(),
+            Self::Plain => q.bid.is_some() && q.ask.is_some(),
+            Self::Option => q.bid.is_some() && q.ask.is_some() && q.model_greeks.is_some(),
+        };
+        match (priced, q.last.is_some()) {
+            (false, _) => Fill::Missing,
+            (true, true) => Fill::Complete,
+            (true, false) => Fill::Priced,
+        }
     }
 }
 
@@ -171,31 +230,138 @@ impl Ib {
         Ok(positions)
     }
 
-    /// A one-time snapshot, holding one line from the budget until it is done. Only a
-    /// snapshot IB ended (TickSnapshotEnd) is a quote: a lost connection, an error or the
-    /// timeout fail it rather than leave a quote without its prices.
+    /// A quote, holding one line from the budget until it is in. A gateway sends a snapshot's
+    /// data at once but its end (TickSnapshotEnd) about 11 s later, holding the line all that
+    /// time; so the quote is taken with a streaming request, cancelled as soon as the fields
+    /// it needs are in (see [`QuoteNeeds`]). A lost connection, an error or the timeout fail
+    /// it rather than leave a quote without its prices.
     pub async fn snapshot(&self, contract: Contract) -> Result<Quote, WorkError> {
-        // The turn first: lines are then held only by snapshots about to go out or out,
-        // and the earliest request's snapshots take the next free line.
+        let exchange = if contract.exchange.0.is_empty() {
+            "SMART".to_string()
+        } else {
+            contract.exchange.0.clone()
+        };
+        let delayed = self.market_data.delayed_for(&exchange);
+        let first = self.quote_once(&contract, delayed).await;
+        let (code, message) = match first {
+            Err(WorkError::Ib { code, message }) if PERMISSION_CODES.contains(&code) => {
+                (code, message)
+            }
+            Ok(quote) => {
+                // Once the connection asks for delayed data, an exchange without a live
+                // subscription is served delayed data at once: it is on delayed data too.
+                let served_delayed = matches!(
+                    quote.market_data_type,
+                    Some(MarketDataType::Delayed | MarketDataType::DelayedFrozen)
+                );
+                if served_delayed && self.market_data.switch_to_delayed(&exchange) {
+                    tracing::warn!(
+                        exchange = %exchange,
+                        "no live market data for {exchange}: this session takes delayed data for {exchange}"
+                    );
+                }
+                return Ok(quote);
+            }
+            other => return other,
+        };
+        if !delayed
+            && NO_LIVE_CODES.contains(&code)
+            && self.market_data.switch_to_delayed(&exchange)
+        {
+            tracing::warn!(
+                exchange = %exchange,
+                "no live market data for {exchange} (IB {code}: {message}): this session takes delayed data for {exchange}"
+            );
+        }
+        if !delayed && self.market_data.delayed_for(&exchange) {
+            return self.quote_once(&contract, true).await.map_err(|e| match e {
+                WorkError::Ib { code, message } if PERMISSION_CODES.contains(&code) => {
+                    permission_error(code, &message, &exchange)
+                }
+                e => e,
+            });
+        }
+        Err(permission_error(code, &message, &exchange))
+    }
+
+    /// One quote, asking for delayed data first when `delayed`.
+    async fn quote_once(&self, contract: &Contract, delayed: bool) -> Result<Quote, WorkError> {
+        use futures::StreamExt;
+        use ibapi::subscriptions::SubscriptionItem;
+        let needs = QuoteNeeds::of(&contract.security_type);
+        let client_id = Arc::as_ptr(&self.client) as usize;
+        if delayed && self.market_data.needs_type_sent(client_id) {
+            // The data type is the connection's: live data still comes where subscribed.
+            let _m = self.progress.message().await;
+            self.client
+                .switch_market_data_type(MarketDataType::Delayed)
+                .await?;
+            self.market_data.type_sent(client_id);
+        }
+        // The turn first: lines are then held only by quotes about to go out or out, and the
+        // earliest request's quotes take the next free line.
         let mut message = self.progress.message().await;
         let _line = self.lines.snapshot().await;
-        let mut subscription = self
-            .client
-            .market_data(&contract)
-            .snapshot()
-            .subscribe()
-            .await?;
+        let mut subscription = self.client.market_data(contract).subscribe().await?;
         message.sent();
-        let ticks = subscription
-            .collect_to_end_within(self.snapshot_timeout)
-            .await
-            .map_err(|e| match e {
-                ibapi::Error::Timeout => WorkError::Timeout(self.snapshot_timeout.as_secs()),
-                e => e.into(),
-            })?;
-        Ok(crate::gateway::quote::without_sentinels(Quote::from_ticks(
-            &ticks,
-        )))
+        let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
+        let mut quote = Quote::default();
+        let mut settle: Option<tokio::time::Instant> = None;
+        // The last notice the gateway sent about this quote (10090, 10167, ...).
+        let mut notice: Option<(i32, String)> = None;
+        // Whether the gateway still holds the request (and so is sent a cancel).
+        let mut open = true;
+        let outcome = loop {
+            let until = settle.map_or(deadline, |s| s.min(deadline));
+            match tokio::time::timeout_at(until, subscription.next()).await {
+                Ok(Some(Ok(SubscriptionItem::Data(tick)))) => {
+                    quote.apply(&tick);
+                    // A -1 bid or ask is no price: it must not count as one below.
+                    quote = crate::gateway::quote::without_sentinels(std::mem::take(&mut quote));
+                    match needs.state(&quote) {
+                        Fill::Complete => break Ok(()),
+                        Fill::Priced if settle.is_none() => {
+                            settle = Some(tokio::time::Instant::now() + QUOTE_SETTLE)
+                        }
+                        _ => {}
+                    }
+                }
+                // 10089 (no live subscription, delayed available) is an advisory to the
+                // client, but no data follows it: the quote fails with it at once.
+                Ok(Some(Ok(SubscriptionItem::Notice(n)))) if n.code == 10089 => {
+                    break Err(WorkError::Ib {
+                        code: n.code,
+                        message: n.message,
+                    })
+                }
+                Ok(Some(Ok(SubscriptionItem::Notice(n)))) => notice = Some((n.code, n.message)),
+                Ok(Some(Err(e))) => {
+                    open = false;
+                    break Err(e.into());
+                }
+                Ok(None) => {
+                    open = false;
+                    break Err(ibapi::Error::UnexpectedEndOfStream.into());
+                }
+                Err(_) if settle.is_some() => break Ok(()),
+                // No price in time: the gateway's own word when it said something.
+                Err(_) => {
+                    break Err(match notice.take() {
+                        Some((code, message)) => WorkError::Ib { code, message },
+                        None => WorkError::Timeout(self.snapshot_timeout.as_secs()),
+                    })
+                }
+            }
+        };
+        // The cancel is a message too, counted against the rate like the request; dropping
+        // the subscription sends it and frees the gateway's line. A request the gateway
+        // ended has no line there and is sent no cancel.
+        if open {
+            let mut cancel = self.progress.message().await;
+            drop(subscription);
+            cancel.sent();
+        }
+        outcome.map(|()| quote)
     }
 
     /// Historical bars, waiting first as long as IB's pacing rules require.

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod errors;
 pub mod handlers;
 pub mod ib;
+pub mod market_data;
 pub mod memo;
 pub mod results;
 
@@ -48,6 +49,8 @@ pub struct WorkerSettings {
     pub owner: String,
     /// How long a graceful stop waits for in-flight requests before releasing them.
     pub stop_deadline: Duration,
+    /// `[market_data] type`.
+    pub market_data: market_data::MarketDataMode,
     /// The engine's clock: stamps result rows and dates their work (fast under `--clock`).
     pub now: WorkerClock,
 }
@@ -76,6 +79,7 @@ pub struct WorkerHandle {
     stop: watch::Sender<bool>,
     counters: Arc<Mutex<Counters>>,
     finished: watch::Receiver<bool>,
+    market_data: Arc<market_data::MarketDataChoice>,
 }
 
 impl WorkerHandle {
@@ -100,6 +104,7 @@ impl WorkerHandle {
             }
         }
         s.completed_per_minute = per_minute;
+        s.delayed_exchanges = self.market_data.delayed_exchanges();
         s
     }
 
@@ -130,6 +135,8 @@ struct Shared {
     budget: u32,
     /// Messages the last poll of every position took (0 = none ran yet).
     polled_positions: AtomicU32,
+    /// Live or delayed market data, per exchange, for the session.
+    market_data: Arc<market_data::MarketDataChoice>,
     memos: Memos,
 }
 
@@ -153,6 +160,7 @@ pub fn start(
     let counters = Arc::new(Mutex::new(Counters::default()));
     let gateway_rate = gateway.max_messages_per_sec();
     let budget = admission::budget(gateway_rate);
+    let market_data = Arc::new(market_data::MarketDataChoice::new(settings.market_data));
     let shared = Arc::new(Shared {
         queue,
         gateway,
@@ -165,6 +173,7 @@ pub fn start(
         budget,
         ledger: Arc::new(Ledger::new(admission::turns(gateway_rate))),
         polled_positions: AtomicU32::new(0),
+        market_data: Arc::clone(&market_data),
         memos: Memos::default(),
     });
     tokio::spawn(async move {
@@ -176,6 +185,7 @@ pub fn start(
         stop,
         counters,
         finished,
+        market_data,
     }
 }
 
@@ -335,6 +345,7 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                     memo: shared
                         .memos
                         .for_request(id, today.date_naive(), Instant::now()),
+                    market_data: Arc::clone(&shared.market_data),
                 };
                 let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
                 match tokio::time::timeout(timeout, work).await {

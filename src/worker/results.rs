@@ -128,6 +128,10 @@ pub struct Written {
     pub table: String,
     pub rows: usize,
     pub version: i64,
+    /// For an option chain: milliseconds between its first and last quote, how far the chain
+    /// is from one picture of the market.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote_spread_ms: Option<u64>,
 }
 
 struct Open {
@@ -302,6 +306,7 @@ impl ResultTables {
             table: table.to_string(),
             rows,
             version,
+            quote_spread_ms: None,
         })
     }
 
@@ -372,6 +377,7 @@ impl ResultTables {
             table: DERIVED_STATS.to_string(),
             rows,
             version,
+            quote_spread_ms: None,
         })
     }
 

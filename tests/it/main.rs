@@ -9,6 +9,7 @@ mod during;
 mod engine_clock;
 mod escape;
 mod gateway_data;
+mod market_data;
 mod old_params;
 mod old_table;
 mod queue_cli;

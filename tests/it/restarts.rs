@@ -16,10 +16,11 @@ use uuid::Uuid;
 
 use crate::worker::{enqueue, new, rig, settle};
 
-/// Messages the engine sends between two restarts: three and a half seconds at 45 a second.
-/// Started all at once, the mix's option chains (26 messages each, 16 snapshots of each at a
-/// time) would not finish one in that: the first needs about 18 × 4 + 17 × 16 + 22 = 366.
-const WINDOW_MESSAGES: u64 = 160;
+/// Messages the engine sends between two restarts: about six option chains' work (49
+/// messages each, a quote being its request and its cancel), under seven seconds at 45 a
+/// second. Started all at once, the mix's option chains (16 quotes of each at a time) would
+/// not finish one in that.
+const WINDOW_MESSAGES: u64 = 300;
 /// How long each restart refuses connections.
 const DOWN: Duration = Duration::from_millis(300);
 
@@ -174,7 +175,9 @@ async fn requests_complete_between_frequent_gateway_restarts() {
     // Only what the rate finishes soon is in flight, in order, so a restart throws back
     // little work: the messages spent are at most 1/0.6 of what the work needs without
     // restarts (time is messages at the rate limit: the 60 % rate, counted in messages).
-    let needed = chains as u64 * 26 + 3 * 2 + 2 * 2 + 1 + rig.sim.portfolio().len() as u64;
+    // A quote is two messages: its streaming request and its cancel.
+    let needed =
+        chains as u64 * (3 + 2 * 23) + 3 * 3 + 2 * 2 + 1 + 2 * rig.sim.portfolio().len() as u64;
     let spent = rig.sim.stats().messages_received;
     assert!(
         spent as f64 <= needed as f64 / 0.6,

@@ -101,6 +101,12 @@ fn market_line<'a>(view: &View) -> Line<'a> {
         Span::raw(format!(" → {next} · ")),
         Span::styled(wtext, wstyle),
     ];
+    if !worker.delayed_exchanges.is_empty() {
+        spans.push(Span::styled(
+            format!(" · DELAYED data: {}", worker.delayed_exchanges.join(",")),
+            theme.warn(),
+        ));
+    }
     if let Some(t) = worker.last_batch_at {
         spans.push(Span::styled(
             format!(
