@@ -116,6 +116,12 @@ impl LineBudget {
         }
     }
 
+    /// Resolves when a line is freed after this call (created before a failed
+    /// [`LineBudget::try_snapshot`], it misses no line freed in between).
+    pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
+    }
+
     pub fn view(&self) -> LineBudgetView {
         let i = self.lock();
         LineBudgetView {

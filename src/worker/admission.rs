@@ -19,6 +19,12 @@
 //!
 //! A historical request waiting for IB's pacing sends nothing meanwhile, so its messages
 //! do not count while it waits.
+//!
+//! Every message, cancels included, then waits for its [`Pace`]: the worker hands the client
+//! no more than the client's rate limiter sends in steady state. The limiter holds requests
+//! back but sends a cancel at once (ibapi 5.5 `transport/rate_limiter.rs`: "Cancels ... count
+//! against the budget but are sent at once"); were requests queued in it, a cancel would go
+//! out ahead of them and the gateway would count more than its 50 a second (error 100).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -133,16 +139,22 @@ pub struct Ledger {
     lighter: Notify,
     next_rank: AtomicU64,
     turns: Arc<Turns>,
+    pace: Pace,
 }
 
+/// The rank of messages that go before every request's: cancels, which free lines.
+const URGENT: u64 = 0;
+
 impl Ledger {
-    /// A ledger handing out `turns` turns at once.
-    pub fn new(turns: usize) -> Self {
+    /// A ledger handing out `turns` turns at once, its messages paced for a client limited
+    /// to `per_second` messages a second.
+    pub fn new(turns: usize, per_second: u32) -> Self {
         Self {
             entries: Mutex::default(),
             lighter: Notify::new(),
-            next_rank: AtomicU64::new(0),
+            next_rank: AtomicU64::new(URGENT + 1),
             turns: Turns::new(turns),
+            pace: Pace::new(per_second),
         }
     }
 
@@ -212,7 +224,34 @@ impl Progress {
     /// as answered when the guard drops (answered, failed or abandoned alike); the turn is
     /// given back then, or at [`Message::sent`].
     pub async fn message(&self) -> Message {
-        let turn = self.ledger.turns.take(self.ledger.rank(self.id)).await;
+        self.message_ranked(self.ledger.rank(self.id)).await
+    }
+
+    /// A message that goes before every request's waiting for a turn: a cancel, which frees
+    /// a line the next quote waits for.
+    pub async fn urgent_message(&self) -> Message {
+        self.message_ranked(URGENT).await
+    }
+
+    /// The request's turn alone, for a message that may not go yet (a quote without a
+    /// free line gives it back: see [`Progress::message_on`]).
+    pub async fn turn(&self) -> Turn {
+        self.ledger.turns.take(self.ledger.rank(self.id)).await
+    }
+
+    /// A message on a turn taken with [`Progress::turn`].
+    pub async fn message_on(&self, turn: Turn) -> Message {
+        self.ledger.pace.wait().await;
+        self.ledger.update(self.id, |e| e.started += 1);
+        Message {
+            progress: self.clone(),
+            turn: Some(turn),
+        }
+    }
+
+    async fn message_ranked(&self, rank: u64) -> Message {
+        let turn = self.ledger.turns.take(rank).await;
+        self.ledger.pace.wait().await;
         self.ledger.update(self.id, |e| e.started += 1);
         Message {
             progress: self.clone(),
@@ -336,6 +375,44 @@ impl Drop for Turn {
             }
         }
         s.free += 1;
+    }
+}
+
+/// Messages spaced as the client's rate limiter sends them in steady state. ibapi's limiter
+/// for `n` a second admits a burst of `n / 10` and then `n - n / 10 + 1` a second; handed
+/// messages no faster than that, it never holds one back, so the cancels it sends at once
+/// never pass requests waiting in it. Each message goes one interval after the one before
+/// it actually went: after a stall (a busy machine, a slow disk write) the messages that
+/// waited go one by one, not all at once as fixed time slots would send them.
+#[derive(Debug)]
+pub struct Pace {
+    interval: Duration,
+    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Pace {
+    pub fn new(per_second: u32) -> Self {
+        let n = per_second.max(1);
+        let rate = (n + 1).saturating_sub((n / 10).max(1)).max(1);
+        Self {
+            interval: Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(rate))),
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The time between two messages.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Waits until one interval has passed since the last message went (first come, first
+    /// served; a caller that gives up while waiting takes no slot).
+    pub async fn wait(&self) {
+        let mut last = self.last.lock().await;
+        if let Some(at) = *last {
+            tokio::time::sleep_until(at + self.interval).await;
+        }
+        *last = Some(tokio::time::Instant::now());
     }
 }
 
@@ -464,7 +541,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_load_is_what_running_requests_still_have_to_send() {
-        let ledger = Arc::new(Ledger::new(100));
+        let ledger = Arc::new(Ledger::new(100, 10_000));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         ledger.open(a, 10);
         ledger.open(b, 3);
@@ -544,7 +621,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sent_message_gives_its_turn_back_before_its_answer() {
-        let ledger = Arc::new(Ledger::new(1));
+        let ledger = Arc::new(Ledger::new(1, 10_000));
         let id = Uuid::new_v4();
         ledger.open(id, 3);
         let p = ledger.progress(id);
@@ -556,6 +633,38 @@ mod tests {
         assert_eq!(ledger.load(), 3, "both still wait for their answers");
         drop((first, second));
         assert_eq!((ledger.load(), ledger.turns.free()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn paced_messages_go_one_interval_apart_even_after_a_stall() {
+        let pace = Arc::new(Pace::new(45));
+        // ibapi's limiter for 45 a second: a burst of 4, then 42 a second.
+        assert_eq!(
+            pace.interval(),
+            Duration::from_nanos(1_000_000_000u64.div_ceil(42))
+        );
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..12 {
+            let (pace, sent) = (Arc::clone(&pace), Arc::clone(&sent));
+            tasks.push(tokio::spawn(async move {
+                pace.wait().await;
+                sent.lock().unwrap().push(tokio::time::Instant::now());
+            }));
+        }
+        // The waiters are waiting; then a stall of the whole thread: those it kept waiting
+        // do not catch up in a burst afterwards.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        std::thread::sleep(Duration::from_millis(150));
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut sent = sent.lock().unwrap().clone();
+        sent.sort();
+        assert_eq!(sent.len(), 12);
+        for w in sent.windows(2) {
+            assert!(w[1] - w[0] >= pace.interval(), "{:?} apart", w[1] - w[0]);
+        }
     }
 
     #[test]

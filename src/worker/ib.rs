@@ -298,10 +298,20 @@ impl Ib {
                 .await?;
             self.market_data.type_sent(client_id);
         }
-        // The turn first: lines are then held only by quotes about to go out or out, and the
-        // earliest request's quotes take the next free line.
-        let mut message = self.progress.message().await;
-        let _line = self.lines.snapshot().await;
+        // The turn, then a line if one is free; else the turn goes back until a line is
+        // freed. A quote waiting for a line holds no turn: the quotes holding the lines need
+        // turns for their cancels, and with every turn held by a quote waiting for a line
+        // neither would ever move. A line is held only from the turn on, and the freed line
+        // goes to whichever waiting quote gets the next turn, the earliest request's first.
+        let (mut message, _line) = loop {
+            let freed = self.lines.freed();
+            let turn = self.progress.turn().await;
+            if let Some(line) = self.lines.try_snapshot() {
+                break (self.progress.message_on(turn).await, line);
+            }
+            drop(turn);
+            freed.await;
+        };
         let mut subscription = self.client.market_data(contract).subscribe().await?;
         message.sent();
         let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
@@ -353,11 +363,12 @@ impl Ib {
                 }
             }
         };
-        // The cancel is a message too, counted against the rate like the request; dropping
-        // the subscription sends it and frees the gateway's line. A request the gateway
-        // ended has no line there and is sent no cancel.
+        // The cancel is a message too, paced like the request; dropping the subscription
+        // sends it and frees the gateway's line. It goes before other messages waiting for a
+        // turn, as it frees the line the next quote waits for. A request the gateway ended
+        // has no line there and is sent no cancel.
         if open {
-            let mut cancel = self.progress.message().await;
+            let mut cancel = self.progress.urgent_message().await;
             drop(subscription);
             cancel.sent();
         }

@@ -171,7 +171,7 @@ pub fn start(
         settings,
         counters: Arc::clone(&counters),
         budget,
-        ledger: Arc::new(Ledger::new(admission::turns(gateway_rate))),
+        ledger: Arc::new(Ledger::new(admission::turns(gateway_rate), gateway_rate)),
         polled_positions: AtomicU32::new(0),
         market_data: Arc::clone(&market_data),
         memos: Memos::default(),
