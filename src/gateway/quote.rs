@@ -18,9 +18,38 @@ pub fn without_sentinels(mut q: Quote) -> Quote {
     q
 }
 
+/// The quote's market data type as a row records it: IB's number (1 live, 2 frozen,
+/// 3 delayed, 4 delayed frozen), none when the gateway did not say.
+pub fn market_data_type(q: &Quote) -> Option<i64> {
+    use ibapi::market_data::MarketDataType as T;
+    match q.market_data_type? {
+        T::Realtime => Some(1),
+        T::Frozen => Some(2),
+        T::Delayed => Some(3),
+        T::DelayedFrozen => Some(4),
+        T::Unknown => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_market_data_type_is_ibs_number() {
+        use ibapi::market_data::MarketDataType as T;
+        let mut q = Quote::default();
+        assert_eq!(market_data_type(&q), None);
+        for (t, n) in [
+            (T::Realtime, 1),
+            (T::Frozen, 2),
+            (T::Delayed, 3),
+            (T::DelayedFrozen, 4),
+        ] {
+            q.market_data_type = Some(t);
+            assert_eq!(market_data_type(&q), Some(n));
+        }
+    }
 
     #[test]
     fn a_bid_or_ask_of_minus_one_is_no_price() {

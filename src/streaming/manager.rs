@@ -19,6 +19,7 @@ use super::registry::{Leg, Registry};
 use crate::config::StreamingConfig;
 use crate::engine::{LegState, LegView};
 use crate::gateway::connection::Resubscribe;
+use crate::gateway::quote::market_data_type;
 use crate::gateway::{Gateway, LineBudget};
 use crate::lake::columns::BatchBuilder;
 use crate::lake::LakeError;
@@ -344,6 +345,7 @@ impl Streaming {
             };
             self.update(conid, |l| l.state = LegState::Streaming);
             let mut items = sub;
+            let mut refused = false;
             let reason: String = loop {
                 tokio::select! {
                     _ = stop.changed() => {
@@ -368,8 +370,29 @@ impl Streaming {
                                 l.state = LegState::Streaming;
                             });
                         }
+                        // A refusal of the leg's market data (no subscription, a competing
+                        // session): no price follows, so the leg says why it has none.
+                        Some(Ok(SubscriptionItem::Notice(n))) if REFUSAL_CODES.contains(&n.code) => {
+                            tracing::warn!(conid, code = n.code, message = %n.message, "leg's market data refused");
+                            self.update(conid, |l| {
+                                l.quote = Quote::default();
+                                l.last_tick_at = None;
+                            });
+                            items.cancel().await;
+                            refused = true;
+                            break format!("IB {}: {}", n.code, n.message);
+                        }
                         Some(Ok(SubscriptionItem::Notice(n))) => {
                             tracing::info!(conid, code = n.code, message = %n.message, "stream notice");
+                        }
+                        Some(Err(ibapi::Error::Notice(n))) if REFUSAL_CODES.contains(&n.code) => {
+                            tracing::warn!(conid, code = n.code, message = %n.message, "leg's market data refused");
+                            self.update(conid, |l| {
+                                l.quote = Quote::default();
+                                l.last_tick_at = None;
+                            });
+                            refused = true;
+                            break format!("IB {}: {}", n.code, n.message);
                         }
                         Some(Err(e)) => break e.to_string(),
                         None => break "the gateway ended the subscription".into(),
@@ -382,12 +405,18 @@ impl Streaming {
                 }
             });
             tracing::warn!(conid, %reason, "leg stream stopped");
-            // Give the connection a moment; a resubscribe event or a state change wakes us.
+            // Give the connection a moment (a refusal longer); a resubscribe event or a state
+            // change wakes us.
+            let pause = if refused {
+                REFUSED_RETRY
+            } else {
+                Duration::from_secs(2)
+            };
             tokio::select! {
                 _ = stop.changed() => return,
                 _ = resubscribe.recv() => {}
                 _ = gateway_state.changed() => {}
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::time::sleep(pause) => {}
             }
         }
     }
@@ -404,13 +433,15 @@ impl Streaming {
                 _ = stop.changed() => return,
                 _ = tick.tick() => {}
             }
+            // Only legs with a price: a leg whose ticks carry none yet (or whose data was
+            // refused) writes no row of nulls.
             let rows: Vec<Live> = self
                 .inner
                 .live
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .values()
-                .filter(|l| l.last_tick_at.is_some())
+                .filter(|l| l.last_tick_at.is_some() && price(&l.quote).is_some())
                 .cloned()
                 .collect();
             if rows.is_empty() {
@@ -418,12 +449,6 @@ impl Streaming {
             }
             let now = Utc::now();
             let n = rows.len();
-            let price = |q: &Quote| {
-                q.last.or(match (q.bid, q.ask) {
-                    (Some(b), Some(a)) => Some((a + b) / 2.0),
-                    _ => None,
-                })
-            };
             let batch = BatchBuilder::new(POSITION_UPDATE_COLUMNS)
                 .utf8(vec![None::<&str>; n])
                 .utf8(vec![Some("stream"); n])
@@ -441,6 +466,7 @@ impl Streaming {
                 .f64(rows.iter().map(|l| {
                     price(&l.quote).map(|p| p * l.leg.quantity * l.leg.multiplier.max(1.0))
                 }))
+                .i64(rows.iter().map(|l| market_data_type(&l.quote)))
                 .finish();
             if let Err(e) = self
                 .inner
@@ -452,6 +478,22 @@ impl Streaming {
             }
         }
     }
+}
+
+/// Codes that refuse a leg's market data, with no data following: no live subscription
+/// (10089, 354), delayed data not enabled (10168), a competing live session (10197). (10090,
+/// part of the data not subscribed, still sends the rest.)
+const REFUSAL_CODES: &[i32] = &[10089, 354, 10168, 10197];
+
+/// How long a refused leg waits before asking again (a reconnect asks at once).
+const REFUSED_RETRY: Duration = Duration::from_secs(60);
+
+/// A streamed leg's price: the last trade, else the mid.
+fn price(q: &Quote) -> Option<f64> {
+    q.last.or(match (q.bid, q.ask) {
+        (Some(b), Some(a)) => Some((a + b) / 2.0),
+        _ => None,
+    })
 }
 
 /// `SPY 20261218 600 C` style description of a leg.

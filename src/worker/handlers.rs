@@ -13,6 +13,7 @@ use ibapi::market_data::realtime::Quote;
 use super::errors::WorkError;
 use super::ib::{by_conid, futures, index, options_of, right_text, stock, Ib};
 use super::results::*;
+use crate::gateway::quote::market_data_type;
 use crate::lake::columns::{BatchBuilder, BatchReader};
 use crate::queue::params::{
     DerivedStatsParams, FuturesSnapshotParams, MarketBarsParams, OptionChainParams, Params,
@@ -250,6 +251,7 @@ async fn option_chain(
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.vega)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.theta)))
         .f64(g.iter().map(|g| g.as_ref().and_then(|g| g.option_price)))
+        .i64(quotes.iter().map(market_data_type))
         .finish();
     let mut written = results
         .write(OPTION_SNAPSHOTS, Some(req.request_id), batch)
@@ -328,6 +330,7 @@ async fn futures_snapshot(
         .f64([q.high])
         .f64([q.low])
         .f64([q.close])
+        .i64([market_data_type(&q)])
         .finish();
     Ok(results
         .write(FUTURES_SNAPSHOTS, Some(req.request_id), batch)
@@ -580,6 +583,7 @@ async fn position_update(
                 .zip(&prices)
                 .map(|(x, pr)| pr.map(|pr| pr * x.position * multiplier(x))),
         )
+        .i64(quotes.iter().map(market_data_type))
         .finish();
     Ok(results
         .write(POSITION_UPDATES, Some(req.request_id), batch)

@@ -41,6 +41,7 @@ pub const OPTION_SNAPSHOT_COLUMNS: &[Col] = &[
     col("vega", Float64),
     col("theta", Float64),
     col("model_price", Float64),
+    col("market_data_type", Int64),
 ];
 
 pub const FUTURES_SNAPSHOT_COLUMNS: &[Col] = &[
@@ -61,6 +62,7 @@ pub const FUTURES_SNAPSHOT_COLUMNS: &[Col] = &[
     col("high", Float64),
     col("low", Float64),
     col("close", Float64),
+    col("market_data_type", Int64),
 ];
 
 pub const MARKET_BAR_COLUMNS: &[Col] = &[
@@ -95,6 +97,7 @@ pub const POSITION_UPDATE_COLUMNS: &[Col] = &[
     col("avg_cost", Float64),
     col("market_price", Float64),
     col("market_value", Float64),
+    col("market_data_type", Int64),
 ];
 
 pub const DERIVED_STATS_COLUMNS: &[Col] = &[
@@ -470,6 +473,7 @@ mod tests {
                 .f64([Some(1.0)])
                 .f64([Some(1.0)])
                 .f64([Some(1.0)])
+                .i64([Some(1)])
                 .finish();
             results.write(FUTURES_SNAPSHOTS, None, batch).await.unwrap();
         }
