@@ -616,6 +616,25 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
+        let exchange = r
+            .contract
+            .as_ref()
+            .and_then(|c| c.exchange.clone())
+            .unwrap_or_default();
+        // The listing a gateway names: the primary exchange of a stock, else the exchange.
+        let listed = inst.to_proto(&exchange);
+        let listing = listed
+            .primary_exch
+            .filter(|e| !e.is_empty())
+            .or(listed.exchange)
+            .unwrap_or_default();
+        if let Some(text) = market_data::historical_refusal(
+            self.shared.config.permissions,
+            &listing,
+            inst.sec_type(),
+        ) {
+            return Reply::error_text(req_id, 162, &text, v.latency);
+        }
         let request = match BarRequest::parse(&r, &inst, self.shared.clock.now()) {
             Ok(req) => req,
             Err(e @ historical::HistoricalError::Invalid(_)) => {
@@ -623,11 +642,6 @@ impl Conn {
             }
             Err(e) => return Reply::error_text(req_id, 162, &e.to_string(), v.latency),
         };
-        let exchange = r
-            .contract
-            .as_ref()
-            .and_then(|c| c.exchange.clone())
-            .unwrap_or_default();
         let what = r.what_to_show.clone().unwrap_or_default();
         let group = format!("{}|{exchange}|{what}", inst.conid);
         let whole = format!(

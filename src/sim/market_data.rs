@@ -114,6 +114,22 @@ pub fn entitlement(
     }
 }
 
+/// What a gateway answers a historical request of an account without a market-data
+/// subscription for the instrument: 162 with "No market data permissions for <listing>
+/// <type>" (docs/SIM.md). Delayed data does not stand in for a subscription here.
+pub fn historical_refusal(
+    permissions: Permissions,
+    listing: &str,
+    sec_type: &str,
+) -> Option<String> {
+    match permissions {
+        Permissions::Live => None,
+        Permissions::Delayed | Permissions::None => Some(format!(
+            "Historical Market Data Service error message:No market data permissions for {listing} {sec_type}"
+        )),
+    }
+}
+
 /// The advisory that announces delayed data.
 pub const DELAYED_NOTICE: (i32, &str) = (
     10167,
