@@ -274,3 +274,172 @@ async fn quotes_hold_no_line_for_the_snapshot_end() {
     engine.shutdown().await;
     s.shutdown().await;
 }
+
+/// The market data type of every row of `table` (IB's number: 1 live ... 4 delayed frozen).
+async fn data_types(root: &std::path::Path, table: &str) -> Vec<Option<i64>> {
+    use ibq::lake::columns::BatchReader;
+    use ibq::lake::LakeTable;
+    use ibq::worker::results::columns_of;
+    let t = LakeTable::open_existing(root, table, columns_of(table))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{table} exists"));
+    let mut out = Vec::new();
+    for b in t.read_all().await.unwrap() {
+        out.extend(BatchReader::new(&b).i64("market_data_type").unwrap());
+    }
+    out
+}
+
+/// Every snapshot row says which data it holds: live (1) against a subscribed account,
+/// delayed (3) where the session switched to delayed data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_snapshot_row_records_its_market_data_type() {
+    for (permissions, expected) in [(Permissions::Live, 1), (Permissions::Delayed, 3)] {
+        let s = sim(permissions, false).await;
+        let (engine, dir) = start_engine(&s, MarketDataMode::Auto).await;
+        let ids = enqueue(
+            &engine,
+            vec![
+                new(
+                    RequestType::OptionChain,
+                    "IWM",
+                    json!({"target_dte": 30, "strikes": 1, "rights": "C"}),
+                ),
+                new(RequestType::FuturesSnapshot, "NQ", json!({})),
+                new(RequestType::PositionUpdate, "ALL", json!({})),
+            ],
+        )
+        .await;
+        let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+        for r in &done {
+            assert_eq!(
+                r.status,
+                Status::Success,
+                "{}: {:?}",
+                r.request_type,
+                r.error_message
+            );
+        }
+        engine.shutdown().await;
+        let root = dir.path().join("lake");
+        for table in ["option_snapshots", "futures_snapshots", "position_updates"] {
+            let types = data_types(&root, table).await;
+            assert!(!types.is_empty(), "{table} has rows");
+            assert!(
+                types.iter().all(|t| *t == Some(expected)),
+                "{permissions:?}: {table} holds types {types:?}"
+            );
+        }
+        s.shutdown().await;
+    }
+}
+
+/// Without a market-data subscription a gateway refuses bars with 162 "No market data
+/// permissions for …" (docs/SIM.md); the worker fails the request at once, with no retry
+/// spending the historical budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bars_without_permissions_are_refused_with_162_and_fail_at_once() {
+    use ibapi::market_data::historical::{BarSize, Duration as IbDuration, WhatToShow};
+    use ibq::sim::RequestKind;
+    let s = sim(Permissions::None, false).await;
+    let client = Client::connect(&s.address(), 1).await.expect("connect");
+    let answer = client
+        .historical_data(&Contract::stock("SPY").build(), BarSize::Hour)
+        .what_to_show(WhatToShow::Trades)
+        .duration(IbDuration::days(1))
+        .fetch()
+        .await;
+    match answer {
+        Err(ibapi::Error::Notice(n)) => {
+            assert_eq!(n.code, 162);
+            assert_eq!(
+                n.message,
+                "Historical Market Data Service error message:No market data permissions for ARCA STK"
+            );
+        }
+        other => panic!("bars without a subscription: {other:?}"),
+    }
+    drop(client);
+    let asked = || {
+        s.stats()
+            .requests
+            .get(&RequestKind::HistoricalData)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = asked();
+    let (engine, _dir) = start_engine(&s, MarketDataMode::Auto).await;
+    let ids = enqueue(
+        &engine,
+        vec![new(
+            RequestType::MarketBars,
+            "QQQ",
+            json!({"duration": "1 D", "bar_size": "30 mins"}),
+        )],
+    )
+    .await;
+    let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(done[0].status, Status::Failed);
+    assert_eq!(done[0].attempts, 1, "no retry can help");
+    let message = done[0].error_message.clone().unwrap_or_default();
+    assert!(
+        message.contains("162") && message.contains("No market data permissions for NASDAQ STK"),
+        "{message}"
+    );
+    assert_eq!(asked() - before, 1, "asked once");
+    engine.shutdown().await;
+    s.shutdown().await;
+}
+
+/// A streamed leg whose market data the gateway refuses says why (IB's code and words) and
+/// writes no row: a leg without a price is never written as a row of nulls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_refused_market_data_says_why_and_writes_no_row() {
+    use ibq::engine::LegState;
+    let s = sim(Permissions::None, false).await;
+    let (engine, dir) = start_engine(&s, MarketDataMode::Auto).await;
+    let conid = s.universe().conid_of("SPY").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match crate::streaming::promote(&engine, conid).await {
+            Ok(_) => break,
+            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut snap = engine.handle().snapshot();
+    let reason = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let legs = snap.borrow_and_update().legs.clone();
+            if let Some(LegState::Stalled { reason }) = legs
+                .iter()
+                .find(|l| l.conid == conid)
+                .map(|l| l.state.clone())
+            {
+                return reason;
+            }
+            snap.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the leg says its data was refused");
+    assert!(
+        reason.contains("354") && reason.contains("Requested market data is not subscribed"),
+        "{reason}"
+    );
+    // Two write intervals pass: no row for the leg.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    engine.shutdown().await;
+    let root = dir.path().join("lake");
+    if root.join("position_updates").exists() {
+        let types = data_types(&root, "position_updates").await;
+        assert!(
+            types.is_empty(),
+            "rows written for a leg without data: {types:?}"
+        );
+    }
+    s.shutdown().await;
+}

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::worker::{config, enqueue, new, options, settle};
 
-async fn promote(engine: &Engine, conid: i32) -> Result<String, String> {
+pub async fn promote(engine: &Engine, conid: i32) -> Result<String, String> {
     match engine
         .handle()
         .send(Command::Promote {
