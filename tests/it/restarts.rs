@@ -29,7 +29,7 @@ const WINDOW_MESSAGES: u64 = 6 * CHAIN_MESSAGES;
 /// How long each restart refuses connections.
 const DOWN: Duration = Duration::from_millis(300);
 
-/// Option chains of five strikes each side (calls and puts: 22 options, 26 messages), the
+/// Option chains of five strikes each side (calls and puts: 22 options, 49 messages), the
 /// first in the order of service, then futures, bars and a position poll.
 fn mix() -> Vec<NewRequest> {
     let mut out: Vec<NewRequest> = (0..18)
