@@ -360,7 +360,12 @@ impl Streaming {
                     }
                     item = items.next() => match item {
                         Some(Ok(SubscriptionItem::Data(tick))) => {
-                            if matches!(tick, TickTypes::MarketDataType(_) | TickTypes::RequestParameters(_)) {
+                            // Not prices: the data type is kept for the rows, nothing else.
+                            if let TickTypes::MarketDataType(_) = tick {
+                                self.update(conid, |l| l.quote.apply(&tick));
+                                continue;
+                            }
+                            if matches!(tick, TickTypes::RequestParameters(_)) {
                                 continue;
                             }
                             self.update(conid, |l| {

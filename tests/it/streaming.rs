@@ -188,12 +188,15 @@ async fn legs_share_ten_lines_with_snapshots_and_survive_restarts() {
     .expect("position_updates exists");
     let mut streamed = 0;
     for b in table.read_all().await.unwrap() {
-        streamed += ibq::lake::columns::BatchReader::new(&b)
-            .utf8("source")
-            .unwrap()
-            .iter()
-            .filter(|s| s.as_deref() == Some("stream"))
-            .count();
+        let r = ibq::lake::columns::BatchReader::new(&b);
+        let sources = r.utf8("source").unwrap();
+        let types = r.i64("market_data_type").unwrap();
+        for (source, data_type) in sources.iter().zip(types) {
+            if source.as_deref() == Some("stream") {
+                streamed += 1;
+                assert_eq!(data_type, Some(1), "a streamed row says it holds live data");
+            }
+        }
     }
     assert!(streamed >= 10, "{streamed} streamed rows");
     engine.shutdown().await;
