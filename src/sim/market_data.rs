@@ -144,7 +144,7 @@ fn round_to(x: f64, tick: f64) -> f64 {
 
 fn daily_volume(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> f64 {
     match inst.kind {
-        Kind::Stock => [60e6, 40e6, 30e6, 0.0][inst.underlying as usize],
+        Kind::Stock => [60e6, 40e6, 30e6, 0.0, 2e6][inst.underlying as usize],
         Kind::Index => 0.0,
         Kind::Future { root, .. } => [1.5e6, 6e5, 1.5e5][root as usize],
         Kind::Option { expiry, strike, .. } => {
