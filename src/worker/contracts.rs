@@ -248,7 +248,7 @@ pub fn ambiguous(symbol: &str, found: &[Candidate]) -> WorkError {
 /// What a symbol resolved to: one contract, or a futures root's listed months.
 #[derive(Debug)]
 pub enum Resolved {
-    One(ContractDetails),
+    One(Box<ContractDetails>),
     Months(Vec<ContractDetails>),
 }
 
@@ -320,7 +320,7 @@ pub async fn any(ib: &Ib, symbol: &str) -> Result<Resolved, WorkError> {
         let mut listed = lookup(ib, symbol, &spec.contract(symbol)).await?;
         return Ok(match spec.sec_type {
             SecType::Future => Resolved::Months(listed),
-            _ => Resolved::One(listed.remove(0)),
+            _ => Resolved::One(Box::new(listed.remove(0))),
         });
     }
     let mut listed = Vec::new();
@@ -343,7 +343,7 @@ pub async fn any(ib: &Ib, symbol: &str) -> Result<Resolved, WorkError> {
             message: format!("No security definition has been found for {symbol}"),
         }),
         1 if found[0].sec_type == SecType::Future => Ok(Resolved::Months(listed)),
-        1 => Ok(Resolved::One(listed.remove(0))),
+        1 => Ok(Resolved::One(Box::new(listed.remove(0)))),
         _ => Err(ambiguous(symbol, &found)),
     }
 }
