@@ -616,6 +616,11 @@ impl Conn {
         if let Some(code) = v.error {
             return Reply::error(req_id, code, v.latency);
         }
+        if let Some(text) =
+            super::market_data::historical_refusal(self.shared.config.permissions, &inst)
+        {
+            return Reply::error_text(req_id, 162, &text, v.latency);
+        }
         let request = match BarRequest::parse(&r, &inst, self.shared.clock.now()) {
             Ok(req) => req,
             Err(e @ historical::HistoricalError::Invalid(_)) => {

@@ -114,6 +114,26 @@ pub fn entitlement(
     }
 }
 
+/// Whether the account may have historical bars of `inst`: IB serves historical data through
+/// the API only with live market-data subscriptions (TWS API *Market Data*: "In order to
+/// receive real time top-of-book, depth-of-book, or historical market data from the API it is
+/// necessary have live market data subscriptions for the requested instruments"), and refuses
+/// with 162 and this text otherwise (`ibapi` 5.5 `src/messages/notice.rs`, `HMDS_ERROR_CODE`).
+pub fn historical_refusal(
+    permissions: Permissions,
+    inst: &super::universe::Instrument,
+) -> Option<String> {
+    if permissions == Permissions::Live {
+        return None;
+    }
+    let c = inst.to_proto("");
+    let listing = c.primary_exch.or(c.exchange).unwrap_or_default();
+    Some(format!(
+        "Historical Market Data Service error message:No market data permissions for {listing} {}",
+        inst.sec_type()
+    ))
+}
+
 /// The advisory that announces delayed data.
 pub const DELAYED_NOTICE: (i32, &str) = (
     10167,
