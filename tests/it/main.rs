@@ -6,6 +6,7 @@ mod common;
 mod console_pty;
 mod contracts;
 mod derived_stats;
+mod doctor;
 mod during;
 mod engine_clock;
 mod escape;
