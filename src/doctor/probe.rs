@@ -239,6 +239,10 @@ async fn look_up(
         t => format!("{} {place}", t.code()),
     };
     check.conid = Some(d.contract_id);
+    // A stock's data is permissioned by its listing exchange, not by SMART.
+    if !d.primary_exchange.0.is_empty() {
+        check.exchange = d.primary_exchange.0.clone();
+    }
     let target = Contract {
         contract_id: d.contract_id,
         security_type: d.security_type.clone(),
