@@ -23,9 +23,8 @@ pub fn version_problem(server_version: i32) -> Option<String> {
     (server_version < MIN_SERVER_VERSION).then(|| {
         format!(
             "the gateway speaks API server version {server_version}; ibq needs {MIN_SERVER_VERSION} or later \
-             (the TWS API's protobuf messages, which its client ibapi 5.5 speaks only): update IB Gateway \
-             or TWS to the current stable or latest release (protobuf began with TWS API 10.35; \
-             older builds are refused)"
+             (its client, ibapi 5.5, speaks the TWS API's protobuf messages only): update IB Gateway or TWS \
+             to 10.43 or newer (server version 219 and up; ibapi's changelog), i.e. IB's current stable or latest release"
         )
     })
 }
@@ -429,7 +428,10 @@ mod tests {
         assert_eq!(version_problem(226), None);
         let p = version_problem(187).unwrap();
         assert!(p.contains("187") && p.contains("213"), "{p}");
-        assert!(p.contains("IB Gateway") && p.contains("TWS"), "{p}");
+        assert!(
+            p.contains("IB Gateway or TWS") && p.contains("10.43"),
+            "{p}"
+        );
         let mut r = report();
         r.server_version = 187;
         judge(&mut r);
