@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+pub mod doctor;
 pub mod engine;
 pub mod gateway;
 pub mod lake;

@@ -20,6 +20,8 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(ibq::cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // `ibq doctor` printed what to fix; the status alone says it is not ready.
+        Err(e) if e.is::<ibq::doctor::NotReady>() => std::process::ExitCode::FAILURE,
         Err(e) => {
             // Errors quote what they were given (a symbol, an id, a row's text).
             eprintln!("ibq: {}", ibq::text::clean(&ibq::cli::error_line(&e)));

@@ -65,6 +65,7 @@ impl Cli {
                         | Command::Demote(_)
                         | Command::Legs(_)
                         | Command::Status { .. }
+                        | Command::Doctor { .. }
                 )
             )
     }
@@ -187,6 +188,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a gateway before the open: server version, accounts, data farms, market data and
+    /// history per configured contract, lines; ends with `ready` or what to fix (exit 0 only
+    /// when ready). `--gateway HOST:PORT` checks another address.
+    Doctor {
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks.
     Bench(crate::cli::bench::BenchArgs),
     /// Tools for tests.
@@ -302,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Legs(a) => legs::legs(a, &config).await,
         Command::Status { json } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
+        Command::Doctor { json } => crate::doctor::probe::run(&config, json).await,
         Command::Bench(a) => bench::run(a, &config).await,
         Command::Debug(a) => debug::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),

@@ -30,6 +30,9 @@ pub struct Config {
     pub streaming: StreamingConfig,
     #[serde(default)]
     pub market_data: MarketDataConfig,
+    /// `[contracts]`: which contract each symbol means.
+    #[serde(default)]
+    pub contracts: crate::worker::contracts::ContractTable,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
     #[serde(default)]
@@ -460,6 +463,70 @@ mod tests {
                 comment.contains(&format!("{lo} to {hi}")),
                 "the comment above {key} states `{lo} to {hi}`: {comment:?}"
             );
+        }
+    }
+
+    #[test]
+    fn contracts_default_to_the_index_products_and_a_file_adds_to_them() {
+        use crate::worker::contracts::SecType;
+        let c = Config::default();
+        for (sym, t, ex) in [
+            ("SPY", SecType::Stock, "SMART"),
+            ("QQQ", SecType::Stock, "SMART"),
+            ("IWM", SecType::Stock, "SMART"),
+            ("VIX", SecType::Index, "CBOE"),
+            ("ES", SecType::Future, "CME"),
+            ("NQ", SecType::Future, "CME"),
+            ("RTY", SecType::Future, "CME"),
+        ] {
+            let spec = c
+                .contracts
+                .get(sym)
+                .unwrap_or_else(|| panic!("{sym} is configured"));
+            assert_eq!((spec.sec_type, spec.exchange.as_str()), (t, ex), "{sym}");
+        }
+        assert!(DEFAULT_CONFIG.contains("\n[contracts]\n"));
+        let c = Config::parse(
+            "[contracts]\nES = { type = \"STK\", exchange = \"SMART\", primary_exchange = \"NYSE\" }\nxyz = { type = \"IND\", exchange = \"CBOE\" }\n",
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        let es = c.contracts.get("ES").unwrap();
+        assert_eq!(es.sec_type, SecType::Stock);
+        assert_eq!(es.primary_exchange.as_deref(), Some("NYSE"));
+        assert_eq!(es.currency, "USD");
+        assert_eq!(c.contracts.get("XYZ").unwrap().sec_type, SecType::Index);
+        assert_eq!(
+            c.contracts.get("NQ").unwrap().sec_type,
+            SecType::Future,
+            "defaults stay"
+        );
+    }
+
+    #[test]
+    fn a_bad_contract_entry_names_its_line_and_key() {
+        for (text, line, key) in [
+            (
+                "[contracts]\nSPY = { type = \"STK\", exchange = \"SMART\" }\nES = { type = \"FUT\", exchang = \"CME\" }\n",
+                "line 3",
+                "exchang",
+            ),
+            (
+                "[contracts]\nES = { type = \"FUTURE\", exchange = \"CME\" }\n",
+                "line 2",
+                "FUTURE",
+            ),
+            ("[contracts]\nES = { type = \"FUT\" }\n", "line 2", "exchange"),
+            (
+                "[contracts]\n\"E S\" = { type = \"FUT\", exchange = \"CME\" }\n",
+                "line",
+                "E S",
+            ),
+        ] {
+            let err = parse_err(text);
+            assert!(err.contains("my.toml"), "{text}: {err}");
+            assert!(err.contains(line), "{text}: {err}");
+            assert!(err.contains(key), "{text}: {err}");
         }
     }
 }

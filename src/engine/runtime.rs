@@ -157,6 +157,7 @@ impl Engine {
                     worker::WorkerClock(Arc::new(move || clock.now()))
                 },
                 market_data: config.market_data.kind,
+                contracts: Arc::new(config.contracts.clone()),
             },
         );
 

@@ -311,7 +311,7 @@ pub fn bars(
         What::Ask => tick / 2.0,
     };
     let daily_volume = match inst.kind {
-        Kind::Stock => [60e6, 40e6, 30e6, 0.0][inst.underlying as usize],
+        Kind::Stock => [60e6, 40e6, 30e6, 0.0, 2e6][inst.underlying as usize],
         Kind::Future { root, .. } => [1.5e6, 6e5, 1.5e5][root as usize],
         Kind::Option { .. } => 5_000.0,
         Kind::Index => 0.0,

@@ -115,8 +115,13 @@ pub fn entitlement(
 }
 
 /// What a gateway answers a historical request of an account without a market-data
-/// subscription for the instrument: 162 with "No market data permissions for <listing>
-/// <type>" (docs/SIM.md). Delayed data does not stand in for a subscription here.
+/// subscription for the instrument: IB serves historical data through the API only with live
+/// market-data subscriptions (TWS API *Market Data*: "In order to receive real time
+/// top-of-book, depth-of-book, or historical market data from the API it is necessary have
+/// live market data subscriptions for the requested instruments"), and refuses with 162 and
+/// "No market data permissions for <listing> <type>" otherwise (`ibapi` 5.5
+/// `src/messages/notice.rs`, `HMDS_ERROR_CODE`; docs/SIM.md). Delayed data does not stand in
+/// for a subscription here.
 pub fn historical_refusal(
     permissions: Permissions,
     listing: &str,
@@ -160,7 +165,7 @@ fn round_to(x: f64, tick: f64) -> f64 {
 
 fn daily_volume(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> f64 {
     match inst.kind {
-        Kind::Stock => [60e6, 40e6, 30e6, 0.0][inst.underlying as usize],
+        Kind::Stock => [60e6, 40e6, 30e6, 0.0, 2e6][inst.underlying as usize],
         Kind::Index => 0.0,
         Kind::Future { root, .. } => [1.5e6, 6e5, 1.5e5][root as usize],
         Kind::Option { expiry, strike, .. } => {

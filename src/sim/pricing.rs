@@ -34,6 +34,9 @@ struct Spec {
     market_beta: f64,
 }
 
+/// Eversource Energy's price per SPY dollar (about $65 against SPY's 600).
+const EVERSOURCE_PER_SPY: f64 = 65.0 / 600.0;
+
 fn spec(u: Underlying) -> Spec {
     match u {
         Underlying::Spy => Spec {
@@ -60,6 +63,13 @@ fn spec(u: Underlying) -> Spec {
             reversion: 0.06,
             market_beta: -0.75,
         },
+        // Not walked: priced as EVERSOURCE_PER_SPY × SPY (see `Market::underlying`).
+        Underlying::Eversource => Spec {
+            base: 65.0,
+            daily_vol: 0.010,
+            reversion: 0.01,
+            market_beta: 0.95,
+        },
     }
 }
 
@@ -70,6 +80,7 @@ pub fn dividend_yield(u: Underlying) -> f64 {
         Underlying::Qqq => 0.006,
         Underlying::Iwm => 0.012,
         Underlying::Vix => 0.0,
+        Underlying::Eversource => 0.045,
     }
 }
 
@@ -206,6 +217,9 @@ impl Market {
 
     /// The price of an underlying at `t`.
     pub fn underlying(&self, u: Underlying, t: DateTime<Utc>) -> f64 {
+        if u == Underlying::Eversource {
+            return self.underlying(Underlying::Spy, t) * EVERSOURCE_PER_SPY;
+        }
         let (day, secs) = walk_time(t);
         let path = self.day_path(u, day);
         let pos = secs / 60.0;
@@ -330,6 +344,7 @@ pub fn surface_vol(u: Underlying, strike: f64, forward: f64, years: f64, vix: f6
         Underlying::Qqq => 1.15,
         Underlying::Iwm => 1.3,
         Underlying::Vix => 5.0,
+        Underlying::Eversource => 0.9,
     };
     let short = vix / 100.0 * scale;
     let long = 0.19 * scale;

@@ -24,26 +24,33 @@ pub enum Underlying {
     Qqq = 1,
     Iwm = 2,
     Vix = 3,
+    /// Eversource Energy, the NYSE stock whose ticker is `ES` like the CME E-mini S&P 500
+    /// future: a real collision of symbols. Priced as a fixed fraction of SPY (it has no walk
+    /// of its own, so adding it changed no other price).
+    Eversource = 4,
 }
 
 impl Underlying {
     /// All underlyings.
     pub const ALL: [Underlying; 4] = [Self::Spy, Self::Qqq, Self::Iwm, Self::Vix];
+    /// Every stock and index of the universe: [`Self::ALL`] and the ones priced off them.
+    pub const LISTED: [Underlying; 5] =
+        [Self::Spy, Self::Qqq, Self::Iwm, Self::Vix, Self::Eversource];
     /// The underlyings with listed options.
     pub const OPTIONABLE: [Underlying; 3] = [Self::Spy, Self::Qqq, Self::Iwm];
 
     /// Ticker symbol.
     pub fn symbol(self) -> &'static str {
-        ["SPY", "QQQ", "IWM", "VIX"][self as usize]
+        ["SPY", "QQQ", "IWM", "VIX", "ES"][self as usize]
     }
 
     /// IB contract id of the stock or index itself.
     pub fn conid(self) -> i32 {
-        [756_733, 320_227_571, 9_579_970, 13_455_763][self as usize]
+        [756_733, 320_227_571, 9_579_970, 13_455_763, 70_000_001][self as usize]
     }
 
     fn primary_exchange(self) -> &'static str {
-        ["ARCA", "NASDAQ", "ARCA", "CBOE"][self as usize]
+        ["ARCA", "NASDAQ", "ARCA", "CBOE", "NYSE"][self as usize]
     }
 
     fn long_name(self) -> &'static str {
@@ -52,11 +59,17 @@ impl Underlying {
             "INVESCO QQQ TRUST SERIES 1",
             "ISHARES RUSSELL 2000 ETF",
             "CBOE Volatility Index",
+            "EVERSOURCE ENERGY",
         ][self as usize]
     }
 
     fn from_symbol(symbol: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|u| u.symbol() == symbol)
+        Self::LISTED.into_iter().find(|u| u.symbol() == symbol)
+    }
+
+    /// An exchange-traded fund (the others are a common stock and an index).
+    fn is_fund(self) -> bool {
+        matches!(self, Self::Spy | Self::Qqq | Self::Iwm)
     }
 }
 
@@ -318,15 +331,21 @@ impl Instrument {
             under_con_id,
             long_name: Some(long_name.to_string()),
             contract_month: self.expiry().map(|d| d.format("%Y%m").to_string()),
-            industry: matches!(self.kind, Kind::Stock).then(|| "Funds".to_string()),
-            category: matches!(self.kind, Kind::Stock).then(|| "Equity Fund".to_string()),
+            industry: matches!(self.kind, Kind::Stock).then(|| {
+                if self.underlying.is_fund() { "Funds" } else { "Utilities" }.to_string()
+            }),
+            category: matches!(self.kind, Kind::Stock).then(|| {
+                if self.underlying.is_fund() { "Equity Fund" } else { "Electric-Integrated" }
+                    .to_string()
+            }),
             time_zone_id: Some("US/Eastern".to_string()),
             trading_hours: Some(trading),
             liquid_hours: Some(liquid),
             under_symbol,
             under_sec_type,
             real_expiration_date: self.expiry().map(yyyymmdd),
-            stock_type: matches!(self.kind, Kind::Stock).then(|| "ETF".to_string()),
+            stock_type: matches!(self.kind, Kind::Stock)
+                .then(|| if self.underlying.is_fund() { "ETF" } else { "COMMON" }.to_string()),
             min_size: Some("1".to_string()),
             size_increment: Some("1".to_string()),
             suggested_size_increment: Some(if matches!(self.kind, Kind::Stock) { "100" } else { "1" }.to_string()),
@@ -537,7 +556,7 @@ impl Universe {
         pricing::ny_date(self.now())
     }
 
-    /// Contract id of a stock/ETF or index symbol (SPY, QQQ, IWM, VIX).
+    /// Contract id of a stock/ETF or index symbol (SPY, QQQ, IWM, VIX, ES the stock).
     pub fn conid_of(&self, symbol: &str) -> Option<i32> {
         Underlying::from_symbol(&symbol.to_ascii_uppercase()).map(Underlying::conid)
     }
@@ -589,7 +608,8 @@ impl Universe {
     }
 
     fn optionable(&self, symbol: &str) -> Option<Underlying> {
-        Underlying::from_symbol(&symbol.to_ascii_uppercase()).filter(|u| *u != Underlying::Vix)
+        Underlying::from_symbol(&symbol.to_ascii_uppercase())
+            .filter(|u| Underlying::OPTIONABLE.contains(u))
     }
 
     fn strikes(&self, u: Underlying) -> Vec<f64> {
@@ -619,7 +639,7 @@ impl Universe {
 
     /// The contract with this id, if it is listed now.
     pub fn by_conid(&self, conid: i32) -> Option<Instrument> {
-        if let Some(u) = Underlying::ALL.into_iter().find(|u| u.conid() == conid) {
+        if let Some(u) = Underlying::LISTED.into_iter().find(|u| u.conid() == conid) {
             let kind = if u == Underlying::Vix {
                 Kind::Index
             } else {
@@ -656,6 +676,7 @@ impl Universe {
             upper(&c.currency),
         );
         let local = upper(&c.local_symbol);
+        let primary = upper(&c.primary_exch);
         if !currency.is_empty() && currency != "USD" {
             return Vec::new();
         }
@@ -669,6 +690,7 @@ impl Universe {
         match sec_type.as_str() {
             "STK" => Underlying::from_symbol(&symbol)
                 .filter(|u| *u != Underlying::Vix)
+                .filter(|u| primary.is_empty() || primary == u.primary_exchange())
                 .filter(|_| {
                     exchange_ok(&[
                         "SMART", "ARCA", "NASDAQ", "ISLAND", "NYSE", "AMEX", "BATS", "IEX", "CBOE",

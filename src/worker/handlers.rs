@@ -11,7 +11,7 @@ use ibapi::market_data::historical::{BarSize, BarTimestamp, Duration as IbDurati
 use ibapi::market_data::realtime::Quote;
 
 use super::errors::WorkError;
-use super::ib::{by_conid, futures, index, options_of, right_text, stock, Ib};
+use super::ib::{by_conid, options_of, right_text, Ib};
 use super::results::*;
 use crate::gateway::quote::market_data_type;
 use crate::lake::columns::{BatchBuilder, BatchReader};
@@ -131,7 +131,7 @@ async fn option_chain(
     now: DateTime<Utc>,
 ) -> Result<Written, WorkError> {
     let sym = req.symbol.as_str();
-    let underlying = ib.details(&stock(sym)).await?.remove(0).contract;
+    let underlying = super::contracts::stock(ib, sym).await?.contract;
     let quote = ib
         .snapshot(by_conid(underlying.contract_id, "SMART"))
         .await?;
@@ -303,11 +303,13 @@ async fn futures_snapshot(
 ) -> Result<Written, WorkError> {
     let sym = req.symbol.as_str();
     let contract = if p.month == "front" {
-        let listed = ib.details(&futures(sym, "")).await?;
+        let listed = super::contracts::future_months(ib, sym, "").await?;
         front_month(listed, ny_date(now))
             .ok_or_else(|| WorkError::Invalid(format!("no {sym} futures month outside the roll")))?
     } else {
-        ib.details(&futures(sym, &p.month)).await?.remove(0)
+        super::contracts::future_months(ib, sym, &p.month)
+            .await?
+            .remove(0)
     };
     let c = &contract.contract;
     let expiry = parse_expiry(&c.last_trade_date_or_contract_month);
@@ -406,30 +408,18 @@ fn ib_bar_size(s: &str) -> Option<BarSize> {
     BarSize::from_str(name).ok()
 }
 
-/// A symbol as a stock, else an index, else the front futures month.
+/// The contract a symbol means (see [`super::contracts`]); for a futures root, its front month.
 async fn resolve_any(
     ib: &Ib,
     sym: &str,
     now: DateTime<Utc>,
 ) -> Result<ibapi::contracts::Contract, WorkError> {
-    let not_found = |e: &WorkError| matches!(e, WorkError::Ib { code: 200, .. });
-    match ib.details(&stock(sym)).await {
-        Ok(mut d) => return Ok(d.remove(0).contract),
-        Err(e) if !not_found(&e) => return Err(e),
-        Err(_) => {}
+    match super::contracts::any(ib, sym).await? {
+        super::contracts::Resolved::One(d) => Ok(d.contract),
+        super::contracts::Resolved::Months(listed) => front_month(listed, ny_date(now))
+            .map(|d| d.contract)
+            .ok_or_else(|| WorkError::Invalid(format!("no {sym} futures month outside the roll"))),
     }
-    match ib.details(&index(sym)).await {
-        Ok(mut d) => return Ok(d.remove(0).contract),
-        Err(e) if !not_found(&e) => return Err(e),
-        Err(_) => {}
-    }
-    let listed = ib.details(&futures(sym, "")).await?;
-    front_month(listed, ny_date(now))
-        .map(|d| d.contract)
-        .ok_or_else(|| WorkError::Ib {
-            code: 200,
-            message: format!("No security definition has been found for {sym}"),
-        })
 }
 
 async fn market_bars(

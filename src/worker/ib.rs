@@ -34,6 +34,8 @@ pub struct Ib {
     pub memo: Arc<Memo>,
     /// Live or delayed market data, per exchange.
     pub market_data: Arc<MarketDataChoice>,
+    /// `[contracts]`: which contract each symbol means.
+    pub contracts: Arc<super::contracts::ContractTable>,
 }
 
 /// A refusal of market data as the trader reads it: IB's code and words, and what is missing.

@@ -10,6 +10,7 @@
 //! contract lookups the lost one made (see [`memo`]).
 
 pub mod admission;
+pub mod contracts;
 pub mod errors;
 pub mod handlers;
 pub mod ib;
@@ -51,6 +52,8 @@ pub struct WorkerSettings {
     pub stop_deadline: Duration,
     /// `[market_data] type`.
     pub market_data: market_data::MarketDataMode,
+    /// `[contracts]`: which contract each symbol means.
+    pub contracts: Arc<contracts::ContractTable>,
     /// The engine's clock: stamps result rows and dates their work (fast under `--clock`).
     pub now: WorkerClock,
 }
@@ -346,6 +349,7 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                         .memos
                         .for_request(id, today.date_naive(), Instant::now()),
                     market_data: Arc::clone(&shared.market_data),
+                    contracts: Arc::clone(&shared.settings.contracts),
                 };
                 let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
                 match tokio::time::timeout(timeout, work).await {

@@ -4,7 +4,9 @@
 mod bad_input;
 mod common;
 mod console_pty;
+mod contracts;
 mod derived_stats;
+mod doctor;
 mod during;
 mod engine_clock;
 mod escape;
