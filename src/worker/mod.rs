@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::engine::WorkerStats;
+use crate::engine::{GatewayState, WorkerStats};
 use crate::gateway::pacing::HistoricalPacer;
 use crate::gateway::{Gateway, LineBudget};
 use crate::queue::service::{Change, QueueHandle};
@@ -226,7 +226,11 @@ async fn run(
             s.batch_size,
             typical.get(),
         );
-        let want_claim = !*paused.borrow() && shared.gateway.client().is_some() && room > 0;
+        // Not while IB's own connectivity is lost (1100): nothing would be answered.
+        let want_claim = !*paused.borrow()
+            && shared.gateway.client().is_some()
+            && shared.gateway.current_state().is_connected()
+            && room > 0;
         if want_claim && (backlog || running.is_empty()) {
             match shared.queue.claim(room, &s.owner).await {
                 Ok(claimed) => {
@@ -346,12 +350,25 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                         .memos
                         .for_request(id, today.date_naive(), Instant::now()),
                     market_data: Arc::clone(&shared.market_data),
+                    farms: shared.gateway.farms(),
                 };
                 let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
-                match tokio::time::timeout(timeout, work).await {
-                    Ok(Ok(data)) => Outcome::Done(data),
-                    Ok(Err(e)) => Outcome::Failed(e),
-                    Err(_) => Outcome::Failed(WorkError::Timeout(timeout.as_secs())),
+                // IB's connectivity lost (1100, a nightly reset): nothing in flight is
+                // answered until 1101/1102, so the request goes back to PENDING uncounted.
+                let mut gateway = shared.gateway.state();
+                let lost = gateway.wait_for(|s| matches!(s, GatewayState::Degraded { .. }));
+                tokio::select! {
+                    r = tokio::time::timeout(timeout, work) => match r {
+                        Ok(Ok(data)) => Outcome::Done(data),
+                        Ok(Err(e)) => Outcome::Failed(e),
+                        Err(_) => Outcome::Failed(WorkError::Timeout(timeout.as_secs())),
+                    },
+                    Ok(s) = lost => Outcome::Failed(WorkError::ConnectionLost(match &*s {
+                        GatewayState::Degraded { code, .. } => {
+                            format!("IB connectivity lost (IB {code}); released until it is restored")
+                        }
+                        _ => "IB connectivity lost".into(),
+                    })),
                 }
             }
         };
