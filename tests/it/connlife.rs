@@ -427,3 +427,84 @@ async fn a_gateway_that_never_answers_the_handshake_times_out_says_so_and_is_ret
     r.engine.shutdown().await;
     r.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_channel_breaks_farms_stalls_handshakes_and_silences_resets() {
+    use tokio::io::AsyncWriteExt;
+
+    let sim = Simulator::start(SimConfig {
+        control_port: Some(0),
+        ..sim_config()
+    })
+    .await
+    .unwrap();
+    let stream = tokio::net::TcpStream::connect(sim.control_address().unwrap())
+        .await
+        .expect("control connect");
+    let (rd, mut wr) = stream.into_split();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(rd));
+    let mut say = async |cmd: &str| {
+        wr.write_all(format!("{cmd}\n").as_bytes()).await.unwrap();
+        lines.next_line().await.unwrap().unwrap_or_default()
+    };
+    let reply = say("farm market_data broken").await;
+    assert!(
+        reply.starts_with("ok ") && reply.contains("2103"),
+        "{reply}"
+    );
+    for bad in [
+        "farm sec_def inactive",
+        "farm usfarm ok",
+        "farm market_data down",
+        "handshake maybe",
+        "nightly_reset 1102 300 loud",
+    ] {
+        let reply = say(bad).await;
+        assert!(reply.starts_with("error "), "{bad}: {reply}");
+    }
+
+    // A client connecting now hears of the broken farm at connect.
+    let (client, mut notices) = ibapi::Client::builder()
+        .address(sim.address().as_str())
+        .client_id(21)
+        .connect_with_notice_stream()
+        .await
+        .expect("connect");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let n = tokio::time::timeout(Duration::from_secs(5), notices.next())
+            .await
+            .expect("a notice in time")
+            .expect("a notice");
+        codes.push(n.code);
+    }
+    assert_eq!(codes, vec![2103, 2106, 2158]);
+    client.disconnect().await;
+
+    assert!(say("handshake stall").await.starts_with("ok "));
+    let stalled = tokio::time::timeout(
+        Duration::from_millis(800),
+        ibapi::Client::connect(&sim.address(), 22),
+    )
+    .await;
+    assert!(stalled.is_err(), "the handshake is never answered");
+    assert!(say("handshake answer").await.starts_with("ok "));
+    let client = tokio::time::timeout(
+        Duration::from_secs(10),
+        ibapi::Client::connect(&sim.address(), 23),
+    )
+    .await
+    .expect("answered again")
+    .expect("connect");
+
+    let reply = say("nightly_reset 1102 400 silent").await;
+    assert!(reply.contains("nothing answered"), "{reply}");
+    let held = tokio::time::timeout(Duration::from_millis(250), client.server_time()).await;
+    assert!(held.is_err(), "silent during the reset");
+    let after = tokio::time::timeout(Duration::from_secs(5), client.server_time())
+        .await
+        .expect("answered after 1102");
+    assert!(after.is_ok(), "{after:?}");
+    client.disconnect().await;
+    sim.shutdown().await;
+}
