@@ -472,6 +472,12 @@ impl Conn {
                 }
             }
             tokio::time::sleep(latency).await;
+            // The farm may have broken (or a silent reset begun) while the answer was slow.
+            if !shared.avail.borrow().open(market_data)
+                && !wait_open(shared.avail.subscribe(), market_data).await
+            {
+                return;
+            }
             let mut frames = frames;
             if let Some(after) = after {
                 frames.extend(after().await);

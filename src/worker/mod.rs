@@ -268,7 +268,23 @@ async fn run(
             }
             _ = immediate.notified() => backlog = true,
             _ = paused.changed() => {}
-            _ = gateway_state.changed() => {}
+            _ = gateway_state.changed() => {
+                // IB's connectivity lost (1100, a nightly reset): nothing in flight is
+                // answered until 1101/1102, so what runs goes back to PENDING uncounted.
+                let lost = match &*gateway_state.borrow_and_update() {
+                    GatewayState::Degraded { code, .. } => Some(*code),
+                    _ => None,
+                };
+                if let Some(code) = lost.filter(|_| !running.is_empty()) {
+                    in_flight.abort_all();
+                    release_all(
+                        &shared,
+                        &mut running,
+                        format!("IB connectivity lost (IB {code}); released until it is restored"),
+                    )
+                    .await;
+                }
+            }
             _ = shared.ledger.lighter(), if backlog => {}
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Ok((id, outcome)) = joined {
@@ -329,6 +345,29 @@ async fn run(
         .running = false;
 }
 
+/// Puts every running request back to PENDING without counting an attempt (their tasks are
+/// aborted), keeping what they fetched for the next attempt.
+async fn release_all(shared: &Shared, running: &mut HashMap<Uuid, Request>, reason: String) {
+    let ids: Vec<Uuid> = running.drain().map(|(id, _)| id).collect();
+    for id in &ids {
+        shared.ledger.close(*id);
+    }
+    tracing::warn!(count = ids.len(), %reason, "releasing requests in flight");
+    match shared
+        .queue
+        .change(ids.clone(), Change::Release(reason))
+        .await
+    {
+        Ok(_) => {
+            let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
+            c.stats.released += ids.len() as u64;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "releasing requests failed; their leases will expire")
+        }
+    }
+}
+
 fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: &Request) {
     let shared = Arc::clone(shared);
     let req = req.clone();
@@ -353,22 +392,10 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                     farms: shared.gateway.farms(),
                 };
                 let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
-                // IB's connectivity lost (1100, a nightly reset): nothing in flight is
-                // answered until 1101/1102, so the request goes back to PENDING uncounted.
-                let mut gateway = shared.gateway.state();
-                let lost = gateway.wait_for(|s| matches!(s, GatewayState::Degraded { .. }));
-                tokio::select! {
-                    r = tokio::time::timeout(timeout, work) => match r {
-                        Ok(Ok(data)) => Outcome::Done(data),
-                        Ok(Err(e)) => Outcome::Failed(e),
-                        Err(_) => Outcome::Failed(WorkError::Timeout(timeout.as_secs())),
-                    },
-                    Ok(s) = lost => Outcome::Failed(WorkError::ConnectionLost(match &*s {
-                        GatewayState::Degraded { code, .. } => {
-                            format!("IB connectivity lost (IB {code}); released until it is restored")
-                        }
-                        _ => "IB connectivity lost".into(),
-                    })),
+                match tokio::time::timeout(timeout, work).await {
+                    Ok(Ok(data)) => Outcome::Done(data),
+                    Ok(Err(e)) => Outcome::Failed(e),
+                    Err(_) => Outcome::Failed(WorkError::Timeout(timeout.as_secs())),
                 }
             }
         };
