@@ -69,6 +69,14 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             );
             // The gateway state quotes IB's messages: cleaned of control characters.
             println!("gateway: {}", Clean(&s["gateway"].to_string()));
+            if let Ok(farms) =
+                serde_json::from_value::<crate::gateway::FarmsView>(s["farms"].clone())
+            {
+                let line = farms
+                    .summary()
+                    .unwrap_or_else(|| "none reported yet".into());
+                println!("data farms: {}", Clean(&line));
+            }
             println!(
                 "market: {} (next: {} at {})",
                 Clean(&s["market"]["phase"].to_string()),

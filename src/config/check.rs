@@ -33,6 +33,7 @@ pub const RANGES: &[(&str, u64, u64, &str)] = &[
     ("lines.margin", 0, 9_999, "lines"),
     ("streaming.write_interval_secs", 1, 3_600, "seconds"),
     ("streaming.stale_after_secs", 1, 86_400, "seconds"),
+    ("gateway.connect_timeout_secs", 1, 600, "seconds"),
 ];
 
 fn range_of(key: &str) -> (u64, u64, &'static str) {
@@ -69,6 +70,10 @@ pub fn check(c: &Config) -> Result<(), Problem> {
     in_range("queue.poll_external_secs", q.poll_external_secs.into())?;
     in_range("queue.max_batch", q.max_batch as i128)?;
     check_address(&c.gateway.address)?;
+    in_range(
+        "gateway.connect_timeout_secs",
+        c.gateway.connect_timeout_secs.into(),
+    )?;
     in_range("worker.poll_secs", w.poll_secs.into())?;
     in_range("worker.batch_size", w.batch_size as i128)?;
     in_range("worker.max_attempts", w.max_attempts.into())?;

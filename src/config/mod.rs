@@ -86,6 +86,7 @@ impl Default for QueueConfig {
 pub struct GatewayConfig {
     pub address: String,
     pub client_id: i32,
+    pub connect_timeout_secs: u64,
 }
 
 impl Default for GatewayConfig {
@@ -93,6 +94,7 @@ impl Default for GatewayConfig {
         Self {
             address: "127.0.0.1:4002".into(),
             client_id: 100,
+            connect_timeout_secs: 10,
         }
     }
 }

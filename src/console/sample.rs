@@ -242,5 +242,6 @@ pub fn snapshot(pending: usize) -> Snapshot {
             next_run: Some(now + Duration::seconds(600)),
         }]),
         alert: None,
+        farms: Default::default(),
     }
 }

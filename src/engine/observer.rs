@@ -85,6 +85,9 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
                 if let Ok(legs) = serde_json::from_value::<Vec<super::LegView>>(s["legs"].clone()) {
                     snap.legs = legs.into();
                 }
+                if let Ok(farms) = serde_json::from_value(s["farms"].clone()) {
+                    snap.farms = farms;
+                }
             }
             None => snap.alert = Some("the owning engine has not written its status yet".into()),
         }

@@ -120,7 +120,7 @@ impl Engine {
             address: config.gateway.address.clone(),
             client_id: config.gateway.client_id,
             max_messages_per_sec: w.max_messages_per_sec.min(50),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(config.gateway.connect_timeout_secs.max(1)),
             max_backoff: Duration::from_secs(30),
         });
         let lines = LineBudget::new(config.lines.limit, config.lines.margin);
@@ -310,6 +310,7 @@ impl Publisher {
                 .collect::<Vec<_>>()
                 .into(),
             alert: None,
+            farms: self.gateway.current_farms(),
         }
     }
 }
@@ -324,6 +325,7 @@ struct Fingerprint {
     lines: super::LineBudgetView,
     legs: Arc<[super::LegView]>,
     jobs: Arc<[JobView]>,
+    farms: crate::gateway::FarmsView,
 }
 
 fn fingerprint(s: &Snapshot, queue_generation: u64) -> Fingerprint {
@@ -335,6 +337,7 @@ fn fingerprint(s: &Snapshot, queue_generation: u64) -> Fingerprint {
         lines: s.lines,
         legs: Arc::clone(&s.legs),
         jobs: Arc::clone(&s.jobs),
+        farms: s.farms.clone(),
     }
 }
 
@@ -378,6 +381,7 @@ fn write_status(root: &std::path::Path, s: &Snapshot) {
         "counts": s.counts,
         "lines": s.lines,
         "legs": s.legs,
+        "farms": s.farms,
     });
     let tmp = root.join(".ibq-status.json.tmp");
     let ok = std::fs::write(&tmp, status.to_string())

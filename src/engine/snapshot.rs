@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::gateway::FarmsView;
 use crate::queue::{Request, StatusCounts};
 
 /// The state of the one gateway connection.
@@ -154,6 +155,8 @@ pub struct Snapshot {
     pub jobs: Arc<[JobView]>,
     /// A problem the engine wants the operator to see (a background task that died).
     pub alert: Option<String>,
+    /// The gateway's data farms as it last reported them.
+    pub farms: FarmsView,
 }
 
 impl Snapshot {
@@ -180,6 +183,7 @@ impl Snapshot {
             legs: Arc::from(Vec::new()),
             jobs: Arc::from(Vec::new()),
             alert: None,
+            farms: FarmsView::default(),
         }
     }
 }

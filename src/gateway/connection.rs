@@ -1,7 +1,8 @@
 //! The supervisor of the one `ibapi` connection: connects (with a timeout, since `ibapi`
 //! has none), publishes the connection state, follows IB's connectivity notices (1100
-//! degraded, 1101 restored with data lost, 1102 restored), notices `ibapi`'s own
-//! reconnects, and connects anew when `ibapi` gives up or the operator asks.
+//! degraded, 1101 restored with data lost, 1102 restored) and the data farms' notices
+//! (see [`super::farms`]), notices `ibapi`'s own reconnects, and connects anew when `ibapi`
+//! gives up or the operator asks.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use chrono::Utc;
 use ibapi::Client;
 use tokio::sync::{broadcast, watch, Notify};
 
+use super::farms::{Farms, FarmsView};
 use crate::engine::GatewayState;
 
 /// How the connection is made.
@@ -41,6 +43,8 @@ pub struct Gateway {
     resubscribe: broadcast::Sender<Resubscribe>,
     reconnect_now: Notify,
     shutdown: Notify,
+    farms: std::sync::Mutex<Farms>,
+    farms_view: watch::Sender<FarmsView>,
 }
 
 impl Gateway {
@@ -57,6 +61,8 @@ impl Gateway {
             resubscribe,
             reconnect_now: Notify::new(),
             shutdown: Notify::new(),
+            farms: std::sync::Mutex::new(Farms::default()),
+            farms_view: watch::Sender::new(FarmsView::default()),
         });
         tokio::spawn(Arc::clone(&gateway).supervise());
         gateway
@@ -88,6 +94,37 @@ impl Gateway {
 
     pub fn current_state(&self) -> GatewayState {
         self.state.borrow().clone()
+    }
+
+    /// The data farms as the gateway last reported them.
+    pub fn farms(&self) -> watch::Receiver<FarmsView> {
+        self.farms_view.subscribe()
+    }
+
+    pub fn current_farms(&self) -> FarmsView {
+        self.farms_view.borrow().clone()
+    }
+
+    /// Takes a farm notice (any other code is ignored) and publishes a change.
+    fn farm_notice(&self, code: i32, message: &str) {
+        let mut farms = self.farms.lock().unwrap_or_else(|p| p.into_inner());
+        if farms.apply(code, message, Utc::now()) {
+            let view = farms.view().clone();
+            let down: Vec<String> = view.down().map(|f| f.name.clone()).collect();
+            if down.is_empty() {
+                tracing::info!(code, "data farms: every farm serves");
+            } else {
+                tracing::warn!(code, down = %down.join(","), "data farm down");
+            }
+            self.farms_view.send_replace(view);
+        }
+    }
+
+    /// A new session reports its own farms.
+    fn forget_farms(&self) {
+        let mut farms = self.farms.lock().unwrap_or_else(|p| p.into_inner());
+        farms.clear();
+        self.farms_view.send_replace(farms.view().clone());
     }
 
     /// Wakes on every event after which streaming subscriptions must be placed again.
@@ -148,6 +185,7 @@ impl Gateway {
             let reason = match outcome {
                 Ok(Ok((client, notices))) => {
                     attempt = 0;
+                    self.forget_farms();
                     let client = Arc::new(client);
                     *self.client.write().unwrap_or_else(|p| p.into_inner()) =
                         Some(Arc::clone(&client));
@@ -165,9 +203,11 @@ impl Gateway {
                     }
                 }
                 Ok(Err(e)) => format!("cannot connect to {address}: {e}"),
+                // The port may well accept the socket: a gateway still starting, or one
+                // whose API thread hangs, never answers the handshake.
                 Err(_) => format!(
-                    "cannot connect to {address}: no answer within {} s",
-                    self.settings.connect_timeout.as_secs()
+                    "cannot connect to {address}: no API handshake within {} s",
+                    self.settings.connect_timeout.as_secs_f64()
                 ),
             };
             attempt += 1;
@@ -237,7 +277,7 @@ impl Gateway {
                             was_connected = true;
                             let _ = self.resubscribe.send(Resubscribe::Reconnected);
                         }
-                        _ => {}
+                        code => self.farm_notice(code, &n.message),
                     }
                     tracing::info!(code = n.code, message = %n.message, "gateway notice");
                 }

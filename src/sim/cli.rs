@@ -76,6 +76,14 @@ pub struct SimArgs {
     /// Milliseconds between the 1100 and the restore notice.
     #[arg(long, default_value_t = 5_000)]
     pub reset_after_ms: u64,
+    /// A nightly reset answers no request until its restore notice (answers held across a
+    /// 1101 are never sent).
+    #[arg(long)]
+    pub reset_silent: bool,
+    /// Accept connections but never answer their handshake (switch back with the control
+    /// channel's `handshake answer`).
+    #[arg(long)]
+    pub stall_handshake: bool,
 }
 
 fn parse_clock(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
@@ -167,6 +175,8 @@ pub async fn run(args: SimArgs) -> anyhow::Result<()> {
         snapshot_end: Duration::from_millis(args.snapshot_end_ms),
         permissions: args.permissions,
         competing_session: args.competing_session,
+        reset_silent: args.reset_silent,
+        stall_handshake: args.stall_handshake,
     };
     let sim = Simulator::start(config).await?;
     for (kind, rate) in &args.error_rate {

@@ -14,6 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 
+use super::farms::{wait_open, Farm};
 use super::faults::{error_text, RequestKind};
 use super::frame::{self, encode_proto, FrameError, PROTOBUF_OFFSET};
 use super::historical::{self, BarRequest};
@@ -159,6 +160,18 @@ impl Conn {
     ) -> Result<(), ConnError> {
         let mut buf = BytesMut::with_capacity(8192);
         let timeout = self.shared.config.handshake_timeout;
+        if self.shared.stall_handshake.load(Ordering::SeqCst) {
+            // A gateway that accepts the socket but never answers the hello (still starting,
+            // or its API thread hung): the client's own connect timeout must fire.
+            tracing::info!(conn_id = self.conn_id, "leaving the handshake unanswered");
+            return tokio::select! {
+                r = tokio::time::timeout(timeout, swallow(&mut rd, &mut buf)) => match r {
+                    Err(_) => Err(ConnError::HandshakeTimeout(timeout)),
+                    Ok(e) => Err(e),
+                },
+                _ = wait_close(&mut events) => Ok(()),
+            };
+        }
         let handshake = tokio::select! {
             r = tokio::time::timeout(timeout, self.handshake(&mut rd, &mut buf)) => r,
             _ = wait_close(&mut events) => return Ok(()),
@@ -254,8 +267,12 @@ impl Conn {
             &proto::NextValidId { order_id: Some(1) },
         ))
         .await;
-        for code in [2104, 2106, 2158] {
-            self.send_error(-1, code, error_text(code)).await;
+        // Then each farm's state, as a gateway reports its farms on every connect.
+        let farms = *self.shared.avail.borrow();
+        for farm in Farm::ALL {
+            if let Some(code) = farm.code(farms.farm(farm)) {
+                self.send_error(-1, code, error_text(code)).await;
+            }
         }
         Ok(())
     }
@@ -406,7 +423,10 @@ impl Conn {
             }
         };
         match decoded {
-            Ok(Some(reply)) => self.deliver(reply).await,
+            Ok(Some(reply)) => {
+                self.deliver(reply, msg_type == inbound::REQUEST_MARKET_DATA)
+                    .await
+            }
             Ok(None) => {}
             Err(e) => {
                 self.send_error(
@@ -419,15 +439,18 @@ impl Conn {
         }
     }
 
-    /// Sends a reply now, or later from a task when a latency fault applies.
-    async fn deliver(&self, reply: Reply) {
+    /// Sends a reply now, or later from a task when a latency fault applies or the answer
+    /// must wait: for the market-data farm (a market-data answer) or for the end of a silent
+    /// nightly reset (every answer; never sent when the reset lost data).
+    async fn deliver(&self, reply: Reply, market_data: bool) {
         let Reply {
             mut frames,
             latency,
             errors,
             after,
         } = reply;
-        if latency.is_zero() {
+        let open = self.shared.avail.borrow().open(market_data);
+        if latency.is_zero() && open {
             if let Some(after) = after {
                 frames.extend(after().await);
             }
@@ -441,8 +464,20 @@ impl Conn {
         }
         let tx = self.tx.clone();
         let shared = Arc::clone(&self.shared);
+        let gate = (!open).then(|| self.shared.avail.subscribe());
         tokio::spawn(async move {
+            if let Some(gate) = gate {
+                if !wait_open(gate, market_data).await {
+                    return;
+                }
+            }
             tokio::time::sleep(latency).await;
+            // The farm may have broken (or a silent reset begun) while the answer was slow.
+            if !shared.avail.borrow().open(market_data)
+                && !wait_open(shared.avail.subscribe(), market_data).await
+            {
+                return;
+            }
             let mut frames = frames;
             if let Some(after) = after {
                 frames.extend(after().await);
@@ -572,9 +607,15 @@ impl Conn {
             let tx = self.tx.clone();
             let ender = Arc::clone(&shared);
             tokio::spawn(async move {
-                tokio::time::sleep(v.latency + end_after).await;
+                // The data waits for the farm (see `deliver`), and so does its end.
+                let answered = wait_open(ender.avail.subscribe(), true).await;
+                if answered {
+                    tokio::time::sleep(v.latency + end_after).await;
+                }
                 lock(&ender.lines).release(1);
-                let _ = tx.send(market_data::snapshot_end(req_id)).await;
+                if answered {
+                    let _ = tx.send(market_data::snapshot_end(req_id)).await;
+                }
             });
             return Reply::later(v.latency, move || {
                 first_burst(&shared, req_id, &inst, frozen, delayed).0
@@ -906,7 +947,7 @@ async fn tick_loop(shared: Arc<Shared>, subs: Subscriptions, tx: mpsc::Sender<By
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
-        if shared.outage.load(Ordering::SeqCst) {
+        if shared.outage.load(Ordering::SeqCst) || !shared.avail.borrow().market_data_up() {
             continue;
         }
         let now = shared.clock.now();
@@ -933,6 +974,16 @@ async fn tick_loop(shared: Arc<Shared>, subs: Subscriptions, tx: mpsc::Sender<By
                 Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
         }
+    }
+}
+
+/// Reads and drops whatever the client sends, until it closes.
+async fn swallow(rd: &mut OwnedReadHalf, buf: &mut BytesMut) -> ConnError {
+    loop {
+        if let Err(e) = read_more(rd, buf).await {
+            return e;
+        }
+        buf.clear();
     }
 }
 

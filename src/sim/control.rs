@@ -1,9 +1,10 @@
 //! The line-based text control channel: one command per line, one reply line
 //! (`ok ...` or `error ...`).
 //!
-//! Commands: `restart [DOWN_MS]`, `nightly_reset [1101|1102] [AFTER_MS]`,
+//! Commands: `restart [DOWN_MS]`, `nightly_reset [1101|1102] [AFTER_MS] [silent]`,
 //! `error_rate KIND RATE`, `latency KIND MS`, `fail_next KIND COUNT CODE`,
-//! `market_closed on|off`, `stats`, `now`, `help`.
+//! `market_closed on|off`, `farm FARM ok|broken|inactive|connecting`,
+//! `handshake stall|answer`, `stats`, `now`, `help`.
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::server::SimHandle;
 /// Longest command line accepted; longer lines are refused and the connection closed.
 const MAX_LINE: u64 = 1024;
 
-const HELP: &str = "commands: restart [DOWN_MS] | nightly_reset [1101|1102] [AFTER_MS] | error_rate KIND RATE | latency KIND MS | fail_next KIND COUNT CODE | market_closed on|off | stats | now | help; KIND = contract_details|market_data|historical_data|positions|sec_def_opt_params|current_time";
+const HELP: &str = "commands: restart [DOWN_MS] | nightly_reset [1101|1102] [AFTER_MS] [silent] | error_rate KIND RATE | latency KIND MS | fail_next KIND COUNT CODE | market_closed on|off | farm FARM ok|broken|inactive|connecting | handshake stall|answer | stats | now | help; KIND = contract_details|market_data|historical_data|positions|sec_def_opt_params|current_time; FARM = market_data|historical|sec_def";
 
 pub(crate) async fn serve(
     handle: SimHandle,
@@ -89,8 +90,40 @@ pub fn execute(handle: &SimHandle, line: &str) -> Result<String, String> {
                 return Err(format!("restored code must be 1101 or 1102, got {code}"));
             }
             let after: u64 = arg().map_or(Ok(5000), |a| number(Some(a), "milliseconds"))?;
-            handle.nightly_reset(code, Duration::from_millis(after));
-            Ok(format!("1100 sent, {code} in {after} ms"))
+            let silent = match arg() {
+                None => false,
+                Some("silent") => true,
+                Some(other) => return Err(format!("expected silent or nothing, got {other:?}")),
+            };
+            handle.nightly_reset_with(code, Duration::from_millis(after), silent);
+            let quiet = if silent {
+                ", nothing answered until then"
+            } else {
+                ""
+            };
+            Ok(format!("1100 sent, {code} in {after} ms{quiet}"))
+        }
+        "farm" => {
+            let farm: super::Farm = arg().ok_or("missing farm")?.parse()?;
+            let status: super::FarmStatus = arg().ok_or("missing farm state")?.parse()?;
+            let code = handle.set_farm(farm, status)?;
+            Ok(format!(
+                "{} farm {status:?}, notice {code} sent",
+                farm.name()
+            ))
+        }
+        "handshake" => {
+            let stall = match arg() {
+                Some("stall") => true,
+                Some("answer") => false,
+                other => return Err(format!("expected stall or answer, got {other:?}")),
+            };
+            handle.set_stall_handshake(stall);
+            Ok(if stall {
+                "new connections get no handshake answer".to_string()
+            } else {
+                "handshakes answered".to_string()
+            })
         }
         "error_rate" => {
             let kind = kind(arg())?;

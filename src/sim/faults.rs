@@ -102,8 +102,16 @@ pub fn error_text(code: i32) -> &'static str {
         1102 => {
             "Connectivity between IB and Trader Workstation has been restored - data maintained."
         }
+        2103 => "Market data farm connection is broken:usfarm",
         2104 => "Market data farm connection is OK:usfarm",
+        2105 => "HMDS data farm connection is broken:ushmds",
         2106 => "HMDS data farm connection is OK:ushmds",
+        2107 => "HMDS data farm connection is inactive but should be available upon demand.ushmds",
+        2108 => {
+            "Market data farm connection is inactive but should be available upon demand.usfarm"
+        }
+        2119 => "Market data farm is connecting:usfarm",
+        2157 => "Sec-def data farm connection is broken:secdefnj",
         2158 => "Sec-def data farm connection is OK:secdefnj",
         10197 => "No market data during competing live session",
         _ => "Simulated gateway error",

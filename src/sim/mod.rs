@@ -12,6 +12,7 @@ pub mod cli;
 mod clock;
 mod connection;
 pub mod control;
+mod farms;
 mod faults;
 pub mod frame;
 mod historical;
@@ -23,6 +24,7 @@ mod proto;
 mod server;
 mod universe;
 
+pub use farms::{Farm, FarmStatus};
 pub use faults::{RequestKind, UnknownKind};
 pub use market_data::Permissions;
 pub use portfolio::PositionSpec;

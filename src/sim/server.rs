@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use super::clock::SimClock;
 use super::connection;
 use super::control;
+use super::farms::{Availability, Farm, FarmStatus};
 use super::faults::{Faults, RequestKind};
 use super::limits::{HistoricalPacing, LineBudget};
 use super::portfolio::{self, PositionSpec};
@@ -54,6 +55,10 @@ pub struct SimConfig {
     pub permissions: super::market_data::Permissions,
     /// Another session holds the account's live data: every market-data request gets 10197.
     pub competing_session: bool,
+    /// A nightly reset answers nothing from its 1100 until its restore notice.
+    pub reset_silent: bool,
+    /// Accept connections but never answer their handshake (a gateway still starting).
+    pub stall_handshake: bool,
 }
 
 impl Default for SimConfig {
@@ -74,6 +79,8 @@ impl Default for SimConfig {
             snapshot_end: Duration::from_millis(11_000),
             permissions: super::market_data::Permissions::Live,
             competing_session: false,
+            reset_silent: false,
+            stall_handshake: false,
         }
     }
 }
@@ -160,6 +167,10 @@ pub(crate) struct Shared {
     /// Between a 1100 and its restoration: streams pause.
     pub outage: AtomicBool,
     pub events: broadcast::Sender<ConnEvent>,
+    /// The farms' states and whether a silent reset holds every answer.
+    pub avail: watch::Sender<Availability>,
+    /// New connections get no answer to their handshake.
+    pub stall_handshake: AtomicBool,
     pub portfolio: Vec<PositionSpec>,
     next_connection: std::sync::atomic::AtomicU64,
 }
@@ -216,6 +227,8 @@ impl Simulator {
             market_closed: AtomicBool::new(config.market_closed),
             outage: AtomicBool::new(false),
             events,
+            avail: watch::Sender::new(Availability::default()),
+            stall_handshake: AtomicBool::new(config.stall_handshake),
             portfolio,
             next_connection: std::sync::atomic::AtomicU64::new(1),
             market,
@@ -373,9 +386,22 @@ impl SimHandle {
 
     /// Nightly reset: 1100 on every open socket now, then `restored_code` (1101 = data lost,
     /// subscriptions dropped; 1102 = data kept) after `after`. Streams pause in between.
+    /// With `SimConfig::reset_silent`, requests go unanswered meanwhile (see
+    /// [`SimHandle::nightly_reset_with`]).
     pub fn nightly_reset(&self, restored_code: i32, after: Duration) {
+        let silent = self.shared().config.reset_silent;
+        self.nightly_reset_with(restored_code, after, silent);
+    }
+
+    /// Nightly reset; when `silent`, no request is answered from the 1100 until the restore
+    /// notice: then the held answers go out after a 1102 and are never sent after a 1101
+    /// (data lost).
+    pub fn nightly_reset_with(&self, restored_code: i32, after: Duration, silent: bool) {
         let shared = Arc::clone(&self.inner.shared);
         shared.outage.store(true, Ordering::SeqCst);
+        if silent {
+            shared.avail.send_modify(|a| a.silent = true);
+        }
         let _ = shared.events.send(ConnEvent::Notice(1100));
         self.inner.runtime.spawn(async move {
             tokio::time::sleep(after).await;
@@ -384,7 +410,37 @@ impl SimHandle {
             }
             shared.outage.store(false, Ordering::SeqCst);
             let _ = shared.events.send(ConnEvent::Notice(restored_code));
+            shared.avail.send_modify(|a| {
+                if a.silent {
+                    a.silent = false;
+                    if restored_code == 1101 {
+                        a.data_lost += 1;
+                    }
+                }
+            });
         });
+    }
+
+    /// Breaks, restores, idles or reconnects a data farm, announcing it on every open
+    /// connection with the gateway's code. While the market-data farm is broken or
+    /// connecting, streams pause and market-data requests wait for it.
+    pub fn set_farm(&self, farm: Farm, status: FarmStatus) -> Result<i32, String> {
+        let code = farm.code(status).ok_or_else(|| {
+            format!(
+                "a gateway sends no notice for the {} farm being {status:?}",
+                farm.name()
+            )
+        })?;
+        self.shared()
+            .avail
+            .send_modify(|a| a.set_farm(farm, status));
+        let _ = self.shared().events.send(ConnEvent::Notice(code));
+        Ok(code)
+    }
+
+    /// New connections from now on get no answer to their handshake (`false`: answered again).
+    pub fn set_stall_handshake(&self, stall: bool) {
+        self.shared().stall_handshake.store(stall, Ordering::SeqCst);
     }
 
     /// Fails each request of `kind` with probability `rate` (its usual error code:

@@ -36,6 +36,8 @@ pub struct Ib {
     pub market_data: Arc<MarketDataChoice>,
     /// `[contracts]`: which contract each symbol means.
     pub contracts: Arc<super::contracts::ContractTable>,
+    /// The gateway's data farms: a quote waits while the market-data farm is down.
+    pub farms: tokio::sync::watch::Receiver<crate::gateway::FarmsView>,
 }
 
 /// A refusal of market data as the trader reads it: IB's code and words, and what is missing.
@@ -291,6 +293,12 @@ impl Ib {
         use futures::StreamExt;
         use ibapi::subscriptions::SubscriptionItem;
         let needs = QuoteNeeds::of(&contract.security_type);
+        if self.farms.borrow().market_data_down() {
+            // The gateway holds market data while its farm is down: wait for the farm (the
+            // request's timeout bounds the wait) rather than spend the quote's own timeout.
+            let _waiting = self.progress.waiting();
+            crate::gateway::farms::wait_market_data(&self.farms).await;
+        }
         let client_id = Arc::as_ptr(&self.client) as usize;
         if delayed && self.market_data.needs_type_sent(client_id) {
             // The data type is the connection's: live data still comes where subscribed.

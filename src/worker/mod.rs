@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::engine::WorkerStats;
+use crate::engine::{GatewayState, WorkerStats};
 use crate::gateway::pacing::HistoricalPacer;
 use crate::gateway::{Gateway, LineBudget};
 use crate::queue::service::{Change, QueueHandle};
@@ -229,7 +229,11 @@ async fn run(
             s.batch_size,
             typical.get(),
         );
-        let want_claim = !*paused.borrow() && shared.gateway.client().is_some() && room > 0;
+        // Not while IB's own connectivity is lost (1100): nothing would be answered.
+        let want_claim = !*paused.borrow()
+            && shared.gateway.client().is_some()
+            && shared.gateway.current_state().is_connected()
+            && room > 0;
         if want_claim && (backlog || running.is_empty()) {
             match shared.queue.claim(room, &s.owner).await {
                 Ok(claimed) => {
@@ -267,7 +271,23 @@ async fn run(
             }
             _ = immediate.notified() => backlog = true,
             _ = paused.changed() => {}
-            _ = gateway_state.changed() => {}
+            _ = gateway_state.changed() => {
+                // IB's connectivity lost (1100, a nightly reset): nothing in flight is
+                // answered until 1101/1102, so what runs goes back to PENDING uncounted.
+                let lost = match &*gateway_state.borrow_and_update() {
+                    GatewayState::Degraded { code, .. } => Some(*code),
+                    _ => None,
+                };
+                if let Some(code) = lost.filter(|_| !running.is_empty()) {
+                    in_flight.abort_all();
+                    release_all(
+                        &shared,
+                        &mut running,
+                        format!("IB connectivity lost (IB {code}); released until it is restored"),
+                    )
+                    .await;
+                }
+            }
             _ = shared.ledger.lighter(), if backlog => {}
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Ok((id, outcome)) = joined {
@@ -328,6 +348,29 @@ async fn run(
         .running = false;
 }
 
+/// Puts every running request back to PENDING without counting an attempt (their tasks are
+/// aborted), keeping what they fetched for the next attempt.
+async fn release_all(shared: &Shared, running: &mut HashMap<Uuid, Request>, reason: String) {
+    let ids: Vec<Uuid> = running.drain().map(|(id, _)| id).collect();
+    for id in &ids {
+        shared.ledger.close(*id);
+    }
+    tracing::warn!(count = ids.len(), %reason, "releasing requests in flight");
+    match shared
+        .queue
+        .change(ids.clone(), Change::Release(reason))
+        .await
+    {
+        Ok(_) => {
+            let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
+            c.stats.released += ids.len() as u64;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "releasing requests failed; their leases will expire")
+        }
+    }
+}
+
 fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: &Request) {
     let shared = Arc::clone(shared);
     let req = req.clone();
@@ -350,6 +393,7 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
                         .for_request(id, today.date_naive(), Instant::now()),
                     market_data: Arc::clone(&shared.market_data),
                     contracts: Arc::clone(&shared.settings.contracts),
+                    farms: shared.gateway.farms(),
                 };
                 let work = handlers::run(&ib, &shared.results, shared.legs.as_ref(), &req, now);
                 match tokio::time::timeout(timeout, work).await {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod connlife;
 mod console_pty;
 mod contracts;
 mod derived_stats;

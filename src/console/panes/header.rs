@@ -1,4 +1,4 @@
-//! The header (gateway, market, worker, counts, completed-per-minute sparkline) and the
+//! The header (gateway and its data farms, market, worker, counts, completed-per-minute sparkline) and the
 //! line-budget gauge.
 
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -24,14 +24,28 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
             server_version,
             account,
             since,
-        } => (
-            "●",
-            theme.ok(),
-            format!(
-                "connected {account} · v{server_version} · up {} · {address}",
-                fmt::age(now, *since)
-            ),
-        ),
+        } => {
+            // The farms right after the version: the cut at 80 columns keeps them.
+            let farms = view
+                .snap
+                .farms
+                .summary()
+                .map(|f| format!(" · {f}"))
+                .unwrap_or_default();
+            let (mark, style) = if view.snap.farms.down().next().is_some() {
+                ("▲", theme.warn())
+            } else {
+                ("●", theme.ok())
+            };
+            (
+                mark,
+                style,
+                format!(
+                    "connected {account} · v{server_version}{farms} · up {} · {address}",
+                    fmt::age(now, *since)
+                ),
+            )
+        }
         GatewayState::Degraded {
             address,
             code,

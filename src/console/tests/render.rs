@@ -272,3 +272,34 @@ fn no_color_means_no_colour_at_all() {
     }
     let _ = Arc::strong_count(&app.snap);
 }
+
+#[test]
+fn a_broken_market_data_farm_shows_in_the_header_at_80_columns() {
+    let mut farms = crate::gateway::farms::Farms::default();
+    let at = sample::t0();
+    farms.apply(2104, "Market data farm connection is OK:usfarm", at);
+    farms.apply(2106, "HMDS data farm connection is OK:ushmds", at);
+    let mut s = sample::snapshot(3);
+    s.farms = farms.view().clone();
+    let app = app_with(s.clone(), true);
+    let top = screen(&app, 80, 24);
+    let first = top.lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains("● connected") && first.contains("farms ok"),
+        "{first}"
+    );
+
+    farms.apply(2103, "Market data farm connection is broken:usfarm", at);
+    s.farms = farms.view().clone();
+    let app = app_with(s, true);
+    insta::assert_snapshot!("farm_broken_80x24", screen(&app, 80, 24));
+    let first = screen(&app, 80, 24)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first.contains("▲ connected") && first.contains("md farm usfarm BROKEN"),
+        "{first}"
+    );
+}
