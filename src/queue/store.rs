@@ -15,6 +15,7 @@ use uuid::Uuid;
 pub use super::compact::CompactReport;
 use super::ingest;
 use super::model::{Request, Status};
+use super::retention;
 use super::rows::{self, BadRow, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
 use super::state::{Enqueued, NewRequest, QueueError, QueueState};
 use crate::config::QueueConfig;
@@ -76,7 +77,7 @@ pub struct QueueStore {
     pub(super) state: QueueState,
     pub(super) table: LakeTable,
     pub(super) root: PathBuf,
-    config: QueueConfig,
+    pub(super) config: QueueConfig,
     /// Data files whose rows are in `state` (ours, or other writers' already ingested).
     pub(super) seen: HashSet<String>,
     pub(super) commits_since_checkpoint: u64,
@@ -126,6 +127,9 @@ impl QueueStore {
             _lock: lock,
         };
         store.ingest_new_files().await?;
+        if let Some(next) = store.table.txn_version(super::compact::NEXT_SEQ).await? {
+            store.state.continue_seq_from(next);
+        }
         let orphans = store.state.prepare_release_orphans(Utc::now());
         if !orphans.is_empty() {
             let ids: HashSet<Uuid> = orphans.iter().map(|r| r.request_id).collect();
@@ -139,6 +143,15 @@ impl QueueStore {
                 store.orphaned,
                 started.elapsed().as_millis()
             );
+        }
+        // A lake last run long ago (or by an ibq without retention) may hold finished
+        // requests past their retention: they leave at once, so the state holds only live
+        // and recent requests from now on.
+        let cutoff = retention::cutoff(Utc::now(), store.config.keep_finished_days);
+        if !retention::finished_before(&store.state, cutoff).is_empty() {
+            if let Err(e) = store.compact().await {
+                tracing::warn!(error = %e, "archiving finished requests at start failed; they stay in the queue until the next compaction");
+            }
         }
         store.recovery = started.elapsed();
         Ok(store)
@@ -410,7 +423,9 @@ impl QueueStore {
         for row in numbered {
             self.state.replay(row);
         }
-        let triage = ingest::triage(&self.state, external, bad, Utc::now());
+        let now = Utc::now();
+        let archived = archived_among(&self.root, &self.state, &external, now).await?;
+        let triage = ingest::triage(&self.state, external, bad, &archived, now);
         for row in triage.accepted {
             self.state.replay(row);
         }
@@ -422,9 +437,10 @@ impl QueueStore {
             self.commit(triage.rejections).await?;
         }
         self.seen.extend(new.into_iter().map(|f| f.path));
-        if triage.unreadable > 0 {
-            // Rows that are not requests leave the queue table for the history table at
-            // once, so the documented readers never count them as pending.
+        if triage.unreadable + triage.archived > 0 {
+            // Rows that are not requests (or would reopen an archived one) leave the queue
+            // table for the history table at once, so the documented readers never count
+            // them as pending.
             match self.compact().await {
                 Ok(_) => {}
                 Err(e) => {
@@ -463,16 +479,102 @@ fn split(
     Ok((numbered, external, bad))
 }
 
-/// Every stored row of one request, oldest first: its superseded rows from the history
-/// table and the rows still in the queue table. Read-only; needs no lock.
+/// Ids of the history table's rows that `keep` accepts, with the files holding them. Reads
+/// only the `request_id` column.
+async fn history_ids(
+    root: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(Uuid, DataFile)>, StoreError> {
+    let Some(table) = LakeTable::open_existing(root, HISTORY_TABLE, QUEUE_COLUMNS).await? else {
+        return Ok(Vec::new());
+    };
+    let files = table.files().await?;
+    let read = table.read_columns(&files, &["request_id"]).await?;
+    let mut out = Vec::new();
+    for (file, batches) in files.into_iter().zip(read) {
+        let mut ids = HashSet::new();
+        for b in &batches {
+            let column = crate::lake::columns::BatchReader::new(b)
+                .utf8("request_id")
+                .map_err(|message| StoreError::Corrupt {
+                    table: HISTORY_TABLE.into(),
+                    message,
+                })?;
+            for text in column.into_iter().flatten() {
+                if keep(&text) {
+                    if let Ok(id) = Uuid::parse_str(text.trim()) {
+                        ids.insert(id);
+                    }
+                }
+            }
+        }
+        out.extend(ids.into_iter().map(|id| (id, file.clone())));
+    }
+    Ok(out)
+}
+
+/// Which of other writers' rows name a request the live state does not hold but the
+/// history table does (an archived request), among those `ingest::may_be_archived` says
+/// could. Reads the history table only when there is such a row.
+async fn archived_among(
+    root: &Path,
+    state: &QueueState,
+    external: &[Request],
+    now: DateTime<Utc>,
+) -> Result<HashSet<Uuid>, StoreError> {
+    let ask: HashSet<String> = external
+        .iter()
+        .filter(|r| state.get(&r.request_id).is_none() && ingest::may_be_archived(r, now))
+        .map(|r| r.request_id.to_string())
+        .collect();
+    if ask.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(history_ids(root, |id| ask.contains(id.trim()))
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// Archived requests (in the history table, not in the live queue) whose id starts with
+/// `prefix` (lower-case hex), or is `prefix` when it is a whole id.
+pub async fn archived_ids(root: &Path, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
+    let live = read_state(root).await?;
+    let prefix = prefix.to_ascii_lowercase();
+    let mut ids: Vec<Uuid> = history_ids(root, |id| id.trim().to_ascii_lowercase().starts_with(&prefix))
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| live.get(id).is_none())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Every stored row of one request, oldest first: its rows in the history table
+/// (superseded ones, or all of them once it is archived) and the rows still in the queue
+/// table. Reads whole only the history files that hold the id. Read-only; needs no lock.
 pub async fn history(root: &Path, id: Uuid) -> Result<Vec<Request>, StoreError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
+    let wanted = id.to_string();
+    let history_files: Vec<DataFile> = history_ids(root, |text| text.trim() == wanted)
+        .await?
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect();
     for name in [HISTORY_TABLE, QUEUE_TABLE] {
         let Some(table) = LakeTable::open_existing(root, name, QUEUE_COLUMNS).await? else {
             continue;
         };
-        for batch in table.read_all().await? {
+        let batches = if name == HISTORY_TABLE {
+            table.read(&history_files).await?
+        } else {
+            table.read_all().await?
+        };
+        for batch in batches {
             let decoded = rows::decode(&batch).map_err(|message| StoreError::Corrupt {
                 table: name.into(),
                 message,
@@ -500,9 +602,14 @@ pub async fn read_state(root: &Path) -> Result<QueueState, StoreError> {
     for r in numbered {
         state.replay(r);
     }
+    if let Some(next) = table.txn_version(super::compact::NEXT_SEQ).await? {
+        state.continue_seq_from(next);
+    }
     // What the owner makes of other writers' rows, including rejections it has not
     // recorded yet (shown, not stored).
-    let triage = ingest::triage(&state, external, bad, Utc::now());
+    let now = Utc::now();
+    let archived = archived_among(root, &state, &external, now).await?;
+    let triage = ingest::triage(&state, external, bad, &archived, now);
     for r in triage.accepted.into_iter().chain(triage.rejections) {
         state.replay(r);
     }
