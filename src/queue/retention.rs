@@ -140,7 +140,10 @@ mod tests {
         q.apply(q.prepare_cancel(c, Actor::Operator, old).unwrap());
         assert_eq!(q.forget_all(&[a, c, Uuid::new_v4()]), 2);
         assert!(q.has_schedule_key("job:2026-11-10"), "still held by {b}");
-        assert!(!q.has_schedule_key("job:2026-11-11"), "held only by an archived request");
+        assert!(
+            !q.has_schedule_key("job:2026-11-11"),
+            "held only by an archived request"
+        );
         assert_eq!((q.len(), q.counts().total()), (1, 1));
     }
 }

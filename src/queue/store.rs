@@ -542,12 +542,14 @@ async fn archived_among(
 pub async fn archived_ids(root: &Path, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
     let live = read_state(root).await?;
     let prefix = prefix.to_ascii_lowercase();
-    let mut ids: Vec<Uuid> = history_ids(root, |id| id.trim().to_ascii_lowercase().starts_with(&prefix))
-        .await?
-        .into_iter()
-        .map(|(id, _)| id)
-        .filter(|id| live.get(id).is_none())
-        .collect();
+    let mut ids: Vec<Uuid> = history_ids(root, |id| {
+        id.trim().to_ascii_lowercase().starts_with(&prefix)
+    })
+    .await?
+    .into_iter()
+    .map(|(id, _)| id)
+    .filter(|id| live.get(id).is_none())
+    .collect();
     ids.sort();
     ids.dedup();
     Ok(ids)
@@ -612,6 +614,23 @@ pub async fn read_state(root: &Path) -> Result<QueueState, StoreError> {
     let triage = ingest::triage(&state, external, bad, &archived, now);
     for r in triage.accepted.into_iter().chain(triage.rejections) {
         state.replay(r);
+    }
+    Ok(state)
+}
+
+/// The archived requests: the newest row of every request the history table holds and the
+/// live queue does not. Reads the whole history table. Read-only; needs no lock.
+pub async fn read_archived(root: &Path) -> Result<QueueState, StoreError> {
+    let live = read_state(root).await?;
+    let mut state = QueueState::new();
+    let Some(table) = LakeTable::open_existing(root, HISTORY_TABLE, QUEUE_COLUMNS).await? else {
+        return Ok(state);
+    };
+    let (numbered, external, _) = split(&table.read_all().await?, HISTORY_TABLE)?;
+    for r in external.into_iter().chain(numbered) {
+        if live.get(&r.request_id).is_none() {
+            state.replay(r);
+        }
     }
     Ok(state)
 }
