@@ -187,6 +187,26 @@ async fn old_finished_requests_leave_whole_and_recent_and_live_ones_stay() {
         lake.join("ib_request_queue_history").display().to_string()
     ));
     assert_eq!(partitioned.trim(), "['date']");
+    // The documented recipe for one day of history reads that day's partition only.
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/TABLES.md")).unwrap();
+    let section = &doc[doc.find("## `ib_request_queue_history`").unwrap()..];
+    let start = section.find("```python\n").unwrap() + "```python\n".len();
+    let recipe = &section[start..start + section[start..].find("```").unwrap()];
+    let recipe = recipe
+        .replace(
+            "data/lake/ib_request_queue_history",
+            &lake.join("ib_request_queue_history").display().to_string(),
+        )
+        .replace("2026-11-24", &today);
+    let out = python(&format!(
+        "{recipe}\nprint(day.num_rows, len(files), all('date={today}' in f for f in files))\n"
+    ));
+    let want_rows = history
+        .iter()
+        .filter(|r| r.3.as_deref() == Some(&today))
+        .count();
+    assert_eq!(out.trim(), format!("{want_rows} 1 True"), "{recipe}");
 
     // `show` finds the archived request and says so; `list` shows only live ones, and
     // `list --archived` the archived ones.
