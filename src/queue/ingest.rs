@@ -350,6 +350,77 @@ mod tests {
     }
 
     #[test]
+    fn only_a_new_request_made_within_a_day_is_taken_without_asking_history() {
+        let now = t0();
+        let (ok, _) = split(vec![RawRow {
+            created_at: Some(now - chrono::Duration::hours(23)),
+            ..raw(&Uuid::new_v4().to_string())
+        }]);
+        let new = ok[0].clone();
+        assert!(!may_be_archived(&new, now));
+        let older = Request {
+            created_at: now - chrono::Duration::hours(25),
+            ..new.clone()
+        };
+        assert!(may_be_archived(&older, now));
+        for changed in [
+            Request {
+                status: Status::Cancelled,
+                ..new.clone()
+            },
+            Request {
+                event: Event::Retried,
+                ..new.clone()
+            },
+            Request {
+                attempts: 1,
+                ..new.clone()
+            },
+        ] {
+            assert!(may_be_archived(&changed, now), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_naming_an_archived_request_is_refused_under_a_new_id_once() {
+        let archived_id = Uuid::new_v4();
+        let (ok, _) = split(vec![RawRow {
+            status: Some("CANCELLED".into()),
+            ..raw(&archived_id.to_string())
+        }]);
+        let archived: HashSet<Uuid> = [archived_id].into();
+        let mut state = QueueState::new();
+        let t = triage(&state, ok.clone(), vec![], &archived, t0());
+        assert!(t.accepted.is_empty());
+        assert_eq!((t.archived, t.rejections.len()), (1, 1));
+        let r = &t.rejections[0];
+        assert_ne!(
+            r.request_id, archived_id,
+            "the archived request is not reopened"
+        );
+        assert_eq!((r.status, r.event), (Status::Failed, Event::Rejected));
+        let m = r.error_message.as_deref().unwrap();
+        assert!(
+            m.contains(&format!("request {archived_id} is archived"))
+                && m.contains("ib_request_queue_history"),
+            "{m}"
+        );
+        assert_eq!(
+            r.result_data.as_ref().unwrap()[REJECTED_ROW]["request_id"],
+            archived_id.to_string()
+        );
+        state.apply(r.clone());
+        // Seen again (a restart before compaction moved it): counted, not rejected twice.
+        let again = triage(&state, ok.clone(), vec![], &archived, t0());
+        assert_eq!((again.archived, again.rejections.len()), (1, 0));
+        assert!(again.accepted.is_empty());
+        // The same row for an id history does not hold is a request as it states.
+        let t = triage(&QueueState::new(), ok, vec![], &HashSet::new(), t0());
+        assert_eq!(t.accepted.len(), 1);
+        assert_eq!(t.accepted[0].request_id, archived_id);
+    }
+
+    #[test]
     fn a_row_already_rejected_is_not_rejected_again() {
         let (ok, bad) = split(vec![raw("row-1")]);
         assert!(ok.is_empty());

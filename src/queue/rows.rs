@@ -392,6 +392,39 @@ mod tests {
     }
 
     #[test]
+    fn history_rows_are_the_queue_columns_filed_under_their_new_york_date() {
+        let names = |cols: &[Col]| cols.iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(&HISTORY_COLUMNS[..QUEUE_COLUMNS.len()]),
+            names(QUEUE_COLUMNS)
+        );
+        assert_eq!(HISTORY_COLUMNS.last().unwrap().name, HISTORY_PARTITION);
+        let fallback: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        // 03:30 UTC is 22:30 the day before in New York (EST).
+        let late: DateTime<Utc> = "2026-11-25T03:30:00Z".parse().unwrap();
+        let rows = [
+            RawRow {
+                updated_at: Some(late),
+                created_at: Some(fallback),
+                ..RawRow::default()
+            },
+            RawRow {
+                created_at: Some("2026-07-01T03:30:00Z".parse().unwrap()),
+                ..RawRow::default()
+            },
+            RawRow::default(),
+        ];
+        let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        assert_eq!(history_date(&rows[0], fallback), day("2026-11-24"));
+        assert_eq!(history_date(&rows[1], fallback), day("2026-06-30"), "EDT");
+        assert_eq!(history_date(&rows[2], fallback), day("2026-11-30"));
+        let batch = encode_history(&rows, fallback);
+        assert_eq!(batch.num_columns(), HISTORY_COLUMNS.len());
+        let back = decode_raw(&batch).unwrap();
+        assert_eq!(back, rows, "the queue columns are written unchanged");
+    }
+
+    #[test]
     fn the_window_of_another_writers_row_is_read_and_a_bad_one_refused() {
         let row = |during: Option<&str>| RawRow {
             request_id: Some(Uuid::new_v4().to_string()),

@@ -126,10 +126,12 @@ impl QueueStore {
             orphans_running_after: None,
             _lock: lock,
         };
-        store.ingest_new_files().await?;
+        // Numbering goes on past archived rows, also for rejections committed while the
+        // table is taken in.
         if let Some(next) = store.table.txn_version(super::compact::NEXT_SEQ).await? {
             store.state.continue_seq_from(next);
         }
+        store.ingest_new_files().await?;
         let orphans = store.state.prepare_release_orphans(Utc::now());
         if !orphans.is_empty() {
             let ids: HashSet<Uuid> = orphans.iter().map(|r| r.request_id).collect();
