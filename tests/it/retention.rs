@@ -493,3 +493,60 @@ async fn the_queue_log_is_cleaned_past_its_checkpoints() {
     ));
     assert_eq!(n.trim(), "60");
 }
+
+/// A history table an older ibq created (not partitioned, without `date`) keeps working:
+/// ibq adds the column, appends archived requests with their date, and finds them again.
+#[tokio::test]
+async fn an_unpartitioned_history_table_of_an_older_ibq_takes_archived_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut store = QueueStore::open(&lake, QueueConfig::default())
+        .await
+        .unwrap();
+    let superseded = enqueue(&mut store, "SPY").await;
+    cancel(&mut store, superseded).await;
+    // The older ibq's history table: the queue's columns, no partitions, one row in it.
+    let mut old = ibq::lake::LakeTable::open_or_create(
+        &lake,
+        "ib_request_queue_history",
+        ibq::queue::rows::QUEUE_COLUMNS,
+    )
+    .await
+    .unwrap();
+    assert!(old.partition_columns().is_empty());
+    let first = store::history(&lake, superseded).await.unwrap().remove(0);
+    old.append(&[ibq::queue::rows::encode(std::slice::from_ref(&first))])
+        .await
+        .unwrap();
+    drop(old);
+    let done = enqueue(&mut store, "QQQ").await;
+    succeed(&mut store, done).await;
+
+    let report = store
+        .compact_at(Utc::now() + Duration::days(8))
+        .await
+        .unwrap();
+    assert_eq!(report.requests_archived, 2, "{report:?}");
+    drop(store);
+    let history = rows_by_python(&lake.join("ib_request_queue_history"));
+    assert_eq!(
+        events_of(&history, done),
+        ["enqueued", "claimed", "succeeded"]
+    );
+    let today = ibq::market::calendar::new_york_date(Utc::now());
+    let dates = [today.to_string(), today.pred_opt().unwrap().to_string()];
+    let dated: Vec<&str> = history.iter().filter_map(|r| r.3.as_deref()).collect();
+    assert_eq!(dated.len(), 4, "{history:?}");
+    assert!(
+        dated.iter().all(|d| dates.iter().any(|t| t == d)),
+        "{dated:?}"
+    );
+    assert_eq!(
+        history.iter().filter(|r| r.3.is_none()).count(),
+        1,
+        "only the older ibq's row has no date"
+    );
+    let v = show_json(&lake, &done.to_string());
+    assert_eq!(v["archived"], true);
+    assert_eq!(v["history"].as_array().unwrap().len(), 3);
+}
