@@ -154,6 +154,25 @@ fn resolve_id(state: &QueueState, text: &str) -> anyhow::Result<Uuid> {
     }
 }
 
+/// A request to change, named by its id or a unique prefix: an archived one is refused
+/// with the reason.
+async fn resolve_live(
+    root: &std::path::Path,
+    state: &QueueState,
+    text: &str,
+) -> anyhow::Result<Uuid> {
+    match resolve_id(state, text) {
+        Ok(id) if state.get(&id).is_some() => Ok(id),
+        other => match resolve_archived(root, state, text).await {
+            Ok(id) => anyhow::bail!(
+                "request {id} is archived: it finished more than [queue] keep_finished_days ago and its rows are in {}; it cannot be changed (enqueue a new request instead)",
+                crate::queue::rows::HISTORY_TABLE
+            ),
+            Err(_) => other,
+        },
+    }
+}
+
 /// An archived request named by its id or a unique prefix, for `show`; the error says
 /// what the live queue said when neither holds it.
 async fn resolve_archived(
@@ -488,7 +507,7 @@ fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Resu
 pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
     let a = applier(config).await?;
     let ids: Vec<Uuid> = match &args.id {
-        Some(text) => vec![resolve_id(a.state(), text)?],
+        Some(text) => vec![resolve_live(&config.lake.root, a.state(), text).await?],
         None => a.state().failed().map(|r| r.request_id).collect(),
     };
     if ids.is_empty() {
@@ -510,7 +529,7 @@ pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
 pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Result<()> {
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let a = applier(config).await?;
-    let id = resolve_id(a.state(), &args.id)?;
+    let id = resolve_live(&config.lake.root, a.state(), &args.id).await?;
     match a {
         Applier::Engine(_) => via_engine(config, Command::SetPriority(vec![id], priority)).await,
         Applier::Direct(mut s) => {
@@ -527,7 +546,7 @@ pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Re
 
 pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
     let a = applier(config).await?;
-    let id = resolve_id(a.state(), &args.id)?;
+    let id = resolve_live(&config.lake.root, a.state(), &args.id).await?;
     match a {
         Applier::Engine(_) => via_engine(config, Command::Cancel(vec![id])).await,
         Applier::Direct(mut s) => {

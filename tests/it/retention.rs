@@ -245,6 +245,16 @@ async fn old_finished_requests_leave_whole_and_recent_and_live_ones_stay() {
     let mut archived = vec![done.to_string(), failed.to_string(), cancelled.to_string()];
     archived.sort();
     assert_eq!(list(&["--archived"]), archived);
+    // An archived request cannot be changed; the refusal says why.
+    for verb in ["retry", "cancel"] {
+        let out = ibq(&lake, &[verb, &failed.to_string()[..8]]);
+        assert!(!out.status.success(), "{verb}");
+        assert!(
+            stderr(&out).contains("is archived"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
     let out = ibq(&lake, &["show", &Uuid::new_v4().to_string()]);
     assert!(!out.status.success());
     assert!(
