@@ -164,7 +164,8 @@ impl QueueStore {
             }
             _ => true,
         });
-        if !to_history.is_empty() {
+        let appended = !to_history.is_empty();
+        if appended {
             history
                 .append(&[rows::encode_history(&to_history, now)])
                 .await?;
@@ -207,7 +208,7 @@ impl QueueStore {
         }
         self.table.checkpoint().await?;
         self.commits_since_checkpoint = 0;
-        let log_files_deleted = self.clean_logs(&history).await;
+        let log_files_deleted = self.clean_logs(&history, appended).await;
         // Files compacted away more than an hour ago are no longer read by anyone.
         let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
             Ok(n) => n,
@@ -233,10 +234,11 @@ impl QueueStore {
     }
 
     /// Deletes expired `_delta_log` entries of the queue table (right after its checkpoint)
-    /// and, every few versions, checkpoints the history table and cleans its log up to the
+    /// and, when this compaction appended the history table's version that is a multiple
+    /// of ten, checkpoints the history table and cleans its log up to the
     /// version the rewrite just recorded (a later compaction may need to read that one).
     /// Upkeep: a failure is logged, never an error. Returns the queue's deleted entries.
-    async fn clean_logs(&self, history: &LakeTable) -> usize {
+    async fn clean_logs(&self, history: &LakeTable, history_appended: bool) -> usize {
         let queue = match self
             .table
             .cleanup_expired_log(log_retention(&self.table), self.table.version())
@@ -249,7 +251,7 @@ impl QueueStore {
             }
         };
         let v = history.version();
-        if v > 0 && v % HISTORY_CHECKPOINT_EVERY == 0 {
+        if history_appended && v > 0 && v % HISTORY_CHECKPOINT_EVERY == 0 {
             let cleaned = match history.checkpoint().await {
                 Ok(()) => history.cleanup_expired_log(log_retention(history), v).await,
                 Err(e) => Err(e),

@@ -560,3 +560,33 @@ async fn an_unpartitioned_history_table_of_an_older_ibq_takes_archived_requests(
     assert_eq!(v["archived"], true);
     assert_eq!(v["history"].as_array().unwrap().len(), 3);
 }
+
+/// The history table, appended by every compaction, gets a checkpoint every ten versions
+/// and opens from it.
+#[tokio::test]
+async fn the_history_table_gets_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut store = QueueStore::open(&lake, QueueConfig::default())
+        .await
+        .unwrap();
+    for i in 0..11 {
+        let id = enqueue(&mut store, &format!("S{i}")).await;
+        cancel(&mut store, id).await;
+        store.compact().await.unwrap();
+    }
+    drop(store);
+    let log = lake.join("ib_request_queue_history/_delta_log");
+    let checkpoints: Vec<String> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".checkpoint."))
+        .collect();
+    assert_eq!(
+        checkpoints,
+        ["00000000000000000010.checkpoint.parquet"],
+        "{checkpoints:?}"
+    );
+    let rows = rows_by_python(&lake.join("ib_request_queue_history"));
+    assert_eq!(rows.len(), 11, "one superseded row per cancelled request");
+}
