@@ -17,10 +17,10 @@ use crate::lake::table::DataFile;
 use crate::lake::LakeTable;
 
 /// Ids of the history table's rows that `keep` accepts, with the files holding them. Reads
-/// only the `request_id` column.
+/// only the `request_id` column; an id is compared as a UUID, whatever its spelling.
 async fn history_ids(
     root: &Path,
-    keep: impl Fn(&str) -> bool,
+    keep: impl Fn(&Uuid) -> bool,
 ) -> Result<Vec<(Uuid, DataFile)>, StoreError> {
     let Some(table) = LakeTable::open_existing(root, HISTORY_TABLE, QUEUE_COLUMNS).await? else {
         return Ok(Vec::new());
@@ -38,10 +38,11 @@ async fn history_ids(
                     message,
                 })?;
             for text in column.into_iter().flatten() {
-                if keep(&text) {
-                    if let Ok(id) = Uuid::parse_str(text.trim()) {
+                match Uuid::parse_str(text.trim()) {
+                    Ok(id) if keep(&id) => {
                         ids.insert(id);
                     }
+                    _ => {}
                 }
             }
         }
@@ -59,15 +60,15 @@ pub(super) async fn archived_among(
     external: &[Request],
     now: DateTime<Utc>,
 ) -> Result<HashSet<Uuid>, StoreError> {
-    let ask: HashSet<String> = external
+    let ask: HashSet<Uuid> = external
         .iter()
         .filter(|r| state.get(&r.request_id).is_none() && ingest::may_be_archived(r, now))
-        .map(|r| r.request_id.to_string())
+        .map(|r| r.request_id)
         .collect();
     if ask.is_empty() {
         return Ok(HashSet::new());
     }
-    Ok(history_ids(root, |id| ask.contains(id.trim()))
+    Ok(history_ids(root, |id| ask.contains(id))
         .await?
         .into_iter()
         .map(|(id, _)| id)
@@ -79,14 +80,12 @@ pub(super) async fn archived_among(
 pub async fn archived_ids(root: &Path, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
     let live = read_state(root).await?;
     let prefix = prefix.to_ascii_lowercase();
-    let mut ids: Vec<Uuid> = history_ids(root, |id| {
-        id.trim().to_ascii_lowercase().starts_with(&prefix)
-    })
-    .await?
-    .into_iter()
-    .map(|(id, _)| id)
-    .filter(|id| live.get(id).is_none())
-    .collect();
+    let mut ids: Vec<Uuid> = history_ids(root, |id| id.to_string().starts_with(&prefix))
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .filter(|id| live.get(id).is_none())
+        .collect();
     ids.sort();
     ids.dedup();
     Ok(ids)
@@ -98,8 +97,7 @@ pub async fn archived_ids(root: &Path, prefix: &str) -> Result<Vec<Uuid>, StoreE
 pub async fn history(root: &Path, id: Uuid) -> Result<Vec<Request>, StoreError> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    let wanted = id.to_string();
-    let history_files: Vec<DataFile> = history_ids(root, |text| text.trim() == wanted)
+    let history_files: Vec<DataFile> = history_ids(root, |other| *other == id)
         .await?
         .into_iter()
         .map(|(_, f)| f)
