@@ -20,6 +20,9 @@ pub enum DebugCommand {
         #[arg(long, default_value_t = 1)]
         per_commit: usize,
     },
+    /// Compact the queue as if it were AT (RFC 3339): retention counts from AT, so
+    /// archiving can be driven without waiting days.
+    CompactAt { at: String },
 }
 
 pub async fn run(args: DebugArgs, config: &Config) -> anyhow::Result<()> {
@@ -49,6 +52,15 @@ pub async fn run(args: DebugArgs, config: &Config) -> anyhow::Result<()> {
                 out.flush()?;
                 made += n;
             }
+            Ok(())
+        }
+        DebugCommand::CompactAt { at } => {
+            let at: chrono::DateTime<chrono::Utc> = at
+                .parse()
+                .map_err(|e| anyhow::anyhow!("`{at}` is not an RFC 3339 time: {e}"))?;
+            let mut store = QueueStore::open(&config.lake.root, config.queue.clone()).await?;
+            let r = store.compact_at(at).await?;
+            println!("{}", serde_json::to_string(&r)?);
             Ok(())
         }
     }

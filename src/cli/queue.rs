@@ -55,6 +55,10 @@ pub struct ListArgs {
     /// `--json` prints every matching request unless `--limit` is given.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// List archived requests (finished, moved to the history table after
+    /// `[queue] keep_finished_days`) instead of the live queue.
+    #[arg(long)]
+    pub archived: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +149,56 @@ fn resolve_id(state: &QueueState, text: &str) -> anyhow::Result<Uuid> {
         [] => anyhow::bail!("no request id starts with `{text}`"),
         many => anyhow::bail!(
             "`{text}` matches {} requests; give more characters",
+            many.len()
+        ),
+    }
+}
+
+/// A request to change, named by its id or a unique prefix: an archived one is refused
+/// with the reason.
+async fn resolve_live(
+    root: &std::path::Path,
+    state: &QueueState,
+    text: &str,
+) -> anyhow::Result<Uuid> {
+    match resolve_id(state, text) {
+        Ok(id) if state.get(&id).is_some() => Ok(id),
+        other => match resolve_archived(root, state, text).await {
+            Ok(id) => anyhow::bail!(
+                "request {id} is archived: it finished more than [queue] keep_finished_days ago and its rows are in {}; it cannot be changed (enqueue a new request instead)",
+                crate::queue::rows::HISTORY_TABLE
+            ),
+            Err(_) => other,
+        },
+    }
+}
+
+/// An archived request named by its id or a unique prefix, for `show`; the error says
+/// what the live queue said when neither holds it.
+async fn resolve_archived(
+    root: &std::path::Path,
+    state: &QueueState,
+    text: &str,
+) -> anyhow::Result<Uuid> {
+    let live_error = resolve_id(state, text).err();
+    let prefix = match Uuid::parse_str(text) {
+        Ok(id) => id.to_string(),
+        Err(_) => text.to_ascii_lowercase(),
+    };
+    if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(
+            live_error.unwrap_or_else(|| anyhow::anyhow!("`{}` is not a request id", Clean(text)))
+        );
+    }
+    let ids = store::archived_ids(root, &prefix).await?;
+    match ids.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(match live_error {
+            Some(e) => anyhow::anyhow!("{e} (the history of archived requests has none either)"),
+            None => QueueError::NotFound(Uuid::parse_str(text)?).into(),
+        }),
+        many => anyhow::bail!(
+            "`{prefix}` matches {} archived requests; give more characters",
             many.len()
         ),
     }
@@ -260,7 +314,11 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
         .map(str::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let state = store::read_state(&config.lake.root).await?;
+    let state = if args.archived {
+        store::read_archived(&config.lake.root).await?
+    } else {
+        store::read_state(&config.lake.root).await?
+    };
     let mut rows: Vec<&Request> = state
         .all()
         .map(|r| r.as_ref())
@@ -276,7 +334,8 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
     }
     let c = state.counts();
     println!(
-        "{} requests: {} pending, {} processing, {} success, {} failed, {} cancelled (lake {})",
+        "{}{} requests: {} pending, {} processing, {} success, {} failed, {} cancelled (lake {})",
+        if args.archived { "archived: " } else { "" },
         c.total(),
         c.pending,
         c.processing,
@@ -317,19 +376,38 @@ pub async fn list(args: ListArgs, config: &Config) -> anyhow::Result<()> {
 }
 
 pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
-    let state = store::read_state(&config.lake.root).await?;
-    let id = resolve_id(&state, &args.id)?;
-    let current = state.get(&id).ok_or(QueueError::NotFound(id))?;
-    let history = store::history(&config.lake.root, id).await?;
+    let root = &config.lake.root;
+    let state = store::read_state(root).await?;
+    let live = resolve_id(&state, &args.id)
+        .ok()
+        .filter(|id| state.get(id).is_some());
+    let (id, archived) = match live {
+        Some(id) => (id, false),
+        None => (resolve_archived(root, &state, &args.id).await?, true),
+    };
+    let history = store::history(root, id).await?;
+    let current: Request = match state.get(&id) {
+        Some(r) => (**r).clone(),
+        None => history.last().cloned().ok_or(QueueError::NotFound(id))?,
+    };
     if args.json {
-        return print_json(&serde_json::json!({"request": current, "history": history}));
+        return print_json(
+            &serde_json::json!({"request": current, "history": history, "archived": archived}),
+        );
     }
     // Every text column may come from another program: cleaned of control characters.
     let json = |v: &serde_json::Value| -> anyhow::Result<String> {
         Ok(text::clean_lines(&serde_json::to_string_pretty(v)?).replace('\n', "\n               "))
     };
-    let r = current.as_ref();
+    let r = &current;
     println!("request_id     {}", r.request_id);
+    if archived {
+        println!(
+            "archived       finished, moved with its history to {} (kept live {} days after the last change)",
+            crate::queue::rows::HISTORY_TABLE,
+            config.queue.keep_finished_days
+        );
+    }
     println!("request_type   {}", r.request_type);
     println!("symbol         {}", Clean(&r.symbol));
     println!("priority       {}", r.priority);
@@ -429,7 +507,7 @@ fn report(verb: &str, results: Vec<Result<Request, QueueError>>) -> anyhow::Resu
 pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
     let a = applier(config).await?;
     let ids: Vec<Uuid> = match &args.id {
-        Some(text) => vec![resolve_id(a.state(), text)?],
+        Some(text) => vec![resolve_live(&config.lake.root, a.state(), text).await?],
         None => a.state().failed().map(|r| r.request_id).collect(),
     };
     if ids.is_empty() {
@@ -451,7 +529,7 @@ pub async fn retry(args: RetryArgs, config: &Config) -> anyhow::Result<()> {
 pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Result<()> {
     let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
     let a = applier(config).await?;
-    let id = resolve_id(a.state(), &args.id)?;
+    let id = resolve_live(&config.lake.root, a.state(), &args.id).await?;
     match a {
         Applier::Engine(_) => via_engine(config, Command::SetPriority(vec![id], priority)).await,
         Applier::Direct(mut s) => {
@@ -468,7 +546,7 @@ pub async fn reprioritize(args: ReprioritizeArgs, config: &Config) -> anyhow::Re
 
 pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
     let a = applier(config).await?;
-    let id = resolve_id(a.state(), &args.id)?;
+    let id = resolve_live(&config.lake.root, a.state(), &args.id).await?;
     match a {
         Applier::Engine(_) => via_engine(config, Command::Cancel(vec![id])).await,
         Applier::Direct(mut s) => {
@@ -487,7 +565,7 @@ pub async fn compact(config: &Config) -> anyhow::Result<()> {
     };
     let r = s.compact().await?;
     println!(
-        "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} superseded rows moved to {}, version {}; {} old files deleted from disk",
+        "compacted {}: {} data files → {}, {} rows read, {} requests kept, {} rows moved to {} ({} finished requests archived), version {}; {} old files and {} expired log files deleted from disk",
         crate::queue::rows::QUEUE_TABLE,
         r.files_before,
         r.files_after,
@@ -495,8 +573,10 @@ pub async fn compact(config: &Config) -> anyhow::Result<()> {
         r.rows_kept,
         r.rows_moved_to_history,
         crate::queue::rows::HISTORY_TABLE,
+        r.requests_archived,
         r.version,
-        r.files_deleted
+        r.files_deleted,
+        r.log_files_deleted
     );
     Ok(())
 }

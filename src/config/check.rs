@@ -21,6 +21,7 @@ pub const RANGES: &[(&str, u64, u64, &str)] = &[
     ("queue.checkpoint_every", 1, 1_000_000, "commits"),
     ("queue.poll_external_secs", 1, 3_600, "seconds"),
     ("queue.max_batch", 1, 1_000_000, "changes"),
+    ("queue.keep_finished_days", 1, 3_650, "days"),
     ("worker.poll_secs", 1, 3_600, "seconds"),
     ("worker.batch_size", 1, 10_000, "requests"),
     ("worker.max_attempts", 1, 100, "attempts"),
@@ -69,6 +70,7 @@ pub fn check(c: &Config) -> Result<(), Problem> {
     in_range("queue.checkpoint_every", q.checkpoint_every.into())?;
     in_range("queue.poll_external_secs", q.poll_external_secs.into())?;
     in_range("queue.max_batch", q.max_batch as i128)?;
+    in_range("queue.keep_finished_days", q.keep_finished_days.into())?;
     check_address(&c.gateway.address)?;
     in_range(
         "gateway.connect_timeout_secs",

@@ -67,6 +67,9 @@ pub struct QueueConfig {
     pub checkpoint_every: u64,
     pub poll_external_secs: u64,
     pub max_batch: usize,
+    /// Days a finished request (SUCCESS, FAILED for good, CANCELLED) stays in the live
+    /// queue after its last change; compaction then moves it to the history table.
+    pub keep_finished_days: u32,
 }
 
 impl Default for QueueConfig {
@@ -77,6 +80,7 @@ impl Default for QueueConfig {
             checkpoint_every: 50,
             poll_external_secs: 2,
             max_batch: 10_000,
+            keep_finished_days: 7,
         }
     }
 }
@@ -394,6 +398,10 @@ mod tests {
             ("[queue]\nmax_batch = 0\n", "queue.max_batch"),
             ("[queue]\ncompact_at_files = 0\n", "queue.compact_at_files"),
             ("[queue]\ncheckpoint_every = 0\n", "queue.checkpoint_every"),
+            (
+                "[queue]\nkeep_finished_days = 0\n",
+                "queue.keep_finished_days",
+            ),
         ] {
             let err = parse_err(text);
             assert!(err.contains(&format!("`{key}`")), "{text}: {err}");

@@ -163,6 +163,18 @@ impl LakeTable {
         name: &str,
         cols: &'static [Col],
     ) -> Result<Self, LakeError> {
+        Self::open_or_create_partitioned(root, name, cols, &[]).await
+    }
+
+    /// `open_or_create`, creating a missing table partitioned by `partition_by` (columns of
+    /// `cols`; each data file then holds one value of each, written in its path). An
+    /// existing table keeps the partitioning it has: appends follow it either way.
+    pub async fn open_or_create_partitioned(
+        root: &Path,
+        name: &str,
+        cols: &'static [Col],
+        partition_by: &[&str],
+    ) -> Result<Self, LakeError> {
         let path = root.join(name);
         if path.exists() && !path.is_dir() {
             return Err(LakeError::Table {
@@ -202,6 +214,7 @@ impl LakeTable {
                 .create()
                 .with_table_name(name)
                 .with_columns(delta_fields(cols))
+                .with_partition_columns(partition_by.iter().copied())
                 .with_save_mode(SaveMode::Ignore)
                 .await
                 .map_err(|e| err(format!("cannot create the table: {}", explain(e))))?
@@ -343,6 +356,44 @@ impl LakeTable {
         Ok(batches)
     }
 
+    /// Reads only the named columns of each file (raw parquet; a column a file lacks is
+    /// left out of its batches), one list of batches per file, in the order given. For
+    /// finding which files hold a key without decoding every column.
+    // The object-store reader deltalake's own `ParquetFileReader` uses; deprecated upstream
+    // in favour of hand-written readers.
+    #[allow(deprecated)]
+    pub async fn read_columns(
+        &self,
+        files: &[DataFile],
+        names: &[&str],
+    ) -> Result<Vec<Vec<RecordBatch>>, LakeError> {
+        use deltalake::parquet::arrow::async_reader::{
+            ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+        };
+        use deltalake::parquet::arrow::ProjectionMask;
+        let store = self.table.log_store().object_store(None);
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            let path = deltalake::Path::parse(&f.path)
+                .unwrap_or_else(|_| deltalake::Path::from(f.path.as_str()));
+            let mut reader = ParquetObjectReader::new(store.clone(), path);
+            if let Ok(size) = u64::try_from(f.size) {
+                reader = reader.with_file_size(size);
+            }
+            let fail = |e: &dyn std::fmt::Display| self.err(format!("reading {}: {e}", f.path));
+            let builder = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(|e| fail(&e))?;
+            let mask = ProjectionMask::columns(builder.parquet_schema(), names.iter().copied());
+            let stream = builder
+                .with_projection(mask)
+                .build()
+                .map_err(|e| fail(&e))?;
+            out.push(stream.try_collect().await.map_err(|e| fail(&e))?);
+        }
+        Ok(out)
+    }
+
     /// Every row of the loaded version.
     pub async fn read_all(&self) -> Result<Vec<RecordBatch>, LakeError> {
         let files = self.files().await?;
@@ -428,22 +479,22 @@ impl LakeTable {
         remove: &[DataFile],
         batches: &[RecordBatch],
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
-        self.replace_tagged(remove, batches, None).await
+        self.replace_tagged(remove, batches, &[]).await
     }
 
-    /// `replace`, recording `(app_id, version)` as an application transaction in the same
-    /// commit.
+    /// `replace`, recording each `(app_id, version)` as an application transaction in the
+    /// same commit.
     pub async fn replace_tagged(
         &mut self,
         remove: &[DataFile],
         batches: &[RecordBatch],
-        txn: Option<(&str, i64)>,
+        txns: &[(&str, i64)],
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
         let op = DeltaOperation::Optimize {
             predicate: None,
             target_size: 0,
         };
-        self.swap(remove, batches, txn, false, op).await
+        self.swap(remove, batches, txns, false, op).await
     }
 
     /// Replaces rows, not only files: in one commit, removes `remove` and adds `batches`,
@@ -458,14 +509,14 @@ impl LakeTable {
         let op = DeltaOperation::Delete {
             predicate: Some(predicate),
         };
-        self.swap(remove, batches, None, true, op).await
+        self.swap(remove, batches, &[], true, op).await
     }
 
     async fn swap(
         &mut self,
         remove: &[DataFile],
         batches: &[RecordBatch],
-        txn: Option<(&str, i64)>,
+        txns: &[(&str, i64)],
         data_change: bool,
         op: DeltaOperation,
     ) -> Result<(i64, Vec<DataFile>), LakeError> {
@@ -476,8 +527,8 @@ impl LakeTable {
             }
         }
         let added = added_files(&actions);
-        if let Some((app, v)) = txn {
-            actions.push(Action::Txn(Transaction::new(app, v)));
+        for (app, v) in txns {
+            actions.push(Action::Txn(Transaction::new(*app, *v)));
         }
         let now = chrono::Utc::now().timestamp_millis();
         actions.extend(remove.iter().map(|f| {
@@ -549,6 +600,45 @@ impl LakeTable {
             .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
         self.table = table;
         Ok(metrics.files_deleted.len())
+    }
+
+    /// The table's partition columns (none for an unpartitioned table).
+    pub fn partition_columns(&self) -> Vec<String> {
+        self.table
+            .snapshot()
+            .map(|s| s.metadata().partition_columns().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Deletes `_delta_log` entries (commits and checkpoints) older than `retention` that
+    /// lie before a checkpoint at or below `keep_version`, Delta's rule for expired logs:
+    /// every version from that checkpoint on stays readable. Returns how many were deleted.
+    pub async fn cleanup_expired_log(
+        &self,
+        retention: chrono::Duration,
+        keep_version: i64,
+    ) -> Result<usize, LakeError> {
+        if keep_version < 0 {
+            return Ok(0);
+        }
+        let cutoff = (chrono::Utc::now() - retention).timestamp_millis();
+        deltalake::checkpoints::cleanup_expired_logs_for(
+            keep_version as _,
+            self.table.log_store().as_ref(),
+            cutoff,
+            None,
+        )
+        .await
+        .map_err(|e| self.err(format!("log cleanup failed: {e}")))
+    }
+
+    /// The `delta.logRetentionDuration` the table states, if it states one.
+    pub fn stated_log_retention(&self) -> Option<std::time::Duration> {
+        self.table
+            .snapshot()
+            .ok()?
+            .table_config()
+            .log_retention_duration
     }
 
     pub fn columns(&self) -> &'static [Col] {

@@ -9,14 +9,16 @@
 //! rows appended after that version (by attempts that never finished) and does not append
 //! them again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
 
 use super::ingest;
 use super::model::Request;
-use super::rows::{self, RawRow, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
+use super::retention;
+use super::rows::{self, RawRow, HISTORY_COLUMNS, HISTORY_PARTITION, HISTORY_TABLE, QUEUE_TABLE};
 use super::store::{QueueStore, StoreError};
 use crate::lake::table::DataFile;
 use crate::lake::LakeTable;
@@ -24,6 +26,18 @@ use crate::lake::LakeTable;
 /// The application id under which a queue rewrite records the history version it
 /// completed.
 pub const HISTORY_DONE: &str = "ibq.history_version";
+
+/// The application id under which a queue rewrite records the next sequence number, so
+/// numbering goes on from there after a restart even when the rows with the highest
+/// numbers were archived.
+pub const NEXT_SEQ: &str = "ibq.next_seq";
+
+/// How long `_delta_log` entries of the queue and history tables stay once a later
+/// checkpoint covers them, unless the table states its own `delta.logRetentionDuration`.
+pub const LOG_RETENTION: Duration = Duration::days(1);
+
+/// The history table gets a checkpoint at every version that is a multiple of this.
+const HISTORY_CHECKPOINT_EVERY: i64 = 10;
 
 /// What a compaction did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,8 +49,14 @@ pub struct CompactReport {
     /// Rows an interrupted compaction had already appended to history (not appended again).
     pub rows_already_in_history: usize,
     pub rows_read: usize,
+    /// Finished requests older than `keep_finished_days` that left the queue table (with
+    /// every row of their history) for the history table.
+    pub requests_archived: usize,
     /// Data files deleted from disk (removed from the table more than an hour earlier).
     pub files_deleted: usize,
+    /// `_delta_log` entries of the queue table deleted (older than the log retention and
+    /// covered by a later checkpoint).
+    pub log_files_deleted: usize,
     pub version: i64,
     pub millis: u64,
 }
@@ -60,9 +80,22 @@ fn corrupt(table: &str, message: String) -> StoreError {
 impl QueueStore {
     /// Rewrites the table to the newest row per request in one commit, after appending the
     /// superseded rows to the history table. Rows other writers append meanwhile are in
-    /// files this commit does not remove, so they stay.
+    /// files this commit does not remove, so they stay. Finished requests whose last change
+    /// is older than `keep_finished_days` leave the table whole: every row of theirs goes
+    /// to history and the state forgets them.
     pub async fn compact(&mut self) -> Result<CompactReport, StoreError> {
+        self.compact_at(Utc::now()).await
+    }
+
+    /// `compact` with `now` as the time retention counts from.
+    pub async fn compact_at(&mut self, now: DateTime<Utc>) -> Result<CompactReport, StoreError> {
         let started = Instant::now();
+        let cutoff = retention::cutoff(now, self.config.keep_finished_days);
+        let mut archive: HashSet<Uuid> = retention::finished_before(&self.state, cutoff)
+            .into_iter()
+            .collect();
+        // Archived requests whose newest row was read here (only those leave the table).
+        let mut archive_found: HashSet<Uuid> = HashSet::new();
         let files = self.table.files().await?;
         let mine: Vec<DataFile> = files
             .iter()
@@ -80,6 +113,16 @@ impl QueueStore {
             for raw in rows::decode_raw(&batch).map_err(|m| corrupt(QUEUE_TABLE, m))? {
                 total += 1;
                 match rows::to_request(&raw) {
+                    Ok(r) if archive.contains(&r.request_id) => {
+                        if self
+                            .state
+                            .get(&r.request_id)
+                            .is_some_and(|n| n.seq == r.seq)
+                        {
+                            archive_found.insert(r.request_id);
+                        }
+                        to_history.push(raw);
+                    }
                     Ok(r) => {
                         let newest = self
                             .state
@@ -96,8 +139,16 @@ impl QueueStore {
             }
         }
 
-        let mut history =
-            LakeTable::open_or_create(&self.root, HISTORY_TABLE, QUEUE_COLUMNS).await?;
+        // A request whose newest row is not in the files read here stays (its older rows,
+        // superseded anyway, still go to history).
+        archive.retain(|id| archive_found.contains(id));
+        let mut history = LakeTable::open_or_create_partitioned(
+            &self.root,
+            HISTORY_TABLE,
+            HISTORY_COLUMNS,
+            &[HISTORY_PARTITION],
+        )
+        .await?;
         let done = self.table.txn_version(HISTORY_DONE).await?;
         let already = self.unfinished_history(&history, done).await?;
         let mut already_count: HashMap<String, usize> = HashMap::new();
@@ -113,12 +164,20 @@ impl QueueStore {
             }
             _ => true,
         });
-        if !to_history.is_empty() {
-            history.append(&[rows::encode_raw(&to_history)]).await?;
+        let appended = !to_history.is_empty();
+        if appended {
+            history
+                .append(&[rows::encode_history(&to_history, now)])
+                .await?;
             fault_point("after-history-append");
         }
 
-        let mut current: Vec<Request> = self.state.all().map(|r| (**r).clone()).collect();
+        let mut current: Vec<Request> = self
+            .state
+            .all()
+            .filter(|r| !archive.contains(&r.request_id))
+            .map(|r| (**r).clone())
+            .collect();
         current.sort_by_key(|r| r.seq);
         let mut batches = vec![rows::encode(&current)];
         if !kept_raw.is_empty() {
@@ -126,12 +185,30 @@ impl QueueStore {
         }
         let (version, added) = self
             .table
-            .replace_tagged(&mine, &batches, Some((HISTORY_DONE, history.version())))
+            .replace_tagged(
+                &mine,
+                &batches,
+                &[
+                    (HISTORY_DONE, history.version()),
+                    (NEXT_SEQ, self.state.next_seq()),
+                ],
+            )
             .await?;
         self.seen.clear();
         self.seen.extend(added.into_iter().map(|f| f.path));
+        let archived: Vec<Uuid> = archive.iter().copied().collect();
+        self.state.forget_all(&archived);
+        if !archive.is_empty() {
+            tracing::info!(
+                count = archive.len(),
+                "archived {} finished requests older than {} days to {HISTORY_TABLE}",
+                archive.len(),
+                self.config.keep_finished_days
+            );
+        }
         self.table.checkpoint().await?;
         self.commits_since_checkpoint = 0;
+        let log_files_deleted = self.clean_logs(&history, appended).await;
         // Files compacted away more than an hour ago are no longer read by anyone.
         let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
             Ok(n) => n,
@@ -147,11 +224,43 @@ impl QueueStore {
             rows_kept: current.len() + kept_raw.len(),
             rows_moved_to_history: to_history.len() + skipped,
             rows_already_in_history: skipped,
+            requests_archived: archive.len(),
             files_deleted,
+            log_files_deleted,
             rows_read: total,
             version,
             millis: started.elapsed().as_millis() as u64,
         })
+    }
+
+    /// Deletes expired `_delta_log` entries of the queue table (right after its checkpoint)
+    /// and, when this compaction appended the history table's version that is a multiple
+    /// of ten, checkpoints the history table and cleans its log up to the
+    /// version the rewrite just recorded (a later compaction may need to read that one).
+    /// Upkeep: a failure is logged, never an error. Returns the queue's deleted entries.
+    async fn clean_logs(&self, history: &LakeTable, history_appended: bool) -> usize {
+        let queue = match self
+            .table
+            .cleanup_expired_log(log_retention(&self.table), self.table.version())
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "cleaning the queue's _delta_log failed; old log files stay");
+                0
+            }
+        };
+        let v = history.version();
+        if history_appended && v > 0 && v % HISTORY_CHECKPOINT_EVERY == 0 {
+            let cleaned = match history.checkpoint().await {
+                Ok(()) => history.cleanup_expired_log(log_retention(history), v).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = cleaned {
+                tracing::warn!(error = %e, "checkpoint or log cleanup of the history table failed");
+            }
+        }
+        queue
     }
 
     /// History rows appended after the version the last finished rewrite recorded: rows of
@@ -185,4 +294,13 @@ impl QueueStore {
         }
         Ok(out)
     }
+}
+
+/// The log retention of a table: its own `delta.logRetentionDuration` when it states one,
+/// else [`LOG_RETENTION`].
+fn log_retention(table: &LakeTable) -> Duration {
+    table
+        .stated_log_retention()
+        .and_then(|d| Duration::from_std(d).ok())
+        .unwrap_or(LOG_RETENTION)
 }

@@ -10,10 +10,16 @@
 //!   request that quotes the whole row in `result_data.rejected_row`. It takes the row's id
 //!   when that is a UUID no request has yet, else a fresh id. The row itself stays in the
 //!   lake: compaction moves it to the history table.
+//! - A row naming a request that was archived (its rows are in the history table, not in
+//!   the live queue) cannot reopen it as a request without its history: it gets a FAILED
+//!   `rejected` request under a fresh id that names the archived one and quotes the row,
+//!   and compaction moves the row to history. Only rows that may name an archived request
+//!   are looked up ([`may_be_archived`]): a new PENDING request made within the last day
+//!   is taken as it is.
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -35,6 +41,22 @@ pub struct Triage {
     /// Rows that are not requests at all, rejected now or earlier; compaction moves them
     /// to the history table.
     pub unreadable: usize,
+    /// Rows naming an archived request, refused now or earlier; compaction moves them to
+    /// the history table.
+    pub archived: usize,
+}
+
+/// Whether a row another writer appended for an id the live queue does not hold could name
+/// an archived request, so the history table must be asked before the row becomes a
+/// request. Anything but a new request (PENDING, enqueued, never attempted) created within
+/// the last day could: a request is archived only once it finished and at least a day
+/// (the least `keep_finished_days`) passed since its last change.
+pub fn may_be_archived(row: &Request, now: DateTime<Utc>) -> bool {
+    let new_request = row.status == Status::Pending
+        && row.event == Event::Enqueued
+        && row.attempts == 0
+        && row.created_at > now - Duration::days(1);
+    !new_request
 }
 
 /// The rows (as JSON) that existing rejections quote.
@@ -47,16 +69,28 @@ pub fn rejected_rows(state: &QueueState) -> HashSet<String> {
 }
 
 /// Decides the fate of rows without a sequence number (other writers) and of unreadable
-/// rows. `state` already holds every numbered row.
+/// rows. `state` already holds every numbered row; `archived` holds the ids of archived
+/// requests among the rows' ids (see [`may_be_archived`]).
 pub fn triage(
     state: &QueueState,
     external: Vec<Request>,
     bad: Vec<BadRow>,
+    archived: &HashSet<Uuid>,
     now: DateTime<Utc>,
 ) -> Triage {
     let mut out = Triage::default();
     let mut taken: HashSet<Uuid> = HashSet::new();
+    let mut already: Option<HashSet<String>> = None;
     for row in external {
+        if state.get(&row.request_id).is_none() && archived.contains(&row.request_id) {
+            out.archived += 1;
+            let quoted_row = serde_json::to_value(&row).expect("a request serializes");
+            let already = already.get_or_insert_with(|| rejected_rows(state));
+            if already.insert(quoted_row.to_string()) {
+                out.rejections.push(reject_archived(&row, quoted_row, now));
+            }
+            continue;
+        }
         if state.get(&row.request_id).is_some() || !taken.insert(row.request_id) {
             // Known: an older row of a request (a numbered row supersedes it).
             out.accepted.push(row);
@@ -70,7 +104,7 @@ pub fn triage(
     if bad.is_empty() {
         return out;
     }
-    let mut already = rejected_rows(state);
+    let mut already = already.unwrap_or_else(|| rejected_rows(state));
     for b in bad {
         out.unreadable += 1;
         let quoted_row = b.raw.to_json();
@@ -123,6 +157,35 @@ fn reject_readable(row: Request, message: &str, now: DateTime<Utc>) -> Request {
     r.lease_owner = None;
     r.lease_expires_at = None;
     r.next_attempt_at = None;
+    r
+}
+
+/// A FAILED rejection under a fresh id for a row that names an archived request: the
+/// archived request stays as it was, the row is quoted.
+fn reject_archived(row: &Request, quoted_row: serde_json::Value, now: DateTime<Utc>) -> Request {
+    let mut r = row.clone();
+    r.request_id = derived_id(&quoted_row.to_string());
+    if normalize_symbol(&r.symbol).is_err() {
+        r.symbol = crate::text::clean(&r.symbol).into_owned();
+    }
+    r.status = Status::Failed;
+    r.event = Event::Rejected;
+    r.error_message = Some(format!(
+        "rejected: request {} is archived (its rows are in {}); a row cannot reopen it, enqueue a new request instead",
+        row.request_id,
+        super::rows::HISTORY_TABLE
+    ));
+    r.result_data = Some(json!({ REJECTED_ROW: quoted_row }));
+    r.created_at = now;
+    r.updated_at = now;
+    r.attempts = 0;
+    r.failures = 0;
+    r.changed_by = Actor::Worker;
+    r.seq = None;
+    r.lease_owner = None;
+    r.lease_expires_at = None;
+    r.next_attempt_at = None;
+    r.schedule_key = None;
     r
 }
 
@@ -242,7 +305,7 @@ mod tests {
             },
         ];
         let (ok, bad) = split(rows);
-        let t = triage(&QueueState::new(), ok, bad, t0());
+        let t = triage(&QueueState::new(), ok, bad, &HashSet::new(), t0());
         assert_eq!(t.accepted.len(), 1);
         assert_eq!(t.accepted[0].request_id, good);
         assert_eq!(t.accepted[0].symbol, "SPY", "symbols are upper-cased");
@@ -287,16 +350,87 @@ mod tests {
     }
 
     #[test]
+    fn only_a_new_request_made_within_a_day_is_taken_without_asking_history() {
+        let now = t0();
+        let (ok, _) = split(vec![RawRow {
+            created_at: Some(now - chrono::Duration::hours(23)),
+            ..raw(&Uuid::new_v4().to_string())
+        }]);
+        let new = ok[0].clone();
+        assert!(!may_be_archived(&new, now));
+        let older = Request {
+            created_at: now - chrono::Duration::hours(25),
+            ..new.clone()
+        };
+        assert!(may_be_archived(&older, now));
+        for changed in [
+            Request {
+                status: Status::Cancelled,
+                ..new.clone()
+            },
+            Request {
+                event: Event::Retried,
+                ..new.clone()
+            },
+            Request {
+                attempts: 1,
+                ..new.clone()
+            },
+        ] {
+            assert!(may_be_archived(&changed, now), "{changed:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_naming_an_archived_request_is_refused_under_a_new_id_once() {
+        let archived_id = Uuid::new_v4();
+        let (ok, _) = split(vec![RawRow {
+            status: Some("CANCELLED".into()),
+            ..raw(&archived_id.to_string())
+        }]);
+        let archived: HashSet<Uuid> = [archived_id].into();
+        let mut state = QueueState::new();
+        let t = triage(&state, ok.clone(), vec![], &archived, t0());
+        assert!(t.accepted.is_empty());
+        assert_eq!((t.archived, t.rejections.len()), (1, 1));
+        let r = &t.rejections[0];
+        assert_ne!(
+            r.request_id, archived_id,
+            "the archived request is not reopened"
+        );
+        assert_eq!((r.status, r.event), (Status::Failed, Event::Rejected));
+        let m = r.error_message.as_deref().unwrap();
+        assert!(
+            m.contains(&format!("request {archived_id} is archived"))
+                && m.contains("ib_request_queue_history"),
+            "{m}"
+        );
+        assert_eq!(
+            r.result_data.as_ref().unwrap()[REJECTED_ROW]["request_id"],
+            archived_id.to_string()
+        );
+        state.apply(r.clone());
+        // Seen again (a restart before compaction moved it): counted, not rejected twice.
+        let again = triage(&state, ok.clone(), vec![], &archived, t0());
+        assert_eq!((again.archived, again.rejections.len()), (1, 0));
+        assert!(again.accepted.is_empty());
+        // The same row for an id history does not hold is a request as it states.
+        let t = triage(&QueueState::new(), ok, vec![], &HashSet::new(), t0());
+        assert_eq!(t.accepted.len(), 1);
+        assert_eq!(t.accepted[0].request_id, archived_id);
+    }
+
+    #[test]
     fn a_row_already_rejected_is_not_rejected_again() {
         let (ok, bad) = split(vec![raw("row-1")]);
         assert!(ok.is_empty());
         let mut state = QueueState::new();
-        let t = triage(&state, vec![], bad.clone(), t0());
+        let t = triage(&state, vec![], bad.clone(), &HashSet::new(), t0());
         assert_eq!(t.rejections.len(), 1);
         for r in t.rejections {
             state.apply(r);
         }
-        let again = triage(&state, vec![], bad, t0());
+        let again = triage(&state, vec![], bad, &HashSet::new(), t0());
         assert!(again.rejections.is_empty());
         assert_eq!(
             again.unreadable, 1,
@@ -314,7 +448,7 @@ mod tests {
             status: Some("DONE".into()),
             ..raw(&known.to_string())
         }]);
-        let t = triage(&state, vec![], bad, t0());
+        let t = triage(&state, vec![], bad, &HashSet::new(), t0());
         assert_eq!(t.rejections.len(), 1);
         assert_ne!(t.rejections[0].request_id, known);
         assert!(t.rejections[0]

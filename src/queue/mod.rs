@@ -4,6 +4,7 @@
 pub mod compact;
 pub mod ingest;
 pub mod lease;
+pub mod lookup;
 pub mod model;
 pub mod params;
 pub mod retention;

@@ -123,8 +123,27 @@ mod tests {
         assert_eq!(q.counts().get(Status::Failed), 0);
         assert!(q.failed().next().is_none());
         assert!(q.get(&recent).is_some() && q.get(&pending).is_some());
-        // The archived occurrence is still known to the scheduler.
+        // `forget` alone keeps the archived occurrence's key known...
         assert!(q.has_schedule_key("k1"));
         assert!(finished_before(&q, c).is_empty());
+    }
+
+    #[test]
+    fn forget_all_drops_the_keys_only_archived_requests_held() {
+        let old = at("2026-11-10T15:00:00Z");
+        let mut q = QueueState::new();
+        let a = add(&mut q, "SPY", Some("job:2026-11-10"), old);
+        q.apply(q.prepare_cancel(a, Actor::Operator, old).unwrap());
+        // Another request carries the same key (an operator copy of the occurrence).
+        let b = add(&mut q, "QQQ", Some("job:2026-11-10"), old);
+        let c = add(&mut q, "IWM", Some("job:2026-11-11"), old);
+        q.apply(q.prepare_cancel(c, Actor::Operator, old).unwrap());
+        assert_eq!(q.forget_all(&[a, c, Uuid::new_v4()]), 2);
+        assert!(q.has_schedule_key("job:2026-11-10"), "still held by {b}");
+        assert!(
+            !q.has_schedule_key("job:2026-11-11"),
+            "held only by an archived request"
+        );
+        assert_eq!((q.len(), q.counts().total()), (1, 1));
     }
 }

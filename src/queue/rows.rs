@@ -36,6 +36,43 @@ pub const QUEUE_COLUMNS: &[Col] = &[
     col("during", Utf8),
 ];
 
+/// The history table's columns: the queue's, then `date`, the New York calendar date of
+/// the row's `updated_at` (its `created_at` when that is missing), by which the table is
+/// partitioned.
+pub const HISTORY_COLUMNS: &[Col] = &[
+    col("request_id", Utf8),
+    col("request_type", Utf8),
+    col("symbol", Utf8),
+    col("priority", Int64),
+    col("status", Utf8),
+    col("parameters", Utf8),
+    col("result_table", Utf8),
+    col("created_at", Timestamp),
+    col("updated_at", Timestamp),
+    col("result_data", Utf8),
+    col("error_message", Utf8),
+    col("seq", Int64),
+    col("event", Utf8),
+    col("attempts", Int64),
+    col("failures", Int64),
+    col("next_attempt_at", Timestamp),
+    col("changed_by", Utf8),
+    col("lease_owner", Utf8),
+    col("lease_expires_at", Timestamp),
+    col("schedule_key", Utf8),
+    col("during", Utf8),
+    col(HISTORY_PARTITION, Date),
+];
+
+/// The history table's partition column.
+pub const HISTORY_PARTITION: &str = "date";
+
+/// The New York date a history row is filed under: that of its last change, else of its
+/// creation, else `fallback` (a row with neither time).
+pub fn history_date(raw: &RawRow, fallback: DateTime<Utc>) -> chrono::NaiveDate {
+    crate::market::calendar::new_york_date(raw.updated_at.or(raw.created_at).unwrap_or(fallback))
+}
+
 pub fn encode(rows: &[Request]) -> RecordBatch {
     BatchBuilder::new(QUEUE_COLUMNS)
         .utf8(rows.iter().map(|r| Some(r.request_id.to_string())))
@@ -118,10 +155,21 @@ impl RawRow {
     }
 }
 
-/// Writes raw rows back with the queue's columns, unchanged (for the history table).
+/// Writes raw rows back with the queue's columns, unchanged.
 pub fn encode_raw(rows: &[RawRow]) -> RecordBatch {
-    BatchBuilder::new(QUEUE_COLUMNS)
-        .utf8(rows.iter().map(|r| r.request_id.as_deref()))
+    raw_columns(BatchBuilder::new(QUEUE_COLUMNS), rows).finish()
+}
+
+/// Writes raw rows unchanged with the history table's columns: each filed under its
+/// `history_date` (`now` for a row without any time).
+pub fn encode_history(rows: &[RawRow], now: DateTime<Utc>) -> RecordBatch {
+    raw_columns(BatchBuilder::new(HISTORY_COLUMNS), rows)
+        .date(rows.iter().map(|r| Some(history_date(r, now))))
+        .finish()
+}
+
+fn raw_columns(b: BatchBuilder, rows: &[RawRow]) -> BatchBuilder {
+    b.utf8(rows.iter().map(|r| r.request_id.as_deref()))
         .utf8(rows.iter().map(|r| r.request_type.as_deref()))
         .utf8(rows.iter().map(|r| r.symbol.as_deref()))
         .i64(rows.iter().map(|r| r.priority))
@@ -142,7 +190,6 @@ pub fn encode_raw(rows: &[RawRow]) -> RecordBatch {
         .timestamp(rows.iter().map(|r| r.lease_expires_at))
         .utf8(rows.iter().map(|r| r.schedule_key.as_deref()))
         .utf8(rows.iter().map(|r| r.during.as_deref()))
-        .finish()
 }
 
 /// Reads every row of a batch as stored.
@@ -342,6 +389,39 @@ mod tests {
         };
         let decoded = decode(&encode(std::slice::from_ref(&r))).unwrap();
         assert_eq!(decoded[0].as_ref().unwrap(), &r);
+    }
+
+    #[test]
+    fn history_rows_are_the_queue_columns_filed_under_their_new_york_date() {
+        let names = |cols: &[Col]| cols.iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(&HISTORY_COLUMNS[..QUEUE_COLUMNS.len()]),
+            names(QUEUE_COLUMNS)
+        );
+        assert_eq!(HISTORY_COLUMNS.last().unwrap().name, HISTORY_PARTITION);
+        let fallback: DateTime<Utc> = "2026-11-30T12:00:00Z".parse().unwrap();
+        // 03:30 UTC is 22:30 the day before in New York (EST).
+        let late: DateTime<Utc> = "2026-11-25T03:30:00Z".parse().unwrap();
+        let rows = [
+            RawRow {
+                updated_at: Some(late),
+                created_at: Some(fallback),
+                ..RawRow::default()
+            },
+            RawRow {
+                created_at: Some("2026-07-01T03:30:00Z".parse().unwrap()),
+                ..RawRow::default()
+            },
+            RawRow::default(),
+        ];
+        let day = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        assert_eq!(history_date(&rows[0], fallback), day("2026-11-24"));
+        assert_eq!(history_date(&rows[1], fallback), day("2026-06-30"), "EDT");
+        assert_eq!(history_date(&rows[2], fallback), day("2026-11-30"));
+        let batch = encode_history(&rows, fallback);
+        assert_eq!(batch.num_columns(), HISTORY_COLUMNS.len());
+        let back = decode_raw(&batch).unwrap();
+        assert_eq!(back, rows, "the queue columns are written unchanged");
     }
 
     #[test]

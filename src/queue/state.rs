@@ -173,6 +173,12 @@ impl QueueState {
         self.next_seq
     }
 
+    /// Numbers the next row `seq` or later (the number a queue rewrite recorded: rows with
+    /// higher numbers may have left for the history table).
+    pub fn continue_seq_from(&mut self, seq: i64) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
     pub fn has_schedule_key(&self, key: &str) -> bool {
         self.schedule_keys.contains(key)
     }
@@ -252,8 +258,8 @@ impl QueueState {
     }
 
     /// Drops a request from the state (its rows have left the live table for the history
-    /// table) and returns its newest row. Its schedule key stays known, so the scheduler
-    /// never submits that occurrence again.
+    /// table) and returns its newest row. Its schedule key stays known until
+    /// `forget_all` or a restart; see there.
     pub fn forget(&mut self, id: &Uuid) -> Option<Arc<Request>> {
         self.remove_indexes(id);
         let gone = self.requests.remove(id);
@@ -261,6 +267,35 @@ impl QueueState {
             self.generation += 1;
         }
         gone
+    }
+
+    /// Drops requests from the state and the schedule keys only they held, so the state
+    /// is what a restart would replay: memory does not grow with archived requests. Only
+    /// finished requests at least a day old are archived, and the scheduler asks only for
+    /// the keys of today's occurrences, so a forgotten key is never submitted again.
+    /// Returns how many were dropped.
+    pub fn forget_all(&mut self, ids: &[Uuid]) -> usize {
+        let mut keys = HashSet::new();
+        let mut n = 0;
+        for id in ids {
+            if let Some(gone) = self.forget(id) {
+                n += 1;
+                keys.extend(gone.schedule_key.clone());
+            }
+        }
+        if !keys.is_empty() {
+            let held: HashSet<&String> = self
+                .requests
+                .values()
+                .filter_map(|r| r.schedule_key.as_ref())
+                .filter(|k| keys.contains(*k))
+                .collect();
+            let drop: Vec<String> = keys.into_iter().filter(|k| !held.contains(k)).collect();
+            for k in drop {
+                self.schedule_keys.remove(&k);
+            }
+        }
+        n
     }
 
     fn install(&mut self, row: Arc<Request>) -> Option<Arc<Request>> {

@@ -14,8 +14,11 @@ use uuid::Uuid;
 
 pub use super::compact::CompactReport;
 use super::ingest;
+use super::lookup::archived_among;
+pub use super::lookup::{archived_ids, history, read_archived, read_state};
 use super::model::{Request, Status};
-use super::rows::{self, BadRow, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
+use super::retention;
+use super::rows::{self, BadRow, QUEUE_COLUMNS, QUEUE_TABLE};
 use super::state::{Enqueued, NewRequest, QueueError, QueueState};
 use crate::config::QueueConfig;
 use crate::lake::table::DataFile;
@@ -76,7 +79,7 @@ pub struct QueueStore {
     pub(super) state: QueueState,
     pub(super) table: LakeTable,
     pub(super) root: PathBuf,
-    config: QueueConfig,
+    pub(super) config: QueueConfig,
     /// Data files whose rows are in `state` (ours, or other writers' already ingested).
     pub(super) seen: HashSet<String>,
     pub(super) commits_since_checkpoint: u64,
@@ -125,6 +128,11 @@ impl QueueStore {
             orphans_running_after: None,
             _lock: lock,
         };
+        // Numbering goes on past archived rows, also for rejections committed while the
+        // table is taken in.
+        if let Some(next) = store.table.txn_version(super::compact::NEXT_SEQ).await? {
+            store.state.continue_seq_from(next);
+        }
         store.ingest_new_files().await?;
         let orphans = store.state.prepare_release_orphans(Utc::now());
         if !orphans.is_empty() {
@@ -139,6 +147,15 @@ impl QueueStore {
                 store.orphaned,
                 started.elapsed().as_millis()
             );
+        }
+        // A lake last run long ago (or by an ibq without retention) may hold finished
+        // requests past their retention: they leave at once, so the state holds only live
+        // and recent requests from now on.
+        let cutoff = retention::cutoff(Utc::now(), store.config.keep_finished_days);
+        if !retention::finished_before(&store.state, cutoff).is_empty() {
+            if let Err(e) = store.compact().await {
+                tracing::warn!(error = %e, "archiving finished requests at start failed; they stay in the queue until the next compaction");
+            }
         }
         store.recovery = started.elapsed();
         Ok(store)
@@ -410,7 +427,9 @@ impl QueueStore {
         for row in numbered {
             self.state.replay(row);
         }
-        let triage = ingest::triage(&self.state, external, bad, Utc::now());
+        let now = Utc::now();
+        let archived = archived_among(&self.root, &self.state, &external, now).await?;
+        let triage = ingest::triage(&self.state, external, bad, &archived, now);
         for row in triage.accepted {
             self.state.replay(row);
         }
@@ -422,9 +441,10 @@ impl QueueStore {
             self.commit(triage.rejections).await?;
         }
         self.seen.extend(new.into_iter().map(|f| f.path));
-        if triage.unreadable > 0 {
-            // Rows that are not requests leave the queue table for the history table at
-            // once, so the documented readers never count them as pending.
+        if triage.unreadable + triage.archived > 0 {
+            // Rows that are not requests (or would reopen an archived one) leave the queue
+            // table for the history table at once, so the documented readers never count
+            // them as pending.
             match self.compact().await {
                 Ok(_) => {}
                 Err(e) => {
@@ -437,9 +457,9 @@ impl QueueStore {
 }
 
 /// Decoded rows: numbered rows (this process) in order, other writers' rows, bad rows.
-type Split = (Vec<Request>, Vec<Request>, Vec<BadRow>);
+pub(super) type Split = (Vec<Request>, Vec<Request>, Vec<BadRow>);
 
-fn split(
+pub(super) fn split(
     batches: &[deltalake::arrow::array::RecordBatch],
     table: &str,
 ) -> Result<Split, StoreError> {
@@ -461,52 +481,6 @@ fn split(
     }
     numbered.sort_by_key(|r| r.seq);
     Ok((numbered, external, bad))
-}
-
-/// Every stored row of one request, oldest first: its superseded rows from the history
-/// table and the rows still in the queue table. Read-only; needs no lock.
-pub async fn history(root: &Path, id: Uuid) -> Result<Vec<Request>, StoreError> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::new();
-    for name in [HISTORY_TABLE, QUEUE_TABLE] {
-        let Some(table) = LakeTable::open_existing(root, name, QUEUE_COLUMNS).await? else {
-            continue;
-        };
-        for batch in table.read_all().await? {
-            let decoded = rows::decode(&batch).map_err(|message| StoreError::Corrupt {
-                table: name.into(),
-                message,
-            })?;
-            for r in decoded.into_iter().flatten() {
-                // A crash between the history append and the compaction commit can leave a
-                // row in both tables; show it once.
-                if r.request_id == id && seen.insert((r.seq, r.updated_at, r.event.as_str())) {
-                    out.push(r);
-                }
-            }
-        }
-    }
-    out.sort_by_key(|r| (r.seq, r.updated_at));
-    Ok(out)
-}
-
-/// The current state of the queue without owning it (for `ibq list` while an engine runs).
-pub async fn read_state(root: &Path) -> Result<QueueState, StoreError> {
-    let mut state = QueueState::new();
-    let Some(table) = LakeTable::open_existing(root, QUEUE_TABLE, QUEUE_COLUMNS).await? else {
-        return Ok(state);
-    };
-    let (numbered, external, bad) = split(&table.read_all().await?, QUEUE_TABLE)?;
-    for r in numbered {
-        state.replay(r);
-    }
-    // What the owner makes of other writers' rows, including rejections it has not
-    // recorded yet (shown, not stored).
-    let triage = ingest::triage(&state, external, bad, Utc::now());
-    for r in triage.accepted.into_iter().chain(triage.rejections) {
-        state.replay(r);
-    }
-    Ok(state)
 }
 
 /// Appends a PENDING request as another writer would (no sequence number), for when a

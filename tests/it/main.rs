@@ -19,6 +19,7 @@ mod queue_cli;
 mod queue_recovery;
 mod queue_store;
 mod restarts;
+mod retention;
 mod run_cli;
 mod scheduler;
 mod sim;
