@@ -65,6 +65,7 @@ impl Cli {
                         | Command::Demote(_)
                         | Command::Legs(_)
                         | Command::Status { .. }
+                        | Command::Upkeep(_)
                 )
             )
     }
@@ -192,6 +193,9 @@ pub enum Command {
     /// Tools for tests.
     #[command(hide = true)]
     Debug(debug::DebugArgs),
+    /// Merge small files, checkpoint, vacuum and clean the log of the result tables (the
+    /// engine does it hourly); `--migrate` first partitions tables an older ibq created.
+    Upkeep(upkeep::UpkeepArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,6 +212,7 @@ pub mod debug;
 pub mod legs;
 pub mod queue;
 pub mod run;
+pub mod upkeep;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -304,6 +309,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Bench(a) => bench::run(a, &config).await,
         Command::Debug(a) => debug::run(a, &config).await,
+        Command::Upkeep(a) => upkeep::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),
     }
 }
