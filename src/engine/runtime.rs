@@ -302,7 +302,9 @@ async fn upkeep_results(
                     removed_files = r.usage.removed_files,
                     "result table upkeep"
                 ),
-                Err(e) => tracing::warn!(error = %e, "result table upkeep failed; it runs again later"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "result table upkeep failed; it runs again later")
+                }
             }
         }
     }

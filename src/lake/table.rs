@@ -164,11 +164,7 @@ impl LakeTable {
     }
 
     /// Opens `<root>/<name>`, creating it with `cols` when it does not exist yet.
-    pub async fn open_or_create(
-        root: &Path,
-        name: &str,
-        cols: &[Col],
-    ) -> Result<Self, LakeError> {
+    pub async fn open_or_create(root: &Path, name: &str, cols: &[Col]) -> Result<Self, LakeError> {
         Self::open_partitioned(root, name, cols, &[]).await
     }
 

@@ -103,7 +103,11 @@ pub async fn merge_files(table: &mut LakeTable, files: &[DataFile]) -> Result<us
 
 /// Whether a partition is closed (no more writes expected): its first partition value is
 /// before `open_from`. A table without partitions is always open.
-fn closed(key: &BTreeMap<String, Option<String>>, first: Option<&str>, open_from: Option<&str>) -> bool {
+fn closed(
+    key: &BTreeMap<String, Option<String>>,
+    first: Option<&str>,
+    open_from: Option<&str>,
+) -> bool {
     let Some(first) = first else {
         return false;
     };
@@ -341,9 +345,13 @@ pub async fn repartition(
     let mut rows = 0;
     let abs = std::path::absolute(table.path()).map_err(|e| table.error(e))?;
     let url = url::Url::from_directory_path(abs).map_err(|_| table.error("not a usable path"))?;
-    let mut writer =
-        RecordBatchWriter::try_new(url.as_str(), arrow.clone(), Some(vec![by.to_string()]), None)
-            .map_err(|e| table.error(e))?;
+    let mut writer = RecordBatchWriter::try_new(
+        url.as_str(),
+        arrow.clone(),
+        Some(vec![by.to_string()]),
+        None,
+    )
+    .map_err(|e| table.error(e))?;
     for f in &files {
         for b in table.read(std::slice::from_ref(f)).await? {
             let b = stamp(b).map_err(|e| table.error(format!("{}: {e}", f.path)))?;

@@ -453,10 +453,7 @@ async fn market_bars(
         })
         .collect();
     // The duplicate check reads only the days these bars fall on.
-    let days: BTreeSet<NaiveDate> = bars
-        .iter()
-        .map(|(t, _)| bar_day(&p.bar_size, *t))
-        .collect();
+    let days: BTreeSet<NaiveDate> = bars.iter().map(|(t, _)| bar_day(&p.bar_size, *t)).collect();
     let stored = results.stored_bar_times(&key, &days).await?;
     let bars: Vec<_> = bars
         .into_iter()

@@ -587,7 +587,10 @@ impl ResultTables {
         let missing: BTreeSet<NaiveDate> = if bars.all {
             BTreeSet::new()
         } else {
-            days.iter().filter(|d| !bars.days.contains(d)).copied().collect()
+            days.iter()
+                .filter(|d| !bars.days.contains(d))
+                .copied()
+                .collect()
         };
         if !missing.is_empty() {
             let partitioned = self
@@ -623,7 +626,11 @@ impl ResultTables {
 }
 
 /// Adds the bar times of `batches` (rows of `market_bars`) to `bars`.
-fn load_bar_times(bars: &mut BarTimes, batches: &[RecordBatch], root: &Path) -> Result<(), LakeError> {
+fn load_bar_times(
+    bars: &mut BarTimes,
+    batches: &[RecordBatch],
+    root: &Path,
+) -> Result<(), LakeError> {
     {
         for batch in batches {
             let r = BatchReader::new(batch);

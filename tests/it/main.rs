@@ -19,4 +19,5 @@ mod run_cli;
 mod scheduler;
 mod sim;
 mod streaming;
+mod upkeep;
 mod worker;
