@@ -435,3 +435,32 @@ async fn delete_files(table: &LakeTable, adds: &[deltalake::kernel::Add]) {
         let _ = std::fs::remove_file(table.path().join(&a.path));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(v: Option<&str>) -> BTreeMap<String, Option<String>> {
+        BTreeMap::from([("date".to_string(), v.map(str::to_string))])
+    }
+
+    #[test]
+    fn days_before_the_open_one_are_closed_and_an_unpartitioned_table_is_open() {
+        let open = Some("2026-11-24");
+        assert!(closed(&key(Some("2026-11-23")), Some("date"), open));
+        assert!(!closed(&key(Some("2026-11-24")), Some("date"), open));
+        assert!(!closed(&key(Some("2026-11-25")), Some("date"), open));
+        assert!(closed(&key(None), Some("date"), open));
+        assert!(closed(&key(Some("2026-11-24")), Some("date"), None));
+        assert!(!closed(&BTreeMap::new(), None, open));
+        assert!(!closed(&BTreeMap::new(), None, None));
+    }
+
+    #[test]
+    fn the_default_policy_keeps_a_day_of_removed_files_and_two_days_of_log() {
+        let p = Policy::default();
+        assert_eq!(p.vacuum_retention, Duration::hours(24));
+        assert_eq!(p.log_retention, Duration::hours(48));
+        assert!(p.log_retention >= p.vacuum_retention);
+    }
+}

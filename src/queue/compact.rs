@@ -140,6 +140,14 @@ impl QueueStore {
                 0
             }
         };
+        // Commit files past Delta's default log retention (30 days) and before a checkpoint
+        // are deleted here, no longer after every commit (which listed the whole log).
+        if let Err(e) =
+            crate::lake::upkeep::cleanup_log(&self.table, Duration::days(30), chrono::Utc::now())
+                .await
+        {
+            tracing::warn!(error = %e, "cleaning the queue's log failed; old commit files stay");
+        }
         let files_after = self.table.files().await?.len();
         Ok(CompactReport {
             files_before: files.len(),

@@ -740,3 +740,96 @@ mod tests {
         assert_eq!(rows, n);
     }
 }
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+    use crate::lake::columns::BatchBuilder;
+    use deltalake::arrow::array::{Array, Date32Array};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_bar_belongs_to_its_date_or_its_new_york_day() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // A daily bar carries its date at 00:00 UTC (19:00 the evening before in New York).
+        assert_eq!(
+            bar_day("1 day", at("2026-11-24T00:00:00Z")),
+            d("2026-11-24")
+        );
+        assert_eq!(
+            bar_day("1 week", at("2026-11-23T00:00:00Z")),
+            d("2026-11-23")
+        );
+        // An intraday bar at 20:00 New York (01:00 UTC the next day) is on its New York day.
+        assert_eq!(
+            bar_day("5 mins", at("2026-11-25T01:00:00Z")),
+            d("2026-11-24")
+        );
+        assert_eq!(
+            bar_day("1 hour", at("2026-11-24T14:30:00Z")),
+            d("2026-11-24")
+        );
+    }
+
+    #[test]
+    fn rows_get_the_new_york_day_of_their_time_and_keep_a_date_they_have() {
+        let batch = BatchBuilder::new(POSITION_UPDATE_COLUMNS)
+            .utf8([None::<&str>, None])
+            .utf8([Some("stream"), Some("stream")])
+            // 23:30 New York on the 24th is the 25th in UTC; a null time has no day.
+            .timestamp([Some(at("2026-11-25T04:30:00Z")), None])
+            .utf8([Some("DU1"), Some("DU1")])
+            .i64([Some(1), Some(2)])
+            .utf8([Some("SPY"), Some("SPY")])
+            .utf8([Some("STK"), Some("STK")])
+            .utf8([None::<&str>, None])
+            .f64([None, None])
+            .utf8([None::<&str>, None])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .finish();
+        let stamped = with_date(POSITION_UPDATES, batch).unwrap();
+        let days = stamped
+            .column_by_name(PARTITION_COLUMN)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap()
+            .clone();
+        assert_eq!(days.value_as_date(0), NaiveDate::from_ymd_opt(2026, 11, 24));
+        assert!(days.is_null(1));
+        // A batch that has the column keeps it as it is.
+        let again = with_date(POSITION_UPDATES, stamped.clone()).unwrap();
+        assert_eq!(again, stamped);
+        // derived_stats rows carry their own date; one without it is refused, not guessed.
+        let stats = BatchBuilder::new(&DERIVED_STATS_COLUMNS[..2])
+            .utf8([None::<&str>])
+            .date([NaiveDate::from_ymd_opt(2026, 11, 24)])
+            .finish();
+        assert!(with_date(DERIVED_STATS, stats).is_ok());
+        assert!(days_of(
+            DERIVED_STATS,
+            &RecordBatch::new_empty(std::sync::Arc::new(
+                deltalake::arrow::datatypes::Schema::empty()
+            ))
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn every_result_table_stores_a_date_column_once() {
+        for t in RESULT_TABLES {
+            let cols = stored_columns(t);
+            assert_eq!(
+                cols.iter().filter(|c| c.name == PARTITION_COLUMN).count(),
+                1,
+                "{t}"
+            );
+        }
+    }
+}
