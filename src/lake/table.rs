@@ -450,7 +450,22 @@ impl LakeTable {
         operation: DeltaOperation,
         retries: usize,
     ) -> Result<i64, LakeError> {
-        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        self.try_commit(actions, operation, retries)
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// One commit; its error says whether the commit failed only because other writers
+    /// committed since the loaded version (with `retries` 0: any commit at all).
+    async fn try_commit(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        retries: usize,
+    ) -> Result<i64, (bool, LakeError)> {
+        use deltalake::kernel::transaction::TransactionError;
+        use deltalake::DeltaTableError;
+        let snapshot = self.table.snapshot().map_err(|e| (false, self.err(e)))?;
         // Another writer appending in a tight loop can take several versions in a row while
         // this commit checks for conflicts; a lost race is retried, not a failure.
         //
@@ -465,7 +480,16 @@ impl LakeTable {
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
-            .map_err(|e| self.err(format!("commit failed: {e}")))?;
+            .map_err(|e| {
+                let stale = matches!(
+                    &e,
+                    DeltaTableError::VersionAlreadyExists(_)
+                        | DeltaTableError::Transaction {
+                            source: TransactionError::MaxCommitAttempts(_)
+                        }
+                );
+                (stale, self.err(format!("commit failed: {e}")))
+            })?;
         self.table.state = Some(finalized.snapshot());
         Ok(finalized.version() as i64)
     }
@@ -578,8 +602,33 @@ impl LakeTable {
                 ..Default::default()
             })
         }));
-        let version = self.commit(actions, op).await?;
-        Ok((version, added))
+        // Delta's conflict check lets two rewrites marked `dataChange: false` remove the same
+        // file (another process's upkeep merging the files this one merges), which would
+        // leave their rows twice. So the commit is made against the newest version only:
+        // when other writers committed meanwhile, it is made again if every file it removes
+        // is still live, and given up (its new files deleted, nothing changed) if not.
+        let mut attempts = 0;
+        loop {
+            let live: std::collections::HashSet<String> =
+                self.files().await?.into_iter().map(|f| f.path).collect();
+            if let Some(gone) = remove.iter().find(|f| !live.contains(&f.path)) {
+                for f in &added {
+                    let _ = std::fs::remove_file(self.path.join(&f.path));
+                }
+                return Err(self.err(format!(
+                    "{} was replaced by another writer meanwhile; nothing changed",
+                    gone.path
+                )));
+            }
+            match self.try_commit(actions.clone(), op.clone(), 0).await {
+                Ok(version) => return Ok((version, added)),
+                Err((true, _)) if attempts < COMMIT_RETRIES => {
+                    attempts += 1;
+                    self.refresh().await?;
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
     }
 
     /// The version an application last recorded with `append_tagged`/`replace_tagged` in
