@@ -66,6 +66,7 @@ impl Cli {
                         | Command::Legs(_)
                         | Command::Status { .. }
                         | Command::Doctor { .. }
+                        | Command::Upkeep(_)
                 )
             )
     }
@@ -201,6 +202,9 @@ pub enum Command {
     /// Tools for tests.
     #[command(hide = true)]
     Debug(debug::DebugArgs),
+    /// Merge small files, checkpoint, vacuum and clean the log of the result tables (the
+    /// engine does it hourly); `--migrate` first partitions tables an older ibq created.
+    Upkeep(upkeep::UpkeepArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,6 +221,7 @@ pub mod debug;
 pub mod legs;
 pub mod queue;
 pub mod run;
+pub mod upkeep;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -314,6 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor { json } => crate::doctor::probe::run(&config, json).await,
         Command::Bench(a) => bench::run(a, &config).await,
         Command::Debug(a) => debug::run(a, &config).await,
+        Command::Upkeep(a) => upkeep::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),
     }
 }

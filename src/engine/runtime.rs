@@ -163,6 +163,12 @@ impl Engine {
 
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(upkeep_results(
+            Arc::clone(&results),
+            Arc::clone(&options.clock),
+            UPKEEP_EVERY,
+            stop_rx.clone(),
+        )));
         let clock = Arc::clone(&options.clock);
         {
             let mut stop_rx = stop_rx.clone();
@@ -259,6 +265,50 @@ impl Engine {
             t.abort();
         }
         tracing::info!("engine stopped");
+    }
+}
+
+/// How often the engine keeps the result tables up (`lake::upkeep`): merges, checkpoint,
+/// vacuum past the retention, log cleanup. Hourly, so removed files stay on disk at most an
+/// hour past the vacuum retention (docs/TABLES.md, Upkeep).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// Runs the upkeep of the result tables every `every` (the first one `every` after the
+/// start) until the engine stops. The partitions of days before the engine's New York date
+/// are closed; retention is measured on the wall clock, as Delta stamps removals.
+async fn upkeep_results(
+    results: Arc<ResultTables>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let policy = crate::lake::upkeep::Policy::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let today = crate::market::calendar::new_york_date(clock.now());
+        for report in results.upkeep(&policy, today, Utc::now()).await {
+            match report {
+                Ok(r) => tracing::info!(
+                    table = %r.table,
+                    files_merged = r.files_merged,
+                    checkpoint = ?r.checkpoint,
+                    files_vacuumed = r.files_vacuumed,
+                    log_files_deleted = r.log_files_deleted,
+                    live_files = r.usage.live_files,
+                    removed_files = r.usage.removed_files,
+                    "result table upkeep"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "result table upkeep failed; it runs again later")
+                }
+            }
+        }
     }
 }
 

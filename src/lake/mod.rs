@@ -4,6 +4,7 @@
 
 pub mod columns;
 pub mod table;
+pub mod upkeep;
 
 pub use columns::{Col, ColumnKind};
 pub use table::{LakeError, LakeTable};

@@ -1,15 +1,17 @@
 //! One Delta table: create or open, append a batch in one commit, list and read live files,
 //! and replace files in one commit (compaction).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use deltalake::arrow::array::{new_null_array, RecordBatch};
+use deltalake::arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
 use deltalake::arrow::compute::cast;
-use deltalake::arrow::datatypes::{DataType, SchemaRef};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::datafile::reader::ParquetFileReader;
 use deltalake::datafile::DataFileReader;
-use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Remove, Transaction};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
@@ -34,11 +36,13 @@ pub enum LakeError {
     },
 }
 
-/// A live data file: its path relative to the table root and its size.
+/// A live data file: its path relative to the table root, its size and, in a partitioned
+/// table, its partition values (column → value as Delta writes it, `None` for null).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DataFile {
     pub path: String,
     pub size: i64,
+    pub partition: BTreeMap<String, Option<String>>,
 }
 
 /// Whether a table column of type `have` can hold this project's values of type `want`:
@@ -81,8 +85,10 @@ const COMMIT_RETRIES: usize = 100;
 pub struct LakeTable {
     name: String,
     path: PathBuf,
-    cols: &'static [Col],
+    cols: Vec<Col>,
     table: DeltaTable,
+    /// Data files read through this handle, for tests and benchmarks of targeted reads.
+    files_read: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for LakeTable {
@@ -158,21 +164,18 @@ impl LakeTable {
     }
 
     /// Opens `<root>/<name>`, creating it with `cols` when it does not exist yet.
-    pub async fn open_or_create(
-        root: &Path,
-        name: &str,
-        cols: &'static [Col],
-    ) -> Result<Self, LakeError> {
-        Self::open_or_create_partitioned(root, name, cols, &[]).await
+    pub async fn open_or_create(root: &Path, name: &str, cols: &[Col]) -> Result<Self, LakeError> {
+        Self::open_partitioned(root, name, cols, &[]).await
     }
 
-    /// `open_or_create`, creating a missing table partitioned by `partition_by` (columns of
-    /// `cols`; each data file then holds one value of each, written in its path). An
-    /// existing table keeps the partitioning it has: appends follow it either way.
-    pub async fn open_or_create_partitioned(
+    /// `open_or_create`, creating a missing table partitioned by the columns `partition_by`
+    /// (each one of `cols`). An existing table keeps the partitioning it has: Delta cannot
+    /// change it in place (see `lake::upkeep::repartition`); `partition_columns` says what
+    /// it is.
+    pub async fn open_partitioned(
         root: &Path,
         name: &str,
-        cols: &'static [Col],
+        cols: &[Col],
         partition_by: &[&str],
     ) -> Result<Self, LakeError> {
         let path = root.join(name);
@@ -222,8 +225,9 @@ impl LakeTable {
         let mut me = Self {
             name: name.to_string(),
             path,
-            cols,
+            cols: cols.to_vec(),
             table,
+            files_read: Arc::new(AtomicU64::new(0)),
         };
         if has_log {
             me.adopt().await?;
@@ -245,7 +249,7 @@ impl LakeTable {
             .snapshot()
             .arrow_schema();
         let mut missing = Vec::new();
-        for (col, field) in self.cols.iter().zip(delta_fields(self.cols)) {
+        for (col, field) in self.cols.iter().zip(delta_fields(&self.cols)) {
             match schema.field_with_name(col.name) {
                 Err(_) => missing.push(field),
                 Ok(have) => {
@@ -282,7 +286,7 @@ impl LakeTable {
     pub async fn open_existing(
         root: &Path,
         name: &str,
-        cols: &'static [Col],
+        cols: &[Col],
     ) -> Result<Option<Self>, LakeError> {
         let path = root.join(name);
         if path.exists() && !path.is_dir() {
@@ -327,20 +331,67 @@ impl LakeTable {
         snapshot
             .snapshot()
             .file_views(log_store.as_ref(), None)
-            .map_ok(|v| DataFile {
-                path: v.path().to_string(),
-                size: v.size(),
-            })
+            .map_ok(|v| data_file(&v))
             .try_collect()
             .await
             .map_err(|e| self.err(e))
     }
 
-    /// Reads whole data files (raw parquet, each with the schema its writer used).
+    /// The table's partition columns (none for an unpartitioned table).
+    pub fn partition_columns(&self) -> Vec<String> {
+        self.table
+            .snapshot()
+            .map(|s| s.metadata().partition_columns().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// The live files whose value of the partition column `column` passes `keep` (only
+    /// those files are read, so a one-day read of a table partitioned by day opens one
+    /// day's files). `None` when the table is not partitioned by `column`: the caller then
+    /// reads every file and filters rows itself.
+    pub async fn files_where(
+        &self,
+        column: &str,
+        keep: impl Fn(Option<&str>) -> bool,
+    ) -> Result<Option<Vec<DataFile>>, LakeError> {
+        if !self.partition_columns().iter().any(|c| c == column) {
+            return Ok(None);
+        }
+        let files = self.files().await?;
+        Ok(Some(
+            files
+                .into_iter()
+                .filter(|f| keep(f.partition.get(column).and_then(|v| v.as_deref())))
+                .collect(),
+        ))
+    }
+
+    /// The (reader, writer) protocol versions of the loaded version.
+    pub fn protocol(&self) -> Result<(i32, i32), LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let p = snapshot.protocol();
+        Ok((p.min_reader_version(), p.min_writer_version()))
+    }
+
+    /// How many data files were read through this handle since it was opened.
+    pub fn files_read(&self) -> u64 {
+        self.files_read.load(Ordering::Relaxed)
+    }
+
+    /// Reads whole data files (raw parquet, each with the schema its writer used). A
+    /// partition column, which Delta keeps in the file's path rather than in the file, is
+    /// added to each batch from the file's partition value.
     pub async fn read(&self, files: &[DataFile]) -> Result<Vec<RecordBatch>, LakeError> {
         let reader = ParquetFileReader::new(self.table.log_store().object_store(None));
+        let schema = self
+            .table
+            .snapshot()
+            .map_err(|e| self.err(e))?
+            .snapshot()
+            .arrow_schema();
         let mut batches = Vec::new();
         for f in files {
+            self.files_read.fetch_add(1, Ordering::Relaxed);
             let path = deltalake::Path::parse(&f.path)
                 .unwrap_or_else(|_| deltalake::Path::from(f.path.as_str()));
             let stream = reader
@@ -351,6 +402,12 @@ impl LakeTable {
                 .try_collect()
                 .await
                 .map_err(|e| self.err(format!("reading {}: {e}", f.path)))?;
+            if !f.partition.is_empty() {
+                for b in part.iter_mut() {
+                    *b = with_partition_values(b, &f.partition, &schema)
+                        .map_err(|e| self.err(format!("reading {}: {e}", f.path)))?;
+                }
+            }
             batches.append(&mut part);
         }
         Ok(batches)
@@ -421,15 +478,56 @@ impl LakeTable {
         actions: Vec<Action>,
         operation: DeltaOperation,
     ) -> Result<i64, LakeError> {
-        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        self.commit_retrying(actions, operation, COMMIT_RETRIES)
+            .await
+    }
+
+    async fn commit_retrying(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        retries: usize,
+    ) -> Result<i64, LakeError> {
+        self.try_commit(actions, operation, retries)
+            .await
+            .map_err(|(_, e)| e)
+    }
+
+    /// One commit; its error says whether the commit failed only because other writers
+    /// committed since the loaded version (with `retries` 0: any commit at all).
+    async fn try_commit(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        retries: usize,
+    ) -> Result<i64, (bool, LakeError)> {
+        use deltalake::kernel::transaction::TransactionError;
+        use deltalake::DeltaTableError;
+        let snapshot = self.table.snapshot().map_err(|e| (false, self.err(e)))?;
         // Another writer appending in a tight loop can take several versions in a row while
         // this commit checks for conflicts; a lost race is retried, not a failure.
-        let finalized = CommitBuilder::default()
-            .with_max_retries(COMMIT_RETRIES)
+        //
+        // Every `delta.checkpointInterval` commits (Delta's default, 100) the commit writes a
+        // checkpoint, so no reader replays more than that many commits. Old commit files are
+        // not cleaned here (that lists the whole log on every commit) but by `lake::upkeep`.
+        let properties = CommitProperties::default()
+            .with_max_retries(retries)
+            .with_create_checkpoint(true)
+            .with_cleanup_expired_logs(Some(false));
+        let finalized = CommitBuilder::from(properties)
             .with_actions(actions)
             .build(Some(snapshot), self.table.log_store(), operation)
             .await
-            .map_err(|e| self.err(format!("commit failed: {e}")))?;
+            .map_err(|e| {
+                let stale = matches!(
+                    &e,
+                    DeltaTableError::VersionAlreadyExists(_)
+                        | DeltaTableError::Transaction {
+                            source: TransactionError::MaxCommitAttempts(_)
+                        }
+                );
+                (stale, self.err(format!("commit failed: {e}")))
+            })?;
         self.table.state = Some(finalized.snapshot());
         Ok(finalized.version() as i64)
     }
@@ -537,13 +635,38 @@ impl LakeTable {
                 data_change,
                 deletion_timestamp: Some(now),
                 extended_file_metadata: Some(true),
-                partition_values: Some(HashMap::new()),
+                partition_values: Some(f.partition.clone().into_iter().collect()),
                 size: Some(f.size),
                 ..Default::default()
             })
         }));
-        let version = self.commit(actions, op).await?;
-        Ok((version, added))
+        // Delta's conflict check lets two rewrites marked `dataChange: false` remove the same
+        // file (another process's upkeep merging the files this one merges), which would
+        // leave their rows twice. So the commit is made against the newest version only:
+        // when other writers committed meanwhile, it is made again if every file it removes
+        // is still live, and given up (its new files deleted, nothing changed) if not.
+        let mut attempts = 0;
+        loop {
+            let live: std::collections::HashSet<String> =
+                self.files().await?.into_iter().map(|f| f.path).collect();
+            if let Some(gone) = remove.iter().find(|f| !live.contains(&f.path)) {
+                for f in &added {
+                    let _ = std::fs::remove_file(self.path.join(&f.path));
+                }
+                return Err(self.err(format!(
+                    "{} was replaced by another writer meanwhile; nothing changed",
+                    gone.path
+                )));
+            }
+            match self.try_commit(actions.clone(), op.clone(), 0).await {
+                Ok(version) => return Ok((version, added)),
+                Err((true, _)) if attempts < COMMIT_RETRIES => {
+                    attempts += 1;
+                    self.refresh().await?;
+                }
+                Err((_, e)) => return Err(e),
+            }
+        }
     }
 
     /// The version an application last recorded with `append_tagged`/`replace_tagged` in
@@ -570,10 +693,7 @@ impl LakeTable {
         snapshot
             .snapshot()
             .file_views(log_store.as_ref(), None)
-            .map_ok(|v| DataFile {
-                path: v.path().to_string(),
-                size: v.size(),
-            })
+            .map_ok(|v| data_file(&v))
             .try_collect()
             .await
             .map_err(|e| self.err(e))
@@ -600,14 +720,6 @@ impl LakeTable {
             .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
         self.table = table;
         Ok(metrics.files_deleted.len())
-    }
-
-    /// The table's partition columns (none for an unpartitioned table).
-    pub fn partition_columns(&self) -> Vec<String> {
-        self.table
-            .snapshot()
-            .map(|s| s.metadata().partition_columns().to_vec())
-            .unwrap_or_default()
     }
 
     /// Deletes `_delta_log` entries (commits and checkpoints) older than `retention` that
@@ -641,9 +753,73 @@ impl LakeTable {
             .log_retention_duration
     }
 
-    pub fn columns(&self) -> &'static [Col] {
-        self.cols
+    pub fn columns(&self) -> &[Col] {
+        &self.cols
     }
+
+    /// The Delta table, for the upkeep operations in `lake::upkeep`.
+    pub(super) fn delta(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Replaces the loaded Delta table after an upkeep operation committed.
+    pub(super) fn set_delta(&mut self, table: DeltaTable) {
+        self.table = table;
+    }
+
+    /// The error of an operation on this table.
+    pub(super) fn error(&self, e: impl std::fmt::Display) -> LakeError {
+        self.err(e)
+    }
+
+    /// Commits `actions` as `operation`, attempting again at most `retries` times after
+    /// other writers' commits, for `lake::upkeep`.
+    pub(super) async fn commit_actions(
+        &mut self,
+        actions: Vec<Action>,
+        operation: DeltaOperation,
+        retries: usize,
+    ) -> Result<i64, LakeError> {
+        self.commit_retrying(actions, operation, retries).await
+    }
+}
+
+fn data_file(v: &deltalake::kernel::LogicalFileView) -> DataFile {
+    DataFile {
+        path: v.path().to_string(),
+        size: v.size(),
+        partition: v.partition_values_map().into_iter().collect(),
+    }
+}
+
+/// `batch` with the partition columns of the table that it lacks, each filled with the
+/// file's value cast to the column's type.
+fn with_partition_values(
+    batch: &RecordBatch,
+    values: &BTreeMap<String, Option<String>>,
+    schema: &SchemaRef,
+) -> Result<RecordBatch, String> {
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    for (name, value) in values {
+        if batch.column_by_name(name).is_some() {
+            continue;
+        }
+        let field = schema
+            .field_with_name(name)
+            .map_err(|_| format!("partition column `{name}` is not in the table's schema"))?;
+        let text: ArrayRef = Arc::new(StringArray::from(vec![value.as_deref(); batch.num_rows()]));
+        let column = cast(&text, field.data_type())
+            .map_err(|e| format!("partition value {value:?} of `{name}`: {e}"))?;
+        fields.push(Field::new(name, field.data_type().clone(), true));
+        columns.push(column);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())
 }
 
 fn added_files(actions: &[Action]) -> Vec<DataFile> {
@@ -653,6 +829,7 @@ fn added_files(actions: &[Action]) -> Vec<DataFile> {
             Action::Add(add) => Some(DataFile {
                 path: add.path.clone(),
                 size: add.size,
+                partition: add.partition_values.clone().into_iter().collect(),
             }),
             _ => None,
         })

@@ -142,7 +142,7 @@ impl QueueStore {
         // A request whose newest row is not in the files read here stays (its older rows,
         // superseded anyway, still go to history).
         archive.retain(|id| archive_found.contains(id));
-        let mut history = LakeTable::open_or_create_partitioned(
+        let mut history = LakeTable::open_partitioned(
             &self.root,
             HISTORY_TABLE,
             HISTORY_COLUMNS,

@@ -1,6 +1,6 @@
 //! What each request type does: the gateway requests it makes and the rows it writes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -441,7 +441,6 @@ async fn market_bars(
         .bars(&contract, bar_size, duration, what, p.use_rth)
         .await?;
     let key = (sym.to_string(), p.bar_size.clone(), p.what_to_show.clone());
-    let stored = results.stored_bar_times(&key).await?;
     let bars: Vec<(DateTime<Utc>, &ibapi::market_data::historical::Bar)> = data
         .bars
         .iter()
@@ -468,6 +467,12 @@ async fn market_bars(
                 now,
             )
         })
+        .collect();
+    // The duplicate check reads only the days these bars fall on.
+    let days: BTreeSet<NaiveDate> = bars.iter().map(|(t, _)| bar_day(&p.bar_size, *t)).collect();
+    let stored = results.stored_bar_times(&key, &days).await?;
+    let bars: Vec<_> = bars
+        .into_iter()
         .filter(|(t, _)| !stored.contains(&t.timestamp()))
         .collect();
     let n = bars.len();
@@ -606,8 +611,10 @@ async fn derived_stats(
     let lake = |m: String| WorkError::Lake(m);
 
     // Daily range and return from the day's bars (daily bars carry the date at 00:00 UTC,
-    // intraday bars their New York trading day).
-    for batch in results.read_all(MARKET_BARS).await? {
+    // intraday bars their New York trading day): only that day's partitions are read.
+    let day = BTreeSet::from([date]);
+    let (bar_batches, mut files_read) = results.read_days(MARKET_BARS, &day).await?;
+    for batch in bar_batches {
         let r = BatchReader::new(&batch);
         let (sym, at) = (
             r.utf8("symbol").map_err(lake)?,
@@ -627,12 +634,7 @@ async fn derived_stats(
             if !wanted(s) {
                 continue;
             }
-            let day = if size[i].as_deref() == Some("1 day") {
-                t.date_naive()
-            } else {
-                ny_date(t)
-            };
-            if day != date {
+            if bar_day(size[i].as_deref().unwrap_or(""), t) != date {
                 continue;
             }
             let e = stats.entry(s.clone()).or_default();
@@ -655,7 +657,9 @@ async fn derived_stats(
     // underlying.
     let mut latest: HashMap<String, DateTime<Utc>> = HashMap::new();
     let mut rows = Vec::new();
-    for batch in results.read_all(OPTION_SNAPSHOTS).await? {
+    let (option_batches, n) = results.read_days(OPTION_SNAPSHOTS, &day).await?;
+    files_read += n;
+    for batch in option_batches {
         let r = BatchReader::new(&batch);
         let und = r.utf8("underlying").map_err(lake)?;
         let at = r.timestamp("snapshot_at").map_err(lake)?;
@@ -730,9 +734,11 @@ async fn derived_stats(
         )
         .timestamp(vec![Some(now); n])
         .finish();
-    Ok(results
+    let mut written = results
         .replace_derived_stats(req.request_id, date, only, batch)
-        .await?)
+        .await?;
+    written.files_read = Some(files_read as u64);
+    Ok(written)
 }
 
 #[cfg(test)]

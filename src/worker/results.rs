@@ -2,15 +2,19 @@
 //! it; before writing, the worker asks whether a request's rows are already there, so a
 //! request re-run after a crash or a lost connection is never written twice.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, NaiveDate, Utc};
 use deltalake::arrow::array::RecordBatch;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::lake::columns::{col, BatchReader, Col, ColumnKind::*};
+use crate::lake::table::DataFile;
+use crate::lake::upkeep;
 use crate::lake::{LakeError, LakeTable};
+use crate::market::calendar::new_york_date;
 
 pub const OPTION_SNAPSHOTS: &str = "option_snapshots";
 pub const FUTURES_SNAPSHOTS: &str = "futures_snapshots";
@@ -115,6 +119,19 @@ pub const DERIVED_STATS_COLUMNS: &[Col] = &[
     col("computed_at", Timestamp),
 ];
 
+/// Every result table, in the order `ibq upkeep` reports them.
+pub const RESULT_TABLES: [&str; 5] = [
+    OPTION_SNAPSHOTS,
+    FUTURES_SNAPSHOTS,
+    MARKET_BARS,
+    POSITION_UPDATES,
+    DERIVED_STATS,
+];
+
+/// The partition column of every result table: the New York trading date of the row.
+pub const PARTITION_COLUMN: &str = "date";
+
+/// The columns a writer builds for `table` (its batches get `date` from `with_date`).
 pub fn columns_of(table: &str) -> &'static [Col] {
     match table {
         OPTION_SNAPSHOTS => OPTION_SNAPSHOT_COLUMNS,
@@ -123,6 +140,82 @@ pub fn columns_of(table: &str) -> &'static [Col] {
         POSITION_UPDATES => POSITION_UPDATE_COLUMNS,
         _ => DERIVED_STATS_COLUMNS,
     }
+}
+
+/// The columns stored in `table`: the writer's columns and the partition column `date`.
+pub fn stored_columns(table: &str) -> Vec<Col> {
+    let mut cols = columns_of(table).to_vec();
+    if !cols.iter().any(|c| c.name == PARTITION_COLUMN) {
+        cols.push(col(PARTITION_COLUMN, Date));
+    }
+    cols
+}
+
+/// The day a bar belongs to: bars of a day or longer carry their date at 00:00 UTC (IB
+/// sends a date, not a time); intraday bars their New York trading day.
+pub fn bar_day(bar_size: &str, bar_time: DateTime<Utc>) -> NaiveDate {
+    let s = bar_size.trim().to_ascii_lowercase();
+    if ["day", "days", "week", "weeks", "month", "months"]
+        .iter()
+        .any(|unit| s.ends_with(&format!(" {unit}")))
+    {
+        bar_time.date_naive()
+    } else {
+        new_york_date(bar_time)
+    }
+}
+
+/// The New York trading date of each row of a batch of `table`: the day of its snapshot,
+/// bar or update (`derived_stats` rows carry theirs).
+fn days_of(table: &str, batch: &RecordBatch) -> Result<Vec<Option<NaiveDate>>, String> {
+    let r = BatchReader::new(batch);
+    let at = |column: &str| -> Result<Vec<Option<NaiveDate>>, String> {
+        Ok(r.timestamp(column)?
+            .into_iter()
+            .map(|t| t.map(new_york_date))
+            .collect())
+    };
+    match table {
+        OPTION_SNAPSHOTS | FUTURES_SNAPSHOTS => at("snapshot_at"),
+        POSITION_UPDATES => at("updated_at"),
+        MARKET_BARS => {
+            let size = r.utf8("bar_size")?;
+            Ok(r.timestamp("bar_time")?
+                .into_iter()
+                .zip(size)
+                .map(|(t, s)| t.map(|t| bar_day(s.as_deref().unwrap_or(""), t)))
+                .collect())
+        }
+        _ => Err(format!(
+            "{table}: rows carry their own `{PARTITION_COLUMN}` column"
+        )),
+    }
+}
+
+/// `batch` with the partition column `date` (see `days_of`) when it lacks one.
+pub fn with_date(table: &str, batch: RecordBatch) -> Result<RecordBatch, String> {
+    use deltalake::arrow::array::{ArrayRef, Date32Array};
+    use deltalake::arrow::datatypes::{Field, Schema};
+    if batch.column_by_name(PARTITION_COLUMN).is_some() {
+        return Ok(batch);
+    }
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let days: ArrayRef = std::sync::Arc::new(Date32Array::from_iter(
+        days_of(table, &batch)?
+            .into_iter()
+            .map(|d| d.map(|d| (d - epoch).num_days() as i32)),
+    ));
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(PARTITION_COLUMN, Date.arrow(), true));
+    let mut columns = batch.columns().to_vec();
+    columns.push(days);
+    RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| e.to_string())
 }
 
 /// What one write did, for the request's `result_data`.
@@ -135,39 +228,35 @@ pub struct Written {
     /// is from one picture of the market.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quote_spread_ms: Option<u64>,
+    /// Data files the request read (only requests that read the lake say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_read: Option<u64>,
 }
 
 struct Open {
     table: LakeTable,
     /// Request ids with rows in the table (loaded on first use).
     written: HashSet<Uuid>,
-    /// Commits since the small files were last merged.
+    /// Commits since the files this process added were last merged.
     commits: usize,
+    /// Files this process added since then.
+    fresh: Vec<DataFile>,
 }
 
-/// After this many commits the small files of a table are merged into one, so a trading
-/// day of small commits does not leave thousands of files to open on every read.
+/// After this many commits the files they added are merged into one per partition, so a
+/// trading day of small commits does not leave thousands of files to open on every read.
+/// Only those files are merged (each row is rewritten once here), the rest of a day's
+/// partition by the upkeep once the day is over (`lake::upkeep`).
 const MERGE_EVERY_COMMITS: usize = 64;
-/// Files below this size count as small; larger ones are left as they are, so merging never
-/// rewrites the bulk of a long-lived table.
-const SMALL_FILE_BYTES: i64 = 16 * 1024 * 1024;
 
-impl Open {
-    async fn merge_small_files(&mut self) -> Result<usize, LakeError> {
-        let small: Vec<_> = self
-            .table
-            .files()
-            .await?
-            .into_iter()
-            .filter(|f| f.size < SMALL_FILE_BYTES)
-            .collect();
-        if small.len() < 2 {
-            return Ok(0);
-        }
-        let batches = self.table.read(&small).await?;
-        self.table.replace(&small, &batches).await?;
-        Ok(small.len())
-    }
+/// Bar times already stored, by series, loaded one day partition at a time.
+#[derive(Default)]
+struct BarTimes {
+    /// Days whose partition was read (every day when the table is not partitioned).
+    days: HashSet<NaiveDate>,
+    all: bool,
+    /// (symbol, bar size, what to show) → bar times (epoch seconds).
+    times: HashMap<(String, String, String), HashSet<i64>>,
 }
 
 /// The result tables of one lake, opened on first use.
@@ -183,8 +272,7 @@ pub struct ResultTables {
     open: Mutex<HashMap<String, Open>>,
     /// Writes queued per table; whoever holds `open` next commits them all at once.
     pending: std::sync::Mutex<HashMap<String, Vec<PendingWrite>>>,
-    /// (symbol, bar size, what to show) → bar times already stored.
-    bars: Mutex<HashMap<(String, String, String), HashSet<i64>>>,
+    bars: Mutex<BarTimes>,
 }
 
 impl ResultTables {
@@ -193,7 +281,7 @@ impl ResultTables {
             root,
             open: Mutex::new(HashMap::new()),
             pending: std::sync::Mutex::new(HashMap::new()),
-            bars: Mutex::new(HashMap::new()),
+            bars: Mutex::new(BarTimes::default()),
         }
     }
 
@@ -204,7 +292,23 @@ impl ResultTables {
     ) -> Result<T, LakeError> {
         let mut open = self.open.lock().await;
         if !open.contains_key(name) {
-            let table = LakeTable::open_or_create(&self.root, name, columns_of(name)).await?;
+            let table = LakeTable::open_partitioned(
+                &self.root,
+                name,
+                &stored_columns(name),
+                &[PARTITION_COLUMN],
+            )
+            .await?;
+            if !table
+                .partition_columns()
+                .iter()
+                .any(|c| c == PARTITION_COLUMN)
+            {
+                tracing::warn!(
+                    table = name,
+                    "table {name} is not partitioned by `{PARTITION_COLUMN}` (an older ibq created it): ibq keeps writing it as it is, and a one-day read reads every file; stop ibq and run `ibq upkeep --migrate` to rewrite it partitioned by day (no row is lost)"
+                );
+            }
             let mut written = HashSet::new();
             for batch in table.read_all().await? {
                 let ids =
@@ -227,6 +331,7 @@ impl ResultTables {
                     table,
                     written,
                     commits: 0,
+                    fresh: Vec::new(),
                 },
             );
         }
@@ -268,13 +373,32 @@ impl ResultTables {
             if group.is_empty() {
                 return Ok(());
             }
-            let batches: Vec<RecordBatch> = group.iter().map(|(_, b, _)| b.clone()).collect();
-            let outcome = o.table.append(&batches).await.map(|(v, _)| v);
-            o.commits += 1;
+            let path = o.table.path().to_path_buf();
+            let batches: Result<Vec<RecordBatch>, LakeError> = group
+                .iter()
+                .map(|(_, b, _)| {
+                    with_date(table, b.clone()).map_err(|message| LakeError::Table {
+                        name: table.into(),
+                        path: path.clone(),
+                        message,
+                    })
+                })
+                .collect();
+            let outcome = match batches {
+                Ok(batches) => o.table.append(&batches).await,
+                Err(e) => Err(e),
+            };
+            let outcome = outcome.map(|(v, added)| {
+                o.fresh.extend(added);
+                o.commits += 1;
+                v
+            });
             if outcome.is_ok() && o.commits >= MERGE_EVERY_COMMITS {
                 o.commits = 0;
-                // Upkeep: a failed merge leaves the files as they were, nothing is lost.
-                match o.merge_small_files().await {
+                let fresh = std::mem::take(&mut o.fresh);
+                // A failed merge leaves the files as they were, nothing is lost; the
+                // upkeep merges them later.
+                match upkeep::merge_files(&mut o.table, &fresh).await {
                     Ok(n) => tracing::debug!(table, files = n, "merged small result files"),
                     Err(e) => {
                         tracing::warn!(table, error = %e, "merging small result files failed")
@@ -310,6 +434,7 @@ impl ResultTables {
             rows,
             version,
             quote_spread_ms: None,
+            files_read: None,
         })
     }
 
@@ -339,7 +464,16 @@ impl ResultTables {
                 };
                 let mut remove = Vec::new();
                 let mut batches = vec![batch];
-                for f in o.table.files().await? {
+                let text = date.to_string();
+                let files = match o
+                    .table
+                    .files_where(PARTITION_COLUMN, |v| v == Some(text.as_str()))
+                    .await?
+                {
+                    Some(files) => files,
+                    None => o.table.files().await?,
+                };
+                for f in files {
                     let mut hit = false;
                     let mut kept = Vec::new();
                     for b in o.table.read(std::slice::from_ref(&f)).await? {
@@ -381,10 +515,11 @@ impl ResultTables {
             rows,
             version,
             quote_spread_ms: None,
+            files_read: None,
         })
     }
 
-    /// Every row of `table` (for derived statistics).
+    /// Every row of `table`.
     pub async fn read_all(&self, table: &str) -> Result<Vec<RecordBatch>, LakeError> {
         self.with_table(table, async |o| {
             o.table.refresh().await?;
@@ -393,40 +528,94 @@ impl ResultTables {
         .await
     }
 
-    /// Bar times (epoch seconds) already stored for a series, loaded once from the table.
+    /// The rows of `table` on the days `days` and how many data files were read: only
+    /// those days' partitions (every file of a table not partitioned by day; the caller
+    /// filters rows by day anyway).
+    pub async fn read_days(
+        &self,
+        table: &str,
+        days: &BTreeSet<NaiveDate>,
+    ) -> Result<(Vec<RecordBatch>, usize), LakeError> {
+        let wanted: HashSet<String> = days.iter().map(|d| d.to_string()).collect();
+        self.with_table(table, async |o| {
+            o.table.refresh().await?;
+            let files = match o
+                .table
+                .files_where(PARTITION_COLUMN, |v| v.is_some_and(|v| wanted.contains(v)))
+                .await?
+            {
+                Some(files) => files,
+                None => o.table.files().await?,
+            };
+            Ok((o.table.read(&files).await?, files.len()))
+        })
+        .await
+    }
+
+    /// Data files of `table` read through this process since it opened the table.
+    pub async fn files_read(&self, table: &str) -> Result<u64, LakeError> {
+        self.with_table(table, async |o| Ok(o.table.files_read()))
+            .await
+    }
+
+    /// Runs the upkeep (`lake::upkeep::run`) of every result table that exists: partitions
+    /// before `today` are closed and merged to one file each. Upkeep of one table holds
+    /// its writes until it ends; a failure is reported for that table only.
+    pub async fn upkeep(
+        &self,
+        policy: &upkeep::Policy,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Vec<Result<upkeep::Report, LakeError>> {
+        let open_from = today.to_string();
+        let mut reports = Vec::new();
+        for name in RESULT_TABLES {
+            if !self.root.join(name).join("_delta_log").is_dir() {
+                continue;
+            }
+            reports.push(
+                self.with_table(name, async |o| {
+                    o.fresh.clear();
+                    o.commits = 0;
+                    upkeep::run(&mut o.table, policy, Some(&open_from), now).await
+                })
+                .await,
+            );
+        }
+        reports
+    }
+
+    /// Bar times (epoch seconds) already stored for a series on the days `days` (see
+    /// `bar_day`), read from those days' partitions only, each once.
     pub async fn stored_bar_times(
         &self,
         key: &(String, String, String),
+        days: &BTreeSet<NaiveDate>,
     ) -> Result<HashSet<i64>, LakeError> {
         let mut bars = self.bars.lock().await;
-        if let Some(known) = bars.get(key) {
-            return Ok(known.clone());
+        let missing: BTreeSet<NaiveDate> = if bars.all {
+            BTreeSet::new()
+        } else {
+            days.iter()
+                .filter(|d| !bars.days.contains(d))
+                .copied()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let partitioned = self
+                .with_table(MARKET_BARS, async |o| {
+                    Ok(o.table
+                        .partition_columns()
+                        .iter()
+                        .any(|c| c == PARTITION_COLUMN))
+                })
+                .await?;
+            let (batches, _) = self.read_days(MARKET_BARS, &missing).await?;
+            load_bar_times(&mut bars, &batches, &self.root)?;
+            bars.days.extend(missing);
+            bars.all |= !partitioned;
         }
-        let mut times = HashSet::new();
-        for batch in self.read_all(MARKET_BARS).await? {
-            let r = BatchReader::new(&batch);
-            let err = |m| LakeError::Table {
-                name: MARKET_BARS.into(),
-                path: self.root.join(MARKET_BARS),
-                message: m,
-            };
-            let sym = r.utf8("symbol").map_err(err)?;
-            let size = r.utf8("bar_size").map_err(err)?;
-            let what = r.utf8("what_to_show").map_err(err)?;
-            let at = r.timestamp("bar_time").map_err(err)?;
-            for i in 0..r.len() {
-                if sym[i].as_deref() == Some(&key.0)
-                    && size[i].as_deref() == Some(&key.1)
-                    && what[i].as_deref() == Some(&key.2)
-                {
-                    if let Some(t) = at[i] {
-                        times.insert(t.timestamp());
-                    }
-                }
-            }
-        }
-        bars.insert(key.clone(), times.clone());
-        Ok(times)
+        Ok(bars.times.get(key).cloned().unwrap_or_default())
     }
 
     /// Remembers bar times just written.
@@ -438,10 +627,74 @@ impl ResultTables {
         self.bars
             .lock()
             .await
+            .times
             .entry(key.clone())
             .or_default()
             .extend(times);
     }
+}
+
+/// Adds the bar times of `batches` (rows of `market_bars`) to `bars`.
+fn load_bar_times(
+    bars: &mut BarTimes,
+    batches: &[RecordBatch],
+    root: &Path,
+) -> Result<(), LakeError> {
+    {
+        for batch in batches {
+            let r = BatchReader::new(batch);
+            let err = |m| LakeError::Table {
+                name: MARKET_BARS.into(),
+                path: root.join(MARKET_BARS),
+                message: m,
+            };
+            let sym = r.utf8("symbol").map_err(err)?;
+            let size = r.utf8("bar_size").map_err(err)?;
+            let what = r.utf8("what_to_show").map_err(err)?;
+            let at = r.timestamp("bar_time").map_err(err)?;
+            for i in 0..r.len() {
+                if let (Some(s), Some(z), Some(w), Some(t)) = (&sym[i], &size[i], &what[i], at[i]) {
+                    bars.times
+                        .entry((s.clone(), z.clone(), w.clone()))
+                        .or_default()
+                        .insert(t.timestamp());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites every result table that is not partitioned by `date` as a partitioned one
+/// (`lake::upkeep::repartition`), each row given its day as when it is written. Run it
+/// while no engine writes the lake. Tables already partitioned, or absent, are skipped.
+pub async fn repartition_all(root: &Path) -> Vec<Result<upkeep::Repartitioned, LakeError>> {
+    let mut out = Vec::new();
+    for name in RESULT_TABLES {
+        let cols = stored_columns(name);
+        let result = async {
+            let Some(mut table) = LakeTable::open_existing(root, name, &cols).await? else {
+                return Ok(None);
+            };
+            if table
+                .partition_columns()
+                .iter()
+                .any(|c| c == PARTITION_COLUMN)
+            {
+                return Ok(None);
+            }
+            upkeep::repartition(&mut table, &cols, PARTITION_COLUMN, |b| with_date(name, b))
+                .await
+                .map(Some)
+        }
+        .await;
+        match result {
+            Ok(None) => {}
+            Ok(Some(r)) => out.push(Ok(r)),
+            Err(e) => out.push(Err(e)),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -495,5 +748,98 @@ mod tests {
             .map(|b| b.num_rows())
             .sum();
         assert_eq!(rows, n);
+    }
+}
+
+#[cfg(test)]
+mod day_tests {
+    use super::*;
+    use crate::lake::columns::BatchBuilder;
+    use deltalake::arrow::array::{Array, Date32Array};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_bar_belongs_to_its_date_or_its_new_york_day() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        // A daily bar carries its date at 00:00 UTC (19:00 the evening before in New York).
+        assert_eq!(
+            bar_day("1 day", at("2026-11-24T00:00:00Z")),
+            d("2026-11-24")
+        );
+        assert_eq!(
+            bar_day("1 week", at("2026-11-23T00:00:00Z")),
+            d("2026-11-23")
+        );
+        // An intraday bar at 20:00 New York (01:00 UTC the next day) is on its New York day.
+        assert_eq!(
+            bar_day("5 mins", at("2026-11-25T01:00:00Z")),
+            d("2026-11-24")
+        );
+        assert_eq!(
+            bar_day("1 hour", at("2026-11-24T14:30:00Z")),
+            d("2026-11-24")
+        );
+    }
+
+    #[test]
+    fn rows_get_the_new_york_day_of_their_time_and_keep_a_date_they_have() {
+        let batch = BatchBuilder::new(POSITION_UPDATE_COLUMNS)
+            .utf8([None::<&str>, None])
+            .utf8([Some("stream"), Some("stream")])
+            // 23:30 New York on the 24th is the 25th in UTC; a null time has no day.
+            .timestamp([Some(at("2026-11-25T04:30:00Z")), None])
+            .utf8([Some("DU1"), Some("DU1")])
+            .i64([Some(1), Some(2)])
+            .utf8([Some("SPY"), Some("SPY")])
+            .utf8([Some("STK"), Some("STK")])
+            .utf8([None::<&str>, None])
+            .f64([None, None])
+            .utf8([None::<&str>, None])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .f64([Some(1.0), Some(1.0)])
+            .finish();
+        let stamped = with_date(POSITION_UPDATES, batch).unwrap();
+        let days = stamped
+            .column_by_name(PARTITION_COLUMN)
+            .unwrap()
+            .as_any()
+            .downcast_ref::<Date32Array>()
+            .unwrap()
+            .clone();
+        assert_eq!(days.value_as_date(0), NaiveDate::from_ymd_opt(2026, 11, 24));
+        assert!(days.is_null(1));
+        // A batch that has the column keeps it as it is.
+        let again = with_date(POSITION_UPDATES, stamped.clone()).unwrap();
+        assert_eq!(again, stamped);
+        // derived_stats rows carry their own date; one without it is refused, not guessed.
+        let stats = BatchBuilder::new(&DERIVED_STATS_COLUMNS[..2])
+            .utf8([None::<&str>])
+            .date([NaiveDate::from_ymd_opt(2026, 11, 24)])
+            .finish();
+        assert!(with_date(DERIVED_STATS, stats).is_ok());
+        assert!(days_of(
+            DERIVED_STATS,
+            &RecordBatch::new_empty(std::sync::Arc::new(
+                deltalake::arrow::datatypes::Schema::empty()
+            ))
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn every_result_table_stores_a_date_column_once() {
+        for t in RESULT_TABLES {
+            let cols = stored_columns(t);
+            assert_eq!(
+                cols.iter().filter(|c| c.name == PARTITION_COLUMN).count(),
+                1,
+                "{t}"
+            );
+        }
     }
 }

@@ -24,4 +24,5 @@ mod run_cli;
 mod scheduler;
 mod sim;
 mod streaming;
+mod upkeep;
 mod worker;
