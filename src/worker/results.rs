@@ -802,6 +802,7 @@ mod day_tests {
             .f64([Some(1.0), Some(1.0)])
             .f64([Some(1.0), Some(1.0)])
             .f64([Some(1.0), Some(1.0)])
+            .i64([Some(1), None])
             .finish();
         let stamped = with_date(POSITION_UPDATES, batch).unwrap();
         let days = stamped
