@@ -55,7 +55,7 @@ fn options(at: DateTime<Utc>, first: i64, n: usize) -> RecordBatch {
     for _ in 0..12 {
         b = b.f64(vec![Some(1.5); n]);
     }
-    b.finish()
+    b.i64(vec![Some(1); n]).finish()
 }
 
 /// One streamed position row at `at`.
@@ -75,6 +75,7 @@ fn position(at: DateTime<Utc>, conid: i64) -> RecordBatch {
         .f64([Some(590.0)])
         .f64([Some(600.0)])
         .f64([Some(6000.0)])
+        .i64([Some(1)])
         .finish()
 }
 
