@@ -158,6 +158,55 @@ pub fn right_text(r: Option<OptionRight>) -> Option<String> {
     })
 }
 
+/// A quote's streaming request while the gateway holds it, with its line. Its cancel is
+/// paced like every message, also when the quote is dropped half-way (another quote of the
+/// request failed, the request timed out): dropping the subscription itself would make the
+/// client send the cancel at once, and a request's dropped quotes would all go together,
+/// past the gateway's rate. The line is given back once the cancel is sent.
+struct OpenQuote<S: Send + 'static> {
+    subscription: Option<S>,
+    line: Option<crate::gateway::SnapshotLine>,
+    progress: Progress,
+}
+
+impl<S: Send + 'static> OpenQuote<S> {
+    /// Sends the cancel in its turn (dropping the subscription sends it).
+    async fn cancel(mut self) {
+        if let Some(subscription) = self.subscription.take() {
+            let mut cancel = self.progress.urgent_message().await;
+            drop(subscription);
+            cancel.sent();
+        }
+        self.line.take();
+    }
+
+    /// The gateway ended the request: nothing to cancel.
+    fn ended(mut self) {
+        self.subscription.take();
+        self.line.take();
+    }
+}
+
+impl<S: Send + 'static> Drop for OpenQuote<S> {
+    fn drop(&mut self) {
+        let Some(subscription) = self.subscription.take() else {
+            return;
+        };
+        let (line, progress) = (self.line.take(), self.progress.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    let mut cancel = progress.urgent_message().await;
+                    drop(subscription);
+                    cancel.sent();
+                    drop(line);
+                });
+            }
+            Err(_) => drop((subscription, line)),
+        }
+    }
+}
+
 impl Ib {
     /// Contract lookup (kept for a later attempt of the request: listings do not change
     /// within a trading day).
@@ -313,7 +362,7 @@ impl Ib {
         // turns for their cancels, and with every turn held by a quote waiting for a line
         // neither would ever move. A line is held only from the turn on, and the freed line
         // goes to whichever waiting quote gets the next turn, the earliest request's first.
-        let (mut message, _line) = loop {
+        let (mut message, line) = loop {
             let freed = self.lines.freed();
             let turn = self.progress.turn().await;
             if let Some(line) = self.lines.try_snapshot() {
@@ -322,8 +371,14 @@ impl Ib {
             drop(turn);
             freed.await;
         };
-        let mut subscription = self.client.market_data(contract).subscribe().await?;
+        let subscription = self.client.market_data(contract).subscribe().await?;
         message.sent();
+        let mut quote_request = OpenQuote {
+            subscription: Some(subscription),
+            line: Some(line),
+            progress: self.progress.clone(),
+        };
+        let subscription = quote_request.subscription.as_mut().expect("just set");
         let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
         let mut quote = Quote::default();
         let mut settle: Option<tokio::time::Instant> = None;
@@ -373,14 +428,13 @@ impl Ib {
                 }
             }
         };
-        // The cancel is a message too, paced like the request; dropping the subscription
-        // sends it and frees the gateway's line. It goes before other messages waiting for a
-        // turn, as it frees the line the next quote waits for. A request the gateway ended
-        // has no line there and is sent no cancel.
+        // The cancel is a message too, paced like the request; it goes before other
+        // messages waiting for a turn, as it frees the line the next quote waits for. A
+        // request the gateway ended has no line there and is sent no cancel.
         if open {
-            let mut cancel = self.progress.urgent_message().await;
-            drop(subscription);
-            cancel.sent();
+            quote_request.cancel().await;
+        } else {
+            quote_request.ended();
         }
         outcome.map(|()| quote)
     }
