@@ -203,6 +203,8 @@ pub struct ConfigArgs {
 
 pub mod bench;
 pub mod bench_restarts;
+pub mod bench_year;
+pub mod bench_year_build;
 pub mod console;
 pub mod debug;
 pub mod legs;
@@ -302,7 +304,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Legs(a) => legs::legs(a, &config).await,
         Command::Status { json } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
-        Command::Bench(a) => bench::run(a, &config).await,
+        Command::Bench(a) => bench::run(a, &config, cli.lake.as_deref()).await,
         Command::Debug(a) => debug::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),
     }
