@@ -75,6 +75,10 @@ pub enum BenchWhat {
         /// Seconds `ibq run` runs on each lake while its peak memory is read.
         #[arg(long, default_value_t = 10)]
         session_secs: u64,
+        /// 0: commits as the engine makes them. W > 0: what falls due within W seconds
+        /// shares commits (same rows, fewer commits), to build many days faster.
+        #[arg(long, default_value_t = 0)]
+        commit_window: u64,
     },
     /// Renders the full console with a large queue and a log flood.
     Render {
@@ -212,7 +216,8 @@ pub async fn run(
             days,
             json,
             session_secs,
-        } => super::bench_year::year(config, days, json, lake, session_secs).await,
+            commit_window,
+        } => super::bench_year::year(config, days, json, lake, session_secs, commit_window).await,
         BenchWhat::Queue {
             requests,
             baseline_requests,

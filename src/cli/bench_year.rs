@@ -35,6 +35,7 @@ pub struct Figures {
     pub days: usize,
     pub requests: usize,
     pub build_s: f64,
+    pub queue_commits: i64,
     pub startup_s: f64,
     pub peak_rss_mb: f64,
     pub derived_stats_s: f64,
@@ -52,8 +53,13 @@ pub async fn year(
     json: bool,
     lake: Option<&Path>,
     session_secs: u64,
+    window_secs: u64,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(days >= 1, "--days must be at least 1");
+    let window_secs = i64::try_from(window_secs)
+        .ok()
+        .filter(|w| *w <= 86_400)
+        .ok_or_else(|| anyhow::anyhow!("--commit-window must be 0 to 86400 seconds"))?;
     let work = super::bench::tempfile_dir()?;
     let root = match lake {
         Some(dir) => {
@@ -67,11 +73,12 @@ pub async fn year(
         }
         None => work.join("year"),
     };
-    let outcome = run_both(config, days, &root, &work, session_secs).await;
+    let outcome = run_both(config, days, &root, &work, session_secs, window_secs).await;
     std::fs::remove_dir_all(&work).ok();
     let (year, day) = outcome?;
     if json {
         let mut v = serde_json::to_value(&year)?;
+        v["commit_window_s"] = serde_json::json!(window_secs);
         v["baseline"] = serde_json::to_value(&day)?;
         v["lake"] = serde_json::json!(lake.map(|p| p.display().to_string()));
         println!("{}", serde_json::to_string(&v)?);
@@ -87,6 +94,7 @@ async fn run_both(
     root: &Path,
     work: &Path,
     session_secs: u64,
+    window_secs: i64,
 ) -> anyhow::Result<(Figures, Figures)> {
     let calendar = MarketCalendar::from_config(&config.scheduler);
     let today = new_york_date(Utc::now());
@@ -104,14 +112,14 @@ async fn run_both(
 
     let baseline_root = work.join("one-day");
     eprintln!("building 1 day ({last})…");
-    let one = build(&baseline_root, config, &all[all.len() - 1..]).await?;
+    let one = build(&baseline_root, config, &all[all.len() - 1..], window_secs).await?;
     eprintln!("  {:.1} s", one.secs);
     eprintln!(
         "building {days} days ({} to {last}) in {}…",
         all[0],
         root.display()
     );
-    let many = build(root, config, &all).await?;
+    let many = build(root, config, &all, window_secs).await?;
     eprintln!("  {:.1} s", many.secs);
     let day = measure(
         config,
@@ -145,6 +153,7 @@ async fn measure(
         days: built.days,
         requests: built.requests,
         build_s: built.secs,
+        queue_commits: built.queue_commits,
         startup_s,
         peak_rss_mb,
         derived_stats_s,

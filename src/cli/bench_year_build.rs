@@ -96,7 +96,18 @@ fn request_of(occ: &Occurrence) -> anyhow::Result<NewRequest> {
 }
 
 /// Builds `days` into the lake at `root` (which may already hold earlier days).
-pub async fn build(root: &Path, config: &Config, days: &[NaiveDate]) -> anyhow::Result<Built> {
+///
+/// `window_secs` 0 writes at the engine's commit sizes. A window of W seconds makes the
+/// build faster by grouping: everything due within W seconds is enqueued in one commit,
+/// its requests run together (the result writer's group commit joins their rows, one
+/// commit per table) and complete in one commit, and the streamed leg's rows of the
+/// window share one commit. Rows are the same either way; only the commit count differs.
+pub async fn build(
+    root: &Path,
+    config: &Config,
+    days: &[NaiveDate],
+    window_secs: i64,
+) -> anyhow::Result<Built> {
     let started = Instant::now();
     let schedule = Schedule::from_config(&config.scheduler)?;
     let calendar = MarketCalendar::from_config(&config.scheduler);
@@ -118,10 +129,23 @@ pub async fn build(root: &Path, config: &Config, days: &[NaiveDate]) -> anyhow::
             continue;
         };
         // The streaming manager writes its leg while the worker runs requests.
-        let stream = tokio::spawn(stream_leg(Arc::clone(&results), hours.open, hours.close));
+        let stream = tokio::spawn(stream_leg(
+            Arc::clone(&results),
+            hours.open,
+            hours.close,
+            window_secs,
+        ));
         let occurrences = schedule.occurrences_on(*day, &calendar);
         built.requests += occurrences.len();
-        run_day(&mut store, &results, &clock, config, occurrences).await?;
+        run_day(
+            &mut store,
+            &results,
+            &clock,
+            config,
+            occurrences,
+            window_secs,
+        )
+        .await?;
         built.stream_rows += stream.await??;
         upkeep(&mut store, &results, clock.now()).await?;
         built.days += 1;
@@ -147,26 +171,44 @@ async fn upkeep(
 
 /// The day's occurrences slot by slot: each enqueued in its own commit (as the scheduler's
 /// sink does), then claimed in the worker's batches, run one after another a second apart
-/// and completed one commit each.
+/// and completed one commit each. With a window, slot by window as `build` says.
 async fn run_day(
     store: &mut QueueStore,
     results: &ResultTables,
     clock: &SetClock,
     config: &Config,
     occurrences: Vec<Occurrence>,
+    window_secs: i64,
 ) -> anyhow::Result<()> {
     let owner = format!("ibq-{}", std::process::id());
     let batch = config.worker.batch_size.max(1);
+    let bucket = |o: &Occurrence| {
+        if window_secs > 0 {
+            o.slot.timestamp().div_euclid(window_secs)
+        } else {
+            o.slot.timestamp()
+        }
+    };
     let mut i = 0;
     while i < occurrences.len() {
-        let slot = occurrences[i].slot;
-        let mut t = slot;
-        clock.set(t);
-        while i < occurrences.len() && occurrences[i].slot == slot {
-            store
-                .enqueue_many_at(vec![request_of(&occurrences[i])?], t)
-                .await?;
+        let first = i;
+        while i < occurrences.len() && bucket(&occurrences[i]) == bucket(&occurrences[first]) {
             i += 1;
+        }
+        let group = &occurrences[first..i];
+        let mut t = group[group.len() - 1].slot;
+        if window_secs > 0 {
+            clock.set(group[0].slot);
+            let news = group
+                .iter()
+                .map(request_of)
+                .collect::<anyhow::Result<_>>()?;
+            store.enqueue_many_at(news, group[0].slot).await?;
+        } else {
+            clock.set(t);
+            for occ in group {
+                store.enqueue_many_at(vec![request_of(occ)?], t).await?;
+            }
         }
         loop {
             t += Duration::seconds(1);
@@ -174,6 +216,26 @@ async fn run_day(
             let claimed = store.claim(batch, &owner, t).await?;
             if claimed.is_empty() {
                 break;
+            }
+            if window_secs > 0 {
+                let runs = claimed.iter().enumerate().map(|(k, r)| {
+                    let at = t + Duration::seconds(k as i64);
+                    async move { run_request(results, r, at).await.map(|d| (r.request_id, d)) }
+                });
+                let done: std::collections::HashMap<_, _> = futures::future::try_join_all(runs)
+                    .await?
+                    .into_iter()
+                    .collect();
+                t += Duration::seconds(claimed.len() as i64);
+                clock.set(t);
+                let ids: Vec<_> = claimed.iter().map(|r| r.request_id).collect();
+                for o in store
+                    .change_each(&ids, |q, id| q.prepare_succeed(id, done[&id].clone(), t))
+                    .await?
+                {
+                    o?;
+                }
+                continue;
             }
             for r in claimed {
                 t += Duration::seconds(1);
@@ -252,38 +314,47 @@ async fn run_request(
     Ok(serde_json::to_value(written)?)
 }
 
-/// The streamed leg's rows from `open` to `close`, one write every five seconds.
+/// The streamed leg's rows from `open` to `close`, one every five seconds, each written in
+/// its own commit (or a window's rows in one commit).
 async fn stream_leg(
     results: Arc<ResultTables>,
     open: DateTime<Utc>,
     close: DateTime<Utc>,
+    window_secs: i64,
 ) -> anyhow::Result<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(open.timestamp() as u64);
+    let per_commit = (window_secs / STREAM_EVERY_SECS).max(1) as usize;
     let mut t = open;
     let mut n = 0;
     let mut price: f64 = 12.0;
     while t < close {
-        price = (price * (1.0 + rng.gen_range(-0.002..0.002))).max(0.05);
-        let price = (price * 100.0).round() / 100.0;
+        let mut at = Vec::with_capacity(per_commit);
+        let mut prices = Vec::with_capacity(per_commit);
+        while t < close && at.len() < per_commit {
+            price = (price * (1.0 + rng.gen_range(-0.002..0.002))).max(0.05);
+            at.push(t);
+            prices.push((price * 100.0).round() / 100.0);
+            t += Duration::seconds(STREAM_EVERY_SECS);
+        }
+        let k = at.len();
         let batch = BatchBuilder::new(POSITION_UPDATE_COLUMNS)
-            .utf8([None::<&str>])
-            .utf8([Some("stream")])
-            .timestamp([Some(t)])
-            .utf8([None::<&str>])
-            .i64([Some(700_000_001)])
-            .utf8([Some("SPY")])
-            .utf8([Some("OPT")])
-            .utf8([Some("20261218")])
-            .f64([Some(600.0)])
-            .utf8([Some("C")])
-            .f64([Some(2.0)])
-            .f64([None])
-            .f64([Some(price)])
-            .f64([Some(price * 2.0 * 100.0)])
+            .utf8(vec![None::<&str>; k])
+            .utf8(vec![Some("stream"); k])
+            .timestamp(at.iter().map(|t| Some(*t)))
+            .utf8(vec![None::<&str>; k])
+            .i64(vec![Some(700_000_001); k])
+            .utf8(vec![Some("SPY"); k])
+            .utf8(vec![Some("OPT"); k])
+            .utf8(vec![Some("20261218"); k])
+            .f64(vec![Some(600.0); k])
+            .utf8(vec![Some("C"); k])
+            .f64(vec![Some(2.0); k])
+            .f64(vec![None; k])
+            .f64(prices.iter().map(|p| Some(*p)))
+            .f64(prices.iter().map(|p| Some(p * 2.0 * 100.0)))
             .finish();
         results.write(POSITION_UPDATES, None, batch).await?;
-        n += 1;
-        t += Duration::seconds(STREAM_EVERY_SECS);
+        n += k;
     }
     Ok(n)
 }
