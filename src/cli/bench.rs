@@ -60,6 +60,26 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 1200)]
         give_up_secs: u64,
     },
+    /// Builds a lake of N trading days of the schedule (requests and result rows written
+    /// as the engine writes them, plus one streamed leg every 5 s) and one of 1 day, then
+    /// compares engine start-up, peak memory of `ibq run`, a `derived_stats` request, a
+    /// one-day option-snapshot query and the tables' files. `--lake DIR` (new or empty)
+    /// keeps the N-day lake there; otherwise both are built in a temporary folder.
+    Year {
+        /// Trading days in the lake (the ones before today, New York).
+        #[arg(long, default_value_t = 250)]
+        days: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Seconds `ibq run` runs on each lake while its peak memory is read.
+        #[arg(long, default_value_t = 10)]
+        session_secs: u64,
+        /// 0: commits as the engine makes them. W > 0: what falls due within W seconds
+        /// shares commits (same rows, fewer commits), to build many days faster.
+        #[arg(long, default_value_t = 0)]
+        commit_window: u64,
+    },
     /// Renders the full console with a large queue and a log flood.
     Render {
         #[arg(long, default_value_t = 100_000)]
@@ -185,8 +205,19 @@ async fn through_service(
     })
 }
 
-pub async fn run(args: BenchArgs, config: &Config) -> anyhow::Result<()> {
+/// Runs a benchmark; `lake` is the `--lake` folder when one was given.
+pub async fn run(
+    args: BenchArgs,
+    config: &Config,
+    lake: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     match args.what {
+        BenchWhat::Year {
+            days,
+            json,
+            session_secs,
+            commit_window,
+        } => super::bench_year::year(config, days, json, lake, session_secs, commit_window).await,
         BenchWhat::Queue {
             requests,
             baseline_requests,
@@ -336,7 +367,7 @@ async fn restart(
     Ok(secs)
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("ibq-bench-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -216,6 +216,8 @@ pub struct ConfigArgs {
 
 pub mod bench;
 pub mod bench_restarts;
+pub mod bench_year;
+pub mod bench_year_build;
 pub mod console;
 pub mod debug;
 pub mod legs;
@@ -317,7 +319,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { json } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Doctor { json } => crate::doctor::probe::run(&config, json).await,
-        Command::Bench(a) => bench::run(a, &config).await,
+        Command::Bench(a) => bench::run(a, &config, cli.lake.as_deref()).await,
         Command::Debug(a) => debug::run(a, &config).await,
         Command::Upkeep(a) => upkeep::run(a, &config).await,
         Command::Config(_) | Command::Sim(_) | Command::Keys => unreachable!("handled above"),

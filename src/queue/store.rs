@@ -326,7 +326,15 @@ impl QueueStore {
         &mut self,
         news: Vec<NewRequest>,
     ) -> Result<Vec<Result<Enqueued, QueueError>>, StoreError> {
-        let now = Utc::now();
+        self.enqueue_many_at(news, Utc::now()).await
+    }
+
+    /// `enqueue_many` with `now` as the time the requests are made (a replayed day).
+    pub async fn enqueue_many_at(
+        &mut self,
+        news: Vec<NewRequest>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Enqueued, QueueError>>, StoreError> {
         let market_now = self.market.now();
         let mut outcomes = Vec::with_capacity(news.len());
         let mut added = Vec::new();

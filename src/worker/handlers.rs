@@ -596,7 +596,8 @@ struct DayStats {
     call_volume: f64,
 }
 
-async fn derived_stats(
+/// Computes a `derived_stats` request from the result tables and replaces its date's rows.
+pub async fn derived_stats(
     results: &ResultTables,
     req: &Request,
     p: &DerivedStatsParams,

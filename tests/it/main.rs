@@ -2,6 +2,7 @@
 //! real Delta tables in temporary folders and, where a gateway is needed, `ibq sim`.
 
 mod bad_input;
+mod bench_year;
 mod common;
 mod connlife;
 mod console_pty;

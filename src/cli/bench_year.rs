@@ -1,0 +1,656 @@
+//! `ibq bench year`: how the engine and the lake fare after N trading days of the schedule,
+//! against the same figures after one day, measured in the same run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, NaiveTime, Utc};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+use super::bench_year_build::{build, trading_days_before, Built};
+use crate::config::Config;
+use crate::market::calendar::{new_york_date, new_york_instant, MarketCalendar};
+use crate::queue::params::DerivedStatsParams;
+use crate::queue::{Actor, Enqueued, NewRequest, Priority, QueueState, RequestType};
+use crate::worker::results::{ResultTables, MARKET_BARS, OPTION_SNAPSHOTS};
+
+/// One lake's size on disk, per table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableFigures {
+    pub live_files: usize,
+    pub live_bytes: u64,
+    /// Data files on disk that are no longer part of the table.
+    pub removed_files: usize,
+    pub removed_bytes: u64,
+    /// Files and bytes of `_delta_log`.
+    pub log_files: usize,
+    pub log_bytes: u64,
+}
+
+/// The figures of one lake.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figures {
+    pub days: usize,
+    pub requests: usize,
+    pub build_s: f64,
+    pub queue_commits: i64,
+    pub startup_s: f64,
+    pub peak_rss_mb: f64,
+    pub derived_stats_s: f64,
+    pub day_query_s: f64,
+    pub day_query_files: usize,
+    pub day_query_total_files: usize,
+    pub day_query_rows: usize,
+    pub tables: BTreeMap<String, TableFigures>,
+}
+
+/// Runs the benchmark: builds both lakes, measures them and prints the comparison.
+pub async fn year(
+    config: &Config,
+    days: usize,
+    json: bool,
+    lake: Option<&Path>,
+    session_secs: u64,
+    window_secs: u64,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(days >= 1, "--days must be at least 1");
+    let window_secs = i64::try_from(window_secs)
+        .ok()
+        .filter(|w| *w <= 86_400)
+        .ok_or_else(|| anyhow::anyhow!("--commit-window must be 0 to 86400 seconds"))?;
+    let work = super::bench::tempfile_dir()?;
+    let root = match lake {
+        Some(dir) => {
+            let used = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+            anyhow::ensure!(
+                !used,
+                "--lake {}: the folder is not empty; bench year builds its lake in a new or empty folder",
+                dir.display()
+            );
+            dir.to_path_buf()
+        }
+        None => work.join("year"),
+    };
+    let outcome = run_both(config, days, &root, &work, session_secs, window_secs).await;
+    std::fs::remove_dir_all(&work).ok();
+    let (year, day) = outcome?;
+    if json {
+        let mut v = serde_json::to_value(&year)?;
+        v["commit_window_s"] = serde_json::json!(window_secs);
+        v["baseline"] = serde_json::to_value(&day)?;
+        v["lake"] = serde_json::json!(lake.map(|p| p.display().to_string()));
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print!("{}", render(&year, &day));
+    }
+    Ok(())
+}
+
+async fn run_both(
+    config: &Config,
+    days: usize,
+    root: &Path,
+    work: &Path,
+    session_secs: u64,
+    window_secs: i64,
+) -> anyhow::Result<(Figures, Figures)> {
+    let calendar = MarketCalendar::from_config(&config.scheduler);
+    let today = new_york_date(Utc::now());
+    let all = trading_days_before(today, days, &calendar);
+    let last = *all
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("no trading day found"))?;
+    // Sessions run on the first trading day after the last one built, at 09:35.
+    let next = last
+        .iter_days()
+        .skip(1)
+        .find(|d| calendar.day(*d).is_trading_day())
+        .unwrap_or(today);
+    let session_at = new_york_instant(next, NaiveTime::from_hms_opt(9, 35, 0).expect("time"));
+
+    let baseline_root = work.join("one-day");
+    eprintln!("building 1 day ({last})…");
+    let one = build(&baseline_root, config, &all[all.len() - 1..], window_secs).await?;
+    eprintln!("  {:.1} s", one.secs);
+    eprintln!(
+        "building {days} days ({} to {last}) in {}…",
+        all[0],
+        root.display()
+    );
+    let many = build(root, config, &all, window_secs).await?;
+    eprintln!("  {:.1} s", many.secs);
+    let day = measure(
+        config,
+        &baseline_root,
+        work,
+        last,
+        session_at,
+        session_secs,
+        &one,
+    )
+    .await?;
+    let year = measure(config, root, work, last, session_at, session_secs, &many).await?;
+    Ok((year, day))
+}
+
+async fn measure(
+    config: &Config,
+    root: &Path,
+    work: &Path,
+    day: NaiveDate,
+    session_at: chrono::DateTime<Utc>,
+    session_secs: u64,
+    built: &Built,
+) -> anyhow::Result<Figures> {
+    let tables = table_figures(root).await?;
+    let startup_s = startup(config, root).await?;
+    let derived_stats_s = derived_stats(root, day).await?;
+    let q = day_query(root, day).await?;
+    let peak_rss_mb = session_peak_rss(root, work, session_at, session_secs).await?;
+    Ok(Figures {
+        days: built.days,
+        requests: built.requests,
+        build_s: built.secs,
+        queue_commits: built.queue_commits,
+        startup_s,
+        peak_rss_mb,
+        derived_stats_s,
+        day_query_s: q.secs,
+        day_query_files: q.files_read,
+        day_query_total_files: q.files_total,
+        day_query_rows: q.rows,
+        tables,
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A loopback address nothing listens on: the engine's gateway supervisor keeps retrying
+/// it, which start-up does not wait for.
+fn closed_port() -> anyhow::Result<String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    drop(l);
+    Ok(addr.to_string())
+}
+
+/// Seconds from the start of `Engine::start` until it returns, median of three, with the
+/// scheduler off so the lake is left as it was.
+async fn startup(base: &Config, root: &Path) -> anyhow::Result<f64> {
+    use crate::engine::runtime::{Engine, EngineOptions};
+    let mut config = base.clone();
+    config.lake.root = root.to_path_buf();
+    config.scheduler.enabled = false;
+    config.gateway.address = closed_port()?;
+    let mut secs = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let engine = Engine::start(
+            &config,
+            EngineOptions {
+                clock: std::sync::Arc::new(crate::scheduler::clock::SystemClock),
+            },
+        )
+        .await?;
+        secs.push(started.elapsed().as_secs_f64());
+        engine.shutdown().await;
+    }
+    Ok(median(secs))
+}
+
+/// Seconds of the worker's `derived_stats` computation for `day` (every symbol, as the
+/// schedule asks), on result tables the engine already has open; median of three.
+async fn derived_stats(root: &Path, day: NaiveDate) -> anyhow::Result<f64> {
+    let results = ResultTables::new(root.to_path_buf());
+    let nobody = uuid::Uuid::nil();
+    results.already_written(MARKET_BARS, nobody).await?;
+    results.already_written(OPTION_SNAPSHOTS, nobody).await?;
+    let mut secs = Vec::new();
+    for _ in 0..3 {
+        let new = NewRequest {
+            request_type: RequestType::DerivedStats,
+            symbol: "ALL".into(),
+            priority: Priority::BACKGROUND,
+            parameters: serde_json::json!({"date": day.to_string()}),
+            changed_by: Actor::Operator,
+            schedule_key: None,
+            during: Default::default(),
+        };
+        let Enqueued::Added(req) = QueueState::new().prepare_enqueue(new, Utc::now())? else {
+            anyhow::bail!("an empty queue found a duplicate");
+        };
+        let params = DerivedStatsParams { date: Some(day) };
+        let started = Instant::now();
+        let w = crate::worker::handlers::derived_stats(&results, &req, &params, Utc::now())
+            .await
+            .map_err(|e| anyhow::anyhow!("derived_stats: {e}"))?;
+        secs.push(started.elapsed().as_secs_f64());
+        anyhow::ensure!(w.rows > 0, "derived_stats found nothing for {day}");
+    }
+    Ok(median(secs))
+}
+
+struct DayQuery {
+    secs: f64,
+    files_read: usize,
+    files_total: usize,
+    rows: usize,
+}
+
+/// Whether a file may hold rows of the New York day `[lo, hi)`: by its `date` partition
+/// value when the table is partitioned, else by the `snapshot_at` range of its statistics
+/// (Delta keeps them to the millisecond, so the upper bound is widened by one).
+fn may_hold(
+    partition: Option<Option<String>>,
+    stats: Option<String>,
+    day: NaiveDate,
+    lo: chrono::DateTime<Utc>,
+    hi: chrono::DateTime<Utc>,
+) -> bool {
+    if let Some(value) = partition {
+        return value.as_deref() == Some(day.to_string().as_str());
+    }
+    let Some(stats) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else {
+        return true;
+    };
+    let at = |k: &str| {
+        stats[k]["snapshot_at"]
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    match (at("minValues"), at("maxValues")) {
+        (Some(min), Some(max)) => min < hi && max + chrono::Duration::milliseconds(1) >= lo,
+        _ => true,
+    }
+}
+
+/// One day's option snapshots as another program reads them through `deltalake`: open the
+/// table (replaying its log from the last checkpoint), keep the files whose partition or
+/// statistics may hold the day, read those and count the day's rows.
+async fn day_query(root: &Path, day: NaiveDate) -> anyhow::Result<DayQuery> {
+    use deltalake::datafile::reader::ParquetFileReader;
+    use deltalake::datafile::DataFileReader;
+    let lo = new_york_instant(day, NaiveTime::MIN);
+    let hi = new_york_instant(day.succ_opt().unwrap_or(day), NaiveTime::MIN);
+    let path = std::path::absolute(root.join(OPTION_SNAPSHOTS))?;
+    let url = url::Url::from_directory_path(&path)
+        .map_err(|_| anyhow::anyhow!("not a usable path: {}", path.display()))?;
+    let started = Instant::now();
+    let table = deltalake::open_table(url).await?;
+    let snapshot = table.snapshot()?;
+    let views: Vec<_> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .try_collect()
+        .await?;
+    let files_total = views.len();
+    let keep: Vec<_> = views
+        .iter()
+        .filter(|v| {
+            let partition = v.partition_values_map().remove("date");
+            may_hold(partition, v.stats(), day, lo, hi)
+        })
+        .collect();
+    let reader = ParquetFileReader::new(table.log_store().object_store(None));
+    let mut rows = 0;
+    for v in &keep {
+        let batches: Vec<_> = reader
+            .read_file(v.object_store_path())
+            .await?
+            .try_collect()
+            .await?;
+        for b in batches {
+            let at = crate::lake::columns::BatchReader::new(&b)
+                .timestamp("snapshot_at")
+                .map_err(anyhow::Error::msg)?;
+            rows += at
+                .iter()
+                .flatten()
+                .filter(|t| **t >= lo && **t < hi)
+                .count();
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(rows > 0, "the day query found no option snapshot of {day}");
+    Ok(DayQuery {
+        secs,
+        files_read: keep.len(),
+        files_total,
+        rows,
+    })
+}
+
+/// Every file under `dir` (recursively) with its size, paths relative to `dir`.
+fn files_under(dir: &Path) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let meta = e.metadata()?;
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(dir)?.to_string_lossy().into_owned();
+                out.push((rel, meta.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Live and removed data files and log size of every table of the lake: live files are the
+/// ones the newest version lists, removed ones are data files still on disk that it does
+/// not list.
+async fn table_figures(root: &Path) -> anyhow::Result<BTreeMap<String, TableFigures>> {
+    let mut out = BTreeMap::new();
+    for e in std::fs::read_dir(root)? {
+        let dir = e?.path();
+        if !dir.join("_delta_log").is_dir() {
+            continue;
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let live = live_files(&dir).await?;
+        let (mut f, mut log_files, mut log_bytes) = (
+            TableFigures {
+                live_files: 0,
+                live_bytes: 0,
+                removed_files: 0,
+                removed_bytes: 0,
+                log_files: 0,
+                log_bytes: 0,
+            },
+            0,
+            0,
+        );
+        for (path, size) in files_under(&dir)? {
+            if path.starts_with("_delta_log") {
+                log_files += 1;
+                log_bytes += size;
+            } else if path.ends_with(".parquet") {
+                if live.contains(&path) {
+                    f.live_files += 1;
+                    f.live_bytes += size;
+                } else {
+                    f.removed_files += 1;
+                    f.removed_bytes += size;
+                }
+            }
+        }
+        f.log_files = log_files;
+        f.log_bytes = log_bytes;
+        out.insert(name, f);
+    }
+    Ok(out)
+}
+
+/// The paths (relative to the table folder) of the table's live files.
+async fn live_files(dir: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+    let path = std::path::absolute(dir)?;
+    let url = url::Url::from_directory_path(&path)
+        .map_err(|_| anyhow::anyhow!("not a usable path: {}", path.display()))?;
+    let table = deltalake::open_table(url).await?;
+    let snapshot = table.snapshot()?;
+    let views: Vec<_> = snapshot
+        .snapshot()
+        .file_views(table.log_store().as_ref(), None)
+        .try_collect()
+        .await?;
+    Ok(views.iter().map(|v| v.path().into_owned()).collect())
+}
+
+/// Peak resident memory (VmHWM) of `ibq run` on the lake over a session of `secs` seconds
+/// against `ibq sim`, on a clock starting at `at` (the scheduler enqueues that moment's
+/// requests and the worker runs them).
+async fn session_peak_rss(
+    root: &Path,
+    work: &Path,
+    at: chrono::DateTime<Utc>,
+    secs: u64,
+) -> anyhow::Result<f64> {
+    use crate::sim::{SimConfig, Simulator};
+    let at = at.fixed_offset();
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: Some(at),
+        ..SimConfig::default()
+    })
+    .await?;
+    let session = work.join(format!("session-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&session)?;
+    let cfg = session.join("ibq.toml");
+    std::fs::write(
+        &cfg,
+        format!("[logging]\ndir = \"{}\"\n", session.join("logs").display()),
+    )?;
+    let stderr = std::fs::File::create(session.join("stderr.txt"))?;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--lake")
+        .arg(root)
+        .args(["--gateway", &sim.address()])
+        .args(["--clock", &at.to_rfc3339()])
+        .arg("run")
+        .env_remove("IBQ_LAKE")
+        .env("NO_COLOR", "1")
+        .current_dir(&session)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()?;
+    let pid = child.id();
+    let status_file = root.join(".ibq-status.json");
+    let started = Instant::now();
+    let mut peak = 0.0f64;
+    let mut running_since = None;
+    let outcome = loop {
+        if let Some(code) = child.try_wait()? {
+            let text = std::fs::read_to_string(session.join("stderr.txt")).unwrap_or_default();
+            break Err(anyhow::anyhow!(
+                "ibq run ended early ({code}): {}",
+                text.trim()
+            ));
+        }
+        if let Some(kb) = vm_hwm_kb(pid) {
+            peak = peak.max(kb as f64 / 1024.0);
+        }
+        if running_since.is_none() && status_file.exists() {
+            running_since = Some(Instant::now());
+        }
+        if running_since.is_some_and(|t| t.elapsed() >= Duration::from_secs(secs)) {
+            break Ok(peak);
+        }
+        if running_since.is_none() && started.elapsed() > Duration::from_secs(120) {
+            break Err(anyhow::anyhow!("ibq run did not start within 120 s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // SAFETY: `pid` is our own child, not yet reaped (try_wait saw it running).
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let stop_by = Instant::now() + Duration::from_secs(20);
+    while child.try_wait()?.is_none() {
+        if Instant::now() > stop_by {
+            child.kill().ok();
+            child.wait().ok();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    sim.shutdown().await;
+    outcome
+}
+
+/// The peak resident set size of a process in kB, from `/proc/PID/status`.
+fn vm_hwm_kb(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}x", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// The comparison as a table.
+pub fn render(year: &Figures, day: &Figures) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let n = year.days;
+    let _ = writeln!(
+        out,
+        "ibq bench year: {n} trading days ({} requests, built in {:.1} s) against 1 day ({} requests)\n",
+        year.requests, year.build_s, day.requests
+    );
+    let _ = writeln!(
+        out,
+        "{:<34} {:>12} {:>12} {:>8}",
+        "",
+        "1 day",
+        format!("{n} days"),
+        "ratio"
+    );
+    let rows: [(&str, f64, f64, &str); 6] = [
+        (
+            "engine start-up (s)",
+            day.startup_s,
+            year.startup_s,
+            "{:.3}",
+        ),
+        (
+            "peak memory of ibq run (MB)",
+            day.peak_rss_mb,
+            year.peak_rss_mb,
+            "{:.1}",
+        ),
+        (
+            "derived_stats (s)",
+            day.derived_stats_s,
+            year.derived_stats_s,
+            "{:.3}",
+        ),
+        (
+            "one-day option query (s)",
+            day.day_query_s,
+            year.day_query_s,
+            "{:.3}",
+        ),
+        (
+            "  files read",
+            day.day_query_files as f64,
+            year.day_query_files as f64,
+            "{:.0}",
+        ),
+        (
+            "  of live files",
+            day.day_query_total_files as f64,
+            year.day_query_total_files as f64,
+            "{:.0}",
+        ),
+    ];
+    for (label, a, b, fmt) in rows {
+        let (a_s, b_s) = match fmt {
+            "{:.3}" => (format!("{a:.3}"), format!("{b:.3}")),
+            "{:.1}" => (format!("{a:.1}"), format!("{b:.1}")),
+            _ => (format!("{a:.0}"), format!("{b:.0}")),
+        };
+        let _ = writeln!(out, "{label:<34} {a_s:>12} {b_s:>12} {:>8}", ratio(b, a));
+    }
+    let _ = writeln!(
+        out,
+        "\n{:<26} {:>17} {:>19} {:>19}",
+        "table (1 day → N days)", "live files / MiB", "removed files / MiB", "log files / MiB"
+    );
+    for (name, y) in &year.tables {
+        let d = day.tables.get(name);
+        let pair = |f: &dyn Fn(&TableFigures) -> String| {
+            format!("{} → {}", d.map(f).unwrap_or_else(|| "-".into()), f(y))
+        };
+        let _ = writeln!(
+            out,
+            "{name:<26} {:>17} {:>19} {:>19}",
+            pair(&|t| format!("{}/{:.1}", t.live_files, mib(t.live_bytes))),
+            pair(&|t| format!("{}/{:.1}", t.removed_files, mib(t.removed_bytes))),
+            pair(&|t| format!("{}/{:.1}", t.log_files, mib(t.log_bytes))),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> chrono::DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_file_is_kept_by_its_partition_or_by_its_time_range() {
+        let day: NaiveDate = "2026-11-24".parse().unwrap();
+        let (lo, hi) = (t("2026-11-24T05:00:00Z"), t("2026-11-25T05:00:00Z"));
+        assert!(may_hold(Some(Some("2026-11-24".into())), None, day, lo, hi));
+        assert!(!may_hold(
+            Some(Some("2026-11-23".into())),
+            None,
+            day,
+            lo,
+            hi
+        ));
+        let stats = |min: &str, max: &str| {
+            Some(format!(
+                r#"{{"numRecords":1,"minValues":{{"snapshot_at":"{min}"}},"maxValues":{{"snapshot_at":"{max}"}}}}"#
+            ))
+        };
+        assert!(may_hold(
+            None,
+            stats("2026-11-24T14:35:00.000Z", "2026-11-24T20:55:00.000Z"),
+            day,
+            lo,
+            hi
+        ));
+        assert!(!may_hold(
+            None,
+            stats("2026-11-23T14:35:00.000Z", "2026-11-23T20:55:00.000Z"),
+            day,
+            lo,
+            hi
+        ));
+        // A merged file spanning many days may hold the day.
+        assert!(may_hold(
+            None,
+            stats("2026-10-01T14:35:00.000Z", "2026-11-25T20:55:00.000Z"),
+            day,
+            lo,
+            hi
+        ));
+        // Without statistics nothing can be ruled out.
+        assert!(may_hold(None, None, day, lo, hi));
+    }
+
+    #[test]
+    fn vm_hwm_is_read_from_proc() {
+        let kb = vm_hwm_kb(std::process::id()).expect("this process has a VmHWM");
+        assert!(kb > 100, "{kb} kB");
+    }
+}
