@@ -62,18 +62,24 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         }
         Some(s) => {
             let w = &s["worker"];
+            // Times as a trader reads them: New York time (JSON keeps UTC).
+            let at = |v: &serde_json::Value| {
+                serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone())
+                    .map(|t| crate::market::et::near(t, chrono::Utc::now()))
+                    .unwrap_or_else(|_| "-".into())
+            };
             println!(
                 "engine pid {} (status written {})",
                 s["pid"],
-                s["written_at"].as_str().unwrap_or("?")
+                at(&s["written_at"])
             );
             // The gateway state quotes IB's messages: cleaned of control characters.
             println!("gateway: {}", Clean(&s["gateway"].to_string()));
             println!(
                 "market: {} (next: {} at {})",
-                Clean(&s["market"]["phase"].to_string()),
-                Clean(&s["market"]["next_phase"].to_string()),
-                Clean(&s["market"]["next_change_at"].to_string())
+                Clean(s["market"]["phase"].as_str().unwrap_or("?")),
+                Clean(s["market"]["next_phase"].as_str().unwrap_or("?")),
+                at(&s["market"]["next_change_at"])
             );
             println!(
                 "worker: {}{}, processed {}, succeeded {}, failed {}, retried {}, released {}",
@@ -100,7 +106,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             let last5: u64 = per_min.iter().rev().take(5).sum();
             println!(
                 "last batch: {} requests in {} ms at {}; {:.1} requests/minute over the last 5 minutes",
-                w["last_batch_size"], w["last_batch_ms"], w["last_batch_at"], last5 as f64 / 5.0
+                w["last_batch_size"], w["last_batch_ms"], at(&w["last_batch_at"]), last5 as f64 / 5.0
             );
             let c = &s["counts"];
             println!(
@@ -110,7 +116,11 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             let l = &s["lines"];
             println!(
                 "lines: {} streams + {} snapshots of {} (margin {}); {} legs",
-                l["streams"], l["snapshots"], l["limit"], l["margin"], s["legs"]
+                l["streams"],
+                l["snapshots"],
+                l["limit"],
+                l["margin"],
+                s["legs"].as_array().map_or(0, Vec::len)
             );
         }
     }

@@ -56,6 +56,7 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
         tick.tick().await;
         let mut snap = Snapshot::empty(root.clone(), &config.gateway.address);
         snap.observer = true;
+        let mut clock: Option<(super::ClockView, Option<chrono::DateTime<Utc>>)> = None;
         match store::read_state(&root).await {
             Ok(state) => {
                 snap.counts = state.counts();
@@ -85,10 +86,21 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
                 if let Ok(legs) = serde_json::from_value::<Vec<super::LegView>>(s["legs"].clone()) {
                     snap.legs = legs.into();
                 }
+                if let Ok(c) = serde_json::from_value::<super::ClockView>(s["clock"].clone()) {
+                    clock = Some((c, serde_json::from_value(s["written_at"].clone()).ok()));
+                }
             }
             None => snap.alert = Some("the owning engine has not written its status yet".into()),
         }
         snap.taken_at = Utc::now();
+        // The owner's clock as it wrote the file, carried forward to now.
+        snap.clock = match clock {
+            Some((c, Some(written))) => super::ClockView {
+                now: c.at(written, snap.taken_at),
+                speed: c.speed,
+            },
+            _ => super::ClockView::wall(snap.taken_at),
+        };
         tx.send_replace(Arc::new(snap));
     }
 }

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod console_pty;
+mod demo;
 mod derived_stats;
 mod during;
 mod engine_clock;
