@@ -74,7 +74,10 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
                 at(&s["written_at"])
             );
             // The gateway state quotes IB's messages: cleaned of control characters.
-            println!("gateway: {}", Clean(&s["gateway"].to_string()));
+            println!(
+                "gateway: {}",
+                Clean(&gateway_text(&s["gateway"], chrono::Utc::now()))
+            );
             println!(
                 "market: {} (next: {} at {})",
                 Clean(s["market"]["phase"].as_str().unwrap_or("?")),
@@ -125,4 +128,44 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gateway state as `ibq status` prints it, times in New York time.
+fn gateway_text(v: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> String {
+    use crate::engine::GatewayState as G;
+    use crate::market::et::near;
+    match serde_json::from_value::<G>(v.clone()) {
+        Ok(G::Connecting { address }) => format!("connecting to {address}"),
+        Ok(G::Connected {
+            address,
+            server_version,
+            account,
+            since,
+        }) => format!(
+            "connected {account} (server version {server_version}) since {} · {address}",
+            near(since, now)
+        ),
+        Ok(G::Degraded {
+            address,
+            code,
+            message,
+            since,
+        }) => format!(
+            "degraded since {}: IB {code} {message} · {address}",
+            near(since, now)
+        ),
+        Ok(G::Reconnecting {
+            address,
+            attempt,
+            next_try_at,
+            reason,
+        }) => format!(
+            "reconnecting (attempt {attempt}{}): {reason} · {address}",
+            next_try_at
+                .map(|t| format!(", next try {}", near(t, now)))
+                .unwrap_or_default()
+        ),
+        Ok(G::Disconnected { address, reason }) => format!("disconnected: {reason} · {address}"),
+        Err(_) => v.to_string(),
+    }
 }

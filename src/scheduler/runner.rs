@@ -141,7 +141,7 @@ pub async fn run<S: OccurrenceSink>(
     }
     tracing::info!(
         jobs = schedule.jobs().len(),
-        now = %clock.now(),
+        now = %crate::market::et::stamp(clock.now()),
         speed = clock.speed(),
         "scheduler started"
     );

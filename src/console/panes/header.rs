@@ -86,7 +86,10 @@ fn market_line<'a>(view: &View, width: usize) -> Line<'a> {
         Some(t) => format!("{} {}", m.next_phase, fmt::until(clock_now, t)),
         None => m.next_phase.clone(),
     };
-    let clock = if width >= 72 {
+    // Narrow: minutes only, and the phase without the word "market", so the worker's
+    // state still fits in 80 columns.
+    let wide = width >= 72;
+    let clock = if wide {
         crate::market::et::clock(clock_now)
     } else {
         crate::market::et::clock_short(clock_now)
@@ -106,7 +109,7 @@ fn market_line<'a>(view: &View, width: usize) -> Line<'a> {
     };
     let mut spans = vec![
         Span::styled(clock, theme.title()),
-        Span::raw(" market "),
+        Span::raw(if wide { " market " } else { " " }),
         Span::styled(m.phase.clone(), theme.title()),
         Span::raw(format!(" → {next} · ")),
         Span::styled(wtext, wstyle),
