@@ -178,7 +178,7 @@ pub fn title(snap: &Snapshot, stalled: usize, stale: usize) -> String {
     let mut problems = Vec::new();
     match &snap.gateway {
         GatewayState::Connected { .. } => {}
-        GatewayState::Connecting { .. } => problems.push("connecting".to_string()),
+        GatewayState::Connecting { .. } => {}
         GatewayState::Degraded { .. } => problems.push("gateway degraded".to_string()),
         GatewayState::Reconnecting { .. } => problems.push("gateway reconnecting".to_string()),
         GatewayState::Disconnected { .. } => problems.push("gateway down".to_string()),
@@ -195,7 +195,10 @@ pub fn title(snap: &Snapshot, stalled: usize, stale: usize) -> String {
     if snap.worker.paused && !snap.observer {
         problems.push("paused".to_string());
     }
-    if problems.is_empty() {
+    if problems.is_empty() && matches!(snap.gateway, GatewayState::Connecting { .. }) {
+        // Starting up: nothing is wrong yet.
+        format!("ibq … connecting · {} pending", snap.counts.pending)
+    } else if problems.is_empty() {
         let mut fine = vec![format!("{} pending", snap.counts.pending)];
         if !snap.legs.is_empty() {
             fine.push(format!("{} legs", snap.legs.len()));
@@ -404,5 +407,16 @@ mod tests {
         let text = String::from_utf8(b).unwrap();
         assert_eq!(text, "\x1b]2;ibq ✖ gateway down]0;evil\x1b\\");
         assert!(!text.contains('\x07'));
+    }
+
+    #[test]
+    fn starting_up_is_not_trouble() {
+        let mut s = calm();
+        s.gateway = GatewayState::Connecting {
+            address: "127.0.0.1:4002".into(),
+        };
+        assert_eq!(title(&s, 0, 0), "ibq … connecting · 3 pending");
+        s.counts.failed = 2;
+        assert_eq!(title(&s, 0, 0), "ibq ✖ 2 failed");
     }
 }

@@ -64,7 +64,11 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
                 snap.processing = state.processing().cloned().collect();
                 snap.failed = state.failed().cloned().collect();
             }
-            Err(e) => snap.alert = Some(format!("reading the queue failed: {e}")),
+            Err(e) => {
+                snap.alert = Some(format!(
+                    "reading ib_request_queue failed: {e}; the queue panes are empty until the next read, in a second"
+                ))
+            }
         }
         let status: Option<serde_json::Value> = std::fs::read_to_string(status_path(&root))
             .ok()
