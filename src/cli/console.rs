@@ -59,20 +59,35 @@ pub async fn observe(config: &Config, keymap_path: Option<&Path>) -> anyhow::Res
     .await
 }
 
+/// Where the demo's clock starts and how fast it runs; `None` takes the default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DemoClock {
+    /// Default: 09:25 New York on the latest trading day.
+    pub start: Option<chrono::DateTime<Utc>>,
+    /// Default: sixty times real time.
+    pub speed: Option<f64>,
+}
+
 /// The demo: a simulator on a free loopback port, a fresh demo lake, a demo portfolio with
 /// its SPY iron condor streaming, and the scheduler on a clock sixty times real time
 /// starting just before the open, so the queue moves within seconds.
-pub async fn demo(config: &Config, keymap_path: Option<&Path>) -> anyhow::Result<()> {
+pub async fn demo(
+    config: &Config,
+    keymap_path: Option<&Path>,
+    demo_clock: DemoClock,
+) -> anyhow::Result<()> {
     let keys = keymap(keymap_path)?;
     let lake = std::env::temp_dir().join("ibq-demo").join("lake");
     if lake.exists() {
         std::fs::remove_dir_all(&lake)
             .map_err(|e| anyhow::anyhow!("cannot reset the demo lake {}: {e}", lake.display()))?;
     }
-    let start = demo_start(&crate::scheduler::calendar::MarketCalendar::from_config(
-        &config.scheduler,
-    ));
-    let speed = 60.0;
+    let start = demo_clock.start.unwrap_or_else(|| {
+        demo_start(&crate::scheduler::calendar::MarketCalendar::from_config(
+            &config.scheduler,
+        ))
+    });
+    let speed = demo_clock.speed.unwrap_or(60.0);
     let sim = Simulator::start(SimConfig {
         port: 0,
         clock_start: Some(start.fixed_offset()),

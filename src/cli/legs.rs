@@ -113,8 +113,12 @@ pub async fn legs(args: LegsArgs, config: &Config) -> anyhow::Result<()> {
         let quote = view
             .map(|v| {
                 let f = |x: Option<f64>| x.map(|p| format!("{p:.2}")).unwrap_or_else(|| "-".into());
+                let tick = v
+                    .last_tick_at
+                    .map(|t| format!(" tick {}", crate::market::et::near(t, chrono::Utc::now())))
+                    .unwrap_or_default();
                 format!(
-                    "bid {} ask {} last {} ({:?})",
+                    "bid {} ask {} last {}{tick} ({:?})",
                     f(v.bid),
                     f(v.ask),
                     f(v.last),

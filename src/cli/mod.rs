@@ -35,7 +35,8 @@ pub struct Cli {
     /// (e.g. 2026-11-23T09:25:00-05:00); real time when absent. Before the subcommand.
     #[arg(long)]
     pub clock: Option<chrono::DateTime<chrono::FixedOffset>>,
-    /// How many times faster than real time the engine's clock runs (with --clock).
+    /// How many times faster than real time the engine's clock runs (with --clock; the demo
+    /// runs at 60 unless given).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
     #[command(subcommand)]
@@ -188,6 +189,10 @@ pub enum Command {
     Status {
         #[arg(long)]
         json: bool,
+        /// One short line with tmux colour codes for `status-right` (`ibq off` when no
+        /// engine runs).
+        #[arg(long, conflicts_with = "json")]
+        tmux: bool,
     },
     /// Check a gateway before the open: server version, accounts, data farms, market data and
     /// history per configured contract, lines; ends with `ready` or what to fix (exit 0 only
@@ -224,6 +229,7 @@ pub mod legs;
 pub mod queue;
 pub mod run;
 pub mod upkeep;
+pub mod tmux;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -274,6 +280,22 @@ fn engine_clock(cli: &Cli) -> anyhow::Result<std::sync::Arc<dyn crate::scheduler
     })
 }
 
+/// The demo's clock: `--clock` (default 09:25 New York on the latest trading day) running
+/// `--speed` times faster than real time (default sixty).
+fn demo_clock(cli: &Cli) -> anyhow::Result<console::DemoClock> {
+    if !(cli.speed.is_finite() && cli.speed > 0.0) {
+        anyhow::bail!("--speed must be a positive number, got {}", cli.speed);
+    }
+    Ok(console::DemoClock {
+        start: cli.clock.map(|t| t.with_timezone(&chrono::Utc)),
+        speed: if cli.speed == 1.0 {
+            None
+        } else {
+            Some(cli.speed)
+        },
+    })
+}
+
 /// Runs the parsed command line; the error is printed by `main` as one line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -294,17 +316,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let config = resolve_config(&cli)?;
     let keymap = cli.keymap.as_deref();
+    if matches!(cli.command, Some(Command::Demo)) || (cli.command.is_none() && cli.demo) {
+        if cli.observe {
+            anyhow::bail!("--demo and --observe cannot be combined");
+        }
+        return console::demo(&config, keymap, demo_clock(&cli)?).await;
+    }
     let clock = engine_clock(&cli)?;
     let Some(command) = cli.command else {
-        return match (cli.demo, cli.observe) {
-            (true, true) => anyhow::bail!("--demo and --observe cannot be combined"),
-            (true, false) => console::demo(&config, keymap).await,
-            (false, true) => console::observe(&config, keymap).await,
-            (false, false) => console::console(&config, keymap, clock).await,
+        return match cli.observe {
+            true => console::observe(&config, keymap).await,
+            false => console::console(&config, keymap, clock).await,
         };
     };
     match command {
-        Command::Demo => console::demo(&config, keymap).await,
+        Command::Demo => unreachable!("handled above"),
         Command::Enqueue(a) => queue::enqueue(a, &config, clock).await,
         Command::List(a) => queue::list(a, &config).await,
         Command::Show(a) => queue::show(a, &config).await,
@@ -316,7 +342,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Promote(a) => legs::promote(a, &config).await,
         Command::Demote(a) => legs::demote(a, &config).await,
         Command::Legs(a) => legs::legs(a, &config).await,
-        Command::Status { json } => run::status(&config, json).await,
+        Command::Status { tmux: true, .. } => {
+            println!(
+                "{}",
+                tmux::line_for(
+                    &config.lake.root,
+                    chrono::Utc::now(),
+                    chrono::Duration::seconds(config.streaming.stale_after_secs as i64),
+                )
+            );
+            Ok(())
+        }
+        Command::Status { json, .. } => run::status(&config, json).await,
         Command::Schedule(a) => crate::scheduler::cli::run(a, &config),
         Command::Doctor { json } => crate::doctor::probe::run(&config, json).await,
         Command::Bench(a) => bench::run(a, &config, cli.lake.as_deref()).await,

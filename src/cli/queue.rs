@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::engine::actions;
 use crate::engine::Command;
 use crate::market::calendar::MarketCalendar;
+use crate::market::et;
 use crate::market::window::{waits_for_text, During};
 use crate::queue::params::{params_from_pairs, taken_as, Params};
 use crate::queue::store::{self, QueueStore, StoreError};
@@ -432,8 +433,8 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         }
     }
     println!("result_table   {}", Clean(&r.result_table));
-    println!("created_at     {}", r.created_at.to_rfc3339());
-    println!("updated_at     {}", r.updated_at.to_rfc3339());
+    println!("created_at     {}", et::utc_and_et(r.created_at));
+    println!("updated_at     {}", et::utc_and_et(r.updated_at));
     if let Some(d) = &r.result_data {
         println!("result_data    {}", json(d)?);
     }
@@ -451,20 +452,22 @@ pub async fn show(args: ShowArgs, config: &Config) -> anyhow::Result<()> {
         match r.window_wait() {
             Some(_) => println!(
                 "next_attempt   {} ({})",
-                t.to_rfc3339(),
+                et::utc_and_et(t),
                 waits_for_text(t, Utc::now())
             ),
-            None => println!("next_attempt   {}", t.to_rfc3339()),
+            None => println!("next_attempt   {}", et::utc_and_et(t)),
         }
     }
     if let Some(k) = &r.schedule_key {
         println!("schedule_key   {}", Clean(k));
     }
-    println!("\nhistory ({} rows):", history.len());
+    println!("\nhistory ({} rows, New York time):", history.len());
     for h in &history {
         println!(
-            "  {}  {:<15} {:<10} by {:<9} p{} {}",
-            h.updated_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            "  {} ET  {:<15} {:<10} by {:<9} p{} {}",
+            h.updated_at
+                .with_timezone(&crate::market::calendar::NEW_YORK)
+                .format("%Y-%m-%d %H:%M:%S%.3f"),
             h.event.as_str(),
             h.status.as_str(),
             h.changed_by.as_str(),

@@ -62,13 +62,22 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
         }
         Some(s) => {
             let w = &s["worker"];
+            // Times as a trader reads them: New York time (JSON keeps UTC).
+            let at = |v: &serde_json::Value| {
+                serde_json::from_value::<chrono::DateTime<chrono::Utc>>(v.clone())
+                    .map(|t| crate::market::et::near(t, chrono::Utc::now()))
+                    .unwrap_or_else(|_| "-".into())
+            };
             println!(
                 "engine pid {} (status written {})",
                 s["pid"],
-                s["written_at"].as_str().unwrap_or("?")
+                at(&s["written_at"])
             );
             // The gateway state quotes IB's messages: cleaned of control characters.
-            println!("gateway: {}", Clean(&s["gateway"].to_string()));
+            println!(
+                "gateway: {}",
+                Clean(&gateway_text(&s["gateway"], chrono::Utc::now()))
+            );
             if let Ok(farms) =
                 serde_json::from_value::<crate::gateway::FarmsView>(s["farms"].clone())
             {
@@ -79,9 +88,9 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             }
             println!(
                 "market: {} (next: {} at {})",
-                Clean(&s["market"]["phase"].to_string()),
-                Clean(&s["market"]["next_phase"].to_string()),
-                Clean(&s["market"]["next_change_at"].to_string())
+                Clean(s["market"]["phase"].as_str().unwrap_or("?")),
+                Clean(s["market"]["next_phase"].as_str().unwrap_or("?")),
+                at(&s["market"]["next_change_at"])
             );
             println!(
                 "worker: {}{}, processed {}, succeeded {}, failed {}, retried {}, released {}",
@@ -108,7 +117,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             let last5: u64 = per_min.iter().rev().take(5).sum();
             println!(
                 "last batch: {} requests in {} ms at {}; {:.1} requests/minute over the last 5 minutes",
-                w["last_batch_size"], w["last_batch_ms"], w["last_batch_at"], last5 as f64 / 5.0
+                w["last_batch_size"], w["last_batch_ms"], at(&w["last_batch_at"]), last5 as f64 / 5.0
             );
             let c = &s["counts"];
             println!(
@@ -118,9 +127,53 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<()> {
             let l = &s["lines"];
             println!(
                 "lines: {} streams + {} snapshots of {} (margin {}); {} legs",
-                l["streams"], l["snapshots"], l["limit"], l["margin"], s["legs"]
+                l["streams"],
+                l["snapshots"],
+                l["limit"],
+                l["margin"],
+                s["legs"].as_array().map_or(0, Vec::len)
             );
         }
     }
     Ok(())
+}
+
+/// The gateway state as `ibq status` prints it, times in New York time.
+fn gateway_text(v: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> String {
+    use crate::engine::GatewayState as G;
+    use crate::market::et::near;
+    match serde_json::from_value::<G>(v.clone()) {
+        Ok(G::Connecting { address }) => format!("connecting to {address}"),
+        Ok(G::Connected {
+            address,
+            server_version,
+            account,
+            since,
+        }) => format!(
+            "connected {account} (server version {server_version}) since {} · {address}",
+            near(since, now)
+        ),
+        Ok(G::Degraded {
+            address,
+            code,
+            message,
+            since,
+        }) => format!(
+            "degraded since {}: IB {code} {message} · {address}",
+            near(since, now)
+        ),
+        Ok(G::Reconnecting {
+            address,
+            attempt,
+            next_try_at,
+            reason,
+        }) => format!(
+            "reconnecting (attempt {attempt}{}): {reason} · {address}",
+            next_try_at
+                .map(|t| format!(", next try {}", near(t, now)))
+                .unwrap_or_default()
+        ),
+        Ok(G::Disconnected { address, reason }) => format!("disconnected: {reason} · {address}"),
+        Err(_) => v.to_string(),
+    }
 }

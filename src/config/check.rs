@@ -35,6 +35,7 @@ pub const RANGES: &[(&str, u64, u64, &str)] = &[
     ("streaming.write_interval_secs", 1, 3_600, "seconds"),
     ("streaming.stale_after_secs", 1, 86_400, "seconds"),
     ("gateway.connect_timeout_secs", 1, 600, "seconds"),
+    ("console.paused_alert_secs", 1, 604_800, "seconds"),
 ];
 
 fn range_of(key: &str) -> (u64, u64, &'static str) {
@@ -111,6 +112,10 @@ pub fn check(c: &Config) -> Result<(), Problem> {
     in_range(
         "streaming.stale_after_secs",
         c.streaming.stale_after_secs.into(),
+    )?;
+    in_range(
+        "console.paused_alert_secs",
+        c.console.paused_alert_secs.into(),
     )?;
     if c.lake.root.as_os_str().is_empty() {
         return Err(Problem {

@@ -37,6 +37,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 impl Default for Config {
@@ -183,6 +185,28 @@ impl Default for LoggingConfig {
         Self {
             dir: PathBuf::from("./data/logs"),
             level: "warn,ibq=info".into(),
+        }
+    }
+}
+
+/// What the console tells a terminal multiplexer (tmux) about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Ring the terminal bell when something needs the trader.
+    pub bell: bool,
+    /// Keep the terminal title (OSC 2) current; the previous title comes back on exit.
+    pub title: bool,
+    /// Ring once the worker has stayed paused this long.
+    pub paused_alert_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            bell: true,
+            title: true,
+            paused_alert_secs: 300,
         }
     }
 }
@@ -453,6 +477,21 @@ mod tests {
         let err = c.check().unwrap_err().to_string();
         assert!(err.contains("`queue.lease_secs`"), "{err}");
         assert!(err.contains("allowed: 1 to 604800 seconds"), "{err}");
+    }
+
+    #[test]
+    fn the_console_section_names_a_bad_key() {
+        let c = Config::parse(
+            "[console]\nbell = false\npaused_alert_secs = 60\n",
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        assert!(!c.console.bell && c.console.title);
+        assert_eq!(c.console.paused_alert_secs, 60);
+        let err = parse_err("[console]\nbel = false\n");
+        assert!(err.contains("line 2") && err.contains("`bel`"), "{err}");
+        let err = parse_err("[console]\ntitle = \"yes\"\n");
+        assert!(err.contains("line 2") && err.contains("`title`"), "{err}");
     }
 
     #[test]

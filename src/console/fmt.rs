@@ -31,9 +31,27 @@ pub fn until(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
     }
 }
 
-/// `2026-11-23 15:04:05` in UTC.
+/// `2026-11-23 10:04:05 ET`: a time with its date, in New York time. Every time the
+/// console shows goes through this module's time helpers (`stamp`, `et`, `hms`,
+/// `utc_and_et`), so every pane speaks exchange time.
 pub fn stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    crate::market::et::stamp(t)
+}
+
+/// `10:04:05 ET` on the New York date of `now`, `Mon 10:04 ET` within a week of it, else
+/// with the date.
+pub fn et(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    crate::market::et::near(t, now)
+}
+
+/// `10:04:05`, New York time without the zone, for a column or pane titled `ET`.
+pub fn hms(t: DateTime<Utc>) -> String {
+    crate::market::et::hms(t)
+}
+
+/// `2026-11-23 15:04:05 UTC · 10:04:05 ET`: how the detail view shows a time.
+pub fn utc_and_et(t: DateTime<Utc>) -> String {
+    crate::market::et::utc_and_et(t)
 }
 
 pub fn price(p: Option<f64>) -> String {

@@ -5,6 +5,7 @@
 //! panes and popups are components. Live tracing events reach the logs pane through the
 //! layer in [`logs`].
 
+pub mod alerts;
 pub mod app;
 pub mod bench;
 pub mod cursor;

@@ -4,7 +4,7 @@
 //! the terminal: it becomes an alert line in the console.
 
 use std::cell::Cell;
-use std::io::{stdout, Stdout};
+use std::io::{stdout, Stdout, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -22,6 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
+use super::alerts::{self, AlertOptions, Alerts};
 use super::app::App;
 use super::keymap::KeyMap;
 use super::logs::LogBuffer;
@@ -40,6 +41,11 @@ pub struct ConsoleOptions {
     pub no_color: bool,
     /// Redraws per second at most while things change.
     pub max_fps: u32,
+    /// The bell and the terminal title (`[console]`).
+    pub bell: bool,
+    pub title: bool,
+    /// Ring once the worker has stayed paused this long.
+    pub paused_alert: Duration,
 }
 
 impl Default for ConsoleOptions {
@@ -49,6 +55,9 @@ impl Default for ConsoleOptions {
             stale_after: Duration::from_secs(30),
             no_color: !Theme::from_env().color,
             max_fps: 20,
+            bell: true,
+            title: true,
+            paused_alert: Duration::from_secs(300),
         }
     }
 }
@@ -59,6 +68,9 @@ impl ConsoleOptions {
         Self {
             logs,
             stale_after: Duration::from_secs(config.streaming.stale_after_secs),
+            bell: config.console.bell,
+            title: config.console.title,
+            paused_alert: Duration::from_secs(config.console.paused_alert_secs),
             ..Self::default()
         }
     }
@@ -66,6 +78,9 @@ impl ConsoleOptions {
 
 /// True while the console owns the terminal.
 static TERMINAL_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// True while the terminal's own title is saved on its title stack (ours is shown).
+static TITLE_PUSHED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// True while this thread runs the console's own code (key handling, drawing).
@@ -91,6 +106,11 @@ pub fn restore_terminal() {
     if TERMINAL_ACTIVE.swap(false, Ordering::SeqCst) {
         let _ = disable_raw_mode();
         let _ = execute!(stdout(), LeaveAlternateScreen, cursor::Show);
+    }
+    if TITLE_PUSHED.swap(false, Ordering::SeqCst) {
+        let mut out = stdout();
+        let _ = out.write_all(alerts::POP_TITLE);
+        let _ = out.flush();
     }
 }
 
@@ -145,10 +165,21 @@ struct TerminalGuard {
 }
 
 impl TerminalGuard {
-    fn enter() -> anyhow::Result<Self> {
+    fn enter(title: bool) -> anyhow::Result<Self> {
         install_panic_hook();
         enable_raw_mode()?;
         TERMINAL_ACTIVE.store(true, Ordering::SeqCst);
+        if title {
+            // The terminal's own title is saved and comes back in `restore_terminal`.
+            let mut out = stdout();
+            if out
+                .write_all(alerts::PUSH_TITLE)
+                .and_then(|_| out.flush())
+                .is_ok()
+            {
+                TITLE_PUSHED.store(true, Ordering::SeqCst);
+            }
+        }
         // Mouse capture stays off: tmux selection and scrolling keep working.
         if let Err(e) = execute!(stdout(), EnterAlternateScreen, cursor::Hide) {
             restore_terminal();
@@ -188,7 +219,7 @@ pub async fn run_console(
     keymap: KeyMap,
     options: ConsoleOptions,
 ) -> anyhow::Result<()> {
-    let mut guard = TerminalGuard::enter()?;
+    let mut guard = TerminalGuard::enter(options.title)?;
     let result = event_loop(&mut guard.terminal, &handle, keymap, options).await;
     drop(guard);
     match result? {
@@ -228,6 +259,13 @@ async fn event_loop(
         first,
         options.logs,
     );
+    let mut watch = Alerts::new(AlertOptions {
+        bell: options.bell,
+        title: options.title,
+        paused_after: chrono::Duration::from_std(options.paused_alert)
+            .unwrap_or(chrono::Duration::seconds(300)),
+        stale_after: app.stale_after,
+    });
     let (reply_tx, mut replies) = mpsc::unbounded_channel::<(u64, CommandResult)>();
     let mut events = EventStream::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -238,6 +276,8 @@ async fn event_loop(
     let mut last_draw: Option<Instant> = None;
     let mut dirty = true;
     let mut engine_open = true;
+    // Whether the alerts should look at the picture again (a new snapshot, the clock).
+    let mut look = true;
 
     loop {
         if app.exit {
@@ -250,6 +290,10 @@ async fn event_loop(
                 let result = handle.send(out.command).await;
                 let _ = tx.send((out.ticket, result));
             });
+        }
+        if look {
+            look = false;
+            tell(terminal, watch.observe(&app.snap, Utc::now()))?;
         }
         if dirty && last_draw.is_none_or(|t| t.elapsed() >= frame) {
             let _ui = UiScope::enter();
@@ -266,6 +310,7 @@ async fn event_loop(
                         let snap = snapshots.borrow_and_update().clone();
                         let _ui = UiScope::enter();
                         app.set_snapshot(snap);
+                        look = true;
                     }
                     Err(_) => {
                         engine_open = false;
@@ -301,10 +346,32 @@ async fn event_loop(
                 app.alerts.append(&mut messages);
                 dirty = true;
             }
-            _ = tick.tick() => dirty = true,
+            _ = tick.tick() => {
+                dirty = true;
+                look = true;
+            }
             _ = sigterm.recv() => return Ok(Exit::Signal("SIGTERM")),
             _ = sighup.recv() => return Ok(Exit::Signal("SIGHUP")),
             _ = tokio::time::sleep_until(redraw_at.unwrap_or_else(Instant::now)), if redraw_at.is_some() => {}
         }
     }
+}
+
+/// Rings the bell and sets the title through the terminal's backend, between frames.
+fn tell(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    out: alerts::Outcome,
+) -> std::io::Result<()> {
+    if out.ring.is_empty() && out.title.is_none() {
+        return Ok(());
+    }
+    let backend = terminal.backend_mut();
+    if !out.ring.is_empty() {
+        tracing::debug!(reasons = %out.ring.join("; "), "terminal bell");
+        backend.write_all(alerts::BELL)?;
+    }
+    if let Some(title) = out.title {
+        backend.write_all(&alerts::title_bytes(&title))?;
+    }
+    std::io::Write::flush(backend)
 }

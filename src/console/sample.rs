@@ -193,6 +193,7 @@ pub fn snapshot(pending: usize) -> Snapshot {
     let failed = 4;
     Snapshot {
         taken_at: now,
+        clock: crate::engine::ClockView::wall(now),
         lake: PathBuf::from("./data/lake"),
         observer: false,
         gateway: GatewayState::Connected {

@@ -7,7 +7,8 @@ pub mod snapshot;
 
 pub use command::{Command, CommandResult, EngineHandle, Reply};
 pub use snapshot::{
-    GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot, WorkerStats,
+    ClockView, GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot,
+    WorkerStats,
 };
 pub mod actions;
 pub mod observer;

@@ -56,6 +56,7 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
         tick.tick().await;
         let mut snap = Snapshot::empty(root.clone(), &config.gateway.address);
         snap.observer = true;
+        let mut clock: Option<(super::ClockView, Option<chrono::DateTime<Utc>>)> = None;
         match store::read_state(&root).await {
             Ok(state) => {
                 snap.counts = state.counts();
@@ -63,7 +64,11 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
                 snap.processing = state.processing().cloned().collect();
                 snap.failed = state.failed().cloned().collect();
             }
-            Err(e) => snap.alert = Some(format!("reading the queue failed: {e}")),
+            Err(e) => {
+                snap.alert = Some(format!(
+                    "reading ib_request_queue failed: {e}; the queue panes are empty until the next read, in a second"
+                ))
+            }
         }
         let status: Option<serde_json::Value> = std::fs::read_to_string(status_path(&root))
             .ok()
@@ -88,10 +93,21 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
                 if let Ok(farms) = serde_json::from_value(s["farms"].clone()) {
                     snap.farms = farms;
                 }
+                if let Ok(c) = serde_json::from_value::<super::ClockView>(s["clock"].clone()) {
+                    clock = Some((c, serde_json::from_value(s["written_at"].clone()).ok()));
+                }
             }
             None => snap.alert = Some("the owning engine has not written its status yet".into()),
         }
         snap.taken_at = Utc::now();
+        // The owner's clock as it wrote the file, carried forward to now.
+        snap.clock = match clock {
+            Some((c, Some(written))) => super::ClockView {
+                now: c.at(written, snap.taken_at),
+                speed: c.speed,
+            },
+            _ => super::ClockView::wall(snap.taken_at),
+        };
         tx.send_replace(Arc::new(snap));
     }
 }

@@ -332,6 +332,10 @@ impl Publisher {
         let next = self.calendar.next_change(now);
         Snapshot {
             taken_at: Utc::now(),
+            clock: super::ClockView {
+                now,
+                speed: self.clock.speed(),
+            },
             lake: self.root.clone(),
             observer: false,
             gateway: self.gateway.current_state(),
@@ -424,7 +428,8 @@ pub fn status_path(root: &std::path::Path) -> PathBuf {
 fn write_status(root: &std::path::Path, s: &Snapshot) {
     let status = serde_json::json!({
         "pid": std::process::id(),
-        "written_at": Utc::now(),
+        "written_at": s.taken_at,
+        "clock": s.clock,
         "gateway": s.gateway,
         "market": s.market,
         "worker": s.worker,
@@ -479,7 +484,7 @@ async fn serve_actions(
         let requested = match inbox.poll().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "reading operator actions failed");
+                tracing::warn!(error = %e, "reading ib_operator_actions failed; the actions are read again in a second");
                 continue;
             }
         };
@@ -493,7 +498,7 @@ async fn serve_actions(
             };
             tracing::info!(action = %row.action, by = %row.requested_by, outcome = ?outcome, "operator action from another process");
             if let Err(e) = inbox.answer(&row, outcome).await {
-                tracing::warn!(error = %e, "recording an operator action's outcome failed");
+                tracing::warn!(error = %e, "recording an operator action's outcome in ib_operator_actions failed; the action was applied, its requester sees no answer");
             }
         }
     }

@@ -134,10 +134,33 @@ pub struct JobView {
     pub next_run: Option<DateTime<Utc>>,
 }
 
+/// The engine's clock (the scheduler's and the market phase's) when a snapshot was taken:
+/// the wall clock in production, faster under `--clock`/`--speed` and in the demo.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct ClockView {
+    pub now: DateTime<Utc>,
+    pub speed: f64,
+}
+
+impl ClockView {
+    /// The wall clock at `t`.
+    pub fn wall(t: DateTime<Utc>) -> Self {
+        Self { now: t, speed: 1.0 }
+    }
+
+    /// The engine's clock at wall time `wall`, for a snapshot taken at wall time `taken_at`.
+    pub fn at(&self, taken_at: DateTime<Utc>, wall: DateTime<Utc>) -> DateTime<Utc> {
+        let real = (wall - taken_at).num_milliseconds() as f64;
+        self.now + chrono::Duration::milliseconds((real * self.speed) as i64)
+    }
+}
+
 /// Everything the console shows, as of `taken_at`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
     pub taken_at: DateTime<Utc>,
+    /// The engine's clock at `taken_at`.
+    pub clock: ClockView,
     pub lake: PathBuf,
     /// True when this console only observes a lake whose worker runs elsewhere.
     pub observer: bool,
@@ -162,8 +185,10 @@ pub struct Snapshot {
 impl Snapshot {
     /// An empty picture, before the engine has published anything.
     pub fn empty(lake: PathBuf, gateway_address: &str) -> Self {
+        let now = Utc::now();
         Self {
-            taken_at: Utc::now(),
+            taken_at: now,
+            clock: ClockView::wall(now),
             lake,
             observer: false,
             gateway: GatewayState::Connecting {

@@ -3,9 +3,11 @@
 //!
 //! - [`calendar`]: holidays and early closes by rule, session hours in New York time.
 //! - [`clock`]: the injectable clock (system or fast).
+//! - [`et`]: times as the console and the CLI print them, New York time marked `ET`.
 //! - [`window`]: `regular` / `extended` / `any` and when a window next opens.
 pub mod calendar;
 pub mod clock;
+pub mod et;
 pub mod window;
 
 use std::sync::Arc;

@@ -213,7 +213,7 @@ impl QueueStore {
         let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
             Ok(n) => n,
             Err(e) => {
-                tracing::warn!(error = %e, "vacuum of the queue table failed; old files stay on disk");
+                tracing::warn!(error = %e, "vacuum of ib_request_queue failed; old files stay on disk until the next compaction");
                 0
             }
         };

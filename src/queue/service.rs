@@ -297,7 +297,7 @@ async fn run(
             }
             _ = poll.tick() => {
                 if let Err(e) = store.sweep_expired_leases(Utc::now()).await {
-                    tracing::warn!(error = %e, "releasing expired leases failed; retried at the next poll");
+                    tracing::warn!(error = %e, "releasing expired leases in ib_request_queue failed; retried at the next poll");
                 }
                 match store.poll_external().await {
                     Ok(0) => {}
@@ -307,10 +307,10 @@ async fn run(
                             immediate.notify_one();
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "reading rows other programs appended failed"),
+                    Err(e) => tracing::warn!(error = %e, "reading rows other programs appended to ib_request_queue failed; they are read again at the next poll"),
                 }
                 if let Err(e) = store.hold_outside_windows().await {
-                    tracing::warn!(error = %e, "recording when held requests' windows open failed; retried at the next poll");
+                    tracing::warn!(error = %e, "recording in ib_request_queue when held requests' windows open failed; retried at the next poll");
                 }
             }
             _ = publish.tick() => {
@@ -323,7 +323,7 @@ async fn run(
         }
     }
     if let Err(e) = store.flush().await {
-        tracing::error!(error = %e, "final commit of the queue failed");
+        tracing::error!(error = %e, "the final commit of ib_request_queue failed; its changes were not acknowledged, and requests still marked PROCESSING are released at the next start");
     }
 }
 

@@ -293,12 +293,14 @@ impl QueueStore {
         self.commits_since_checkpoint += 1;
         if self.seen.len() >= self.config.compact_at_files {
             if let Err(e) = self.compact().await {
-                tracing::warn!(error = %e, "compaction failed; the queue keeps working uncompacted");
+                tracing::warn!(error = %e, "compacting ib_request_queue failed; the queue keeps working uncompacted and compaction is tried again");
             }
         } else if self.commits_since_checkpoint >= self.config.checkpoint_every {
             match self.table.checkpoint().await {
                 Ok(()) => self.commits_since_checkpoint = 0,
-                Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpointing ib_request_queue failed; the queue keeps working and checkpoints again after more commits")
+                }
             }
         }
     }
@@ -456,7 +458,7 @@ impl QueueStore {
             match self.compact().await {
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = %e, "compaction after a rejection failed; it is retried later")
+                    tracing::warn!(error = %e, "compacting ib_request_queue after a rejection failed; it is retried later")
                 }
             }
         }

@@ -108,7 +108,7 @@ impl<S: OccurrenceSink> Runner<S> {
                     submitted += 1;
                 }
                 Err(e) => {
-                    tracing::warn!(%key, error = %e, "could not enqueue; will catch up");
+                    tracing::warn!(%key, error = %e, "the scheduler could not enqueue this occurrence into ib_request_queue; it catches it up later");
                     failed = true;
                 }
             }
@@ -141,7 +141,7 @@ pub async fn run<S: OccurrenceSink>(
     }
     tracing::info!(
         jobs = schedule.jobs().len(),
-        now = %clock.now(),
+        now = %crate::market::et::stamp(clock.now()),
         speed = clock.speed(),
         "scheduler started"
     );

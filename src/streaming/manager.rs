@@ -479,7 +479,7 @@ impl Streaming {
                 .write(POSITION_UPDATES, None, batch)
                 .await
             {
-                tracing::warn!(error = %e, "writing streamed legs to position_updates failed");
+                tracing::warn!(error = %e, "writing streamed legs to position_updates failed; these quotes are not stored, the next interval writes the legs again");
             }
         }
     }

@@ -164,7 +164,9 @@ impl Registry {
             let newest: Vec<&Leg> = self.legs.values().collect();
             match self.table.replace(&files, &[encode(&newest)]).await {
                 Ok(_) => self.files = 1,
-                Err(e) => tracing::warn!(error = %e, "compacting active_strategies failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "compacting active_strategies failed; the registry keeps working uncompacted and tries again at its next change")
+                }
             }
         }
         Ok(leg)

@@ -250,7 +250,7 @@ async fn run(
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "claiming requests failed");
+                    tracing::error!(error = %e, "claiming requests from ib_request_queue failed; nothing was claimed, the worker tries again at its next poll");
                     backlog = false;
                 }
             }
@@ -266,7 +266,7 @@ async fn run(
                 let ids: Vec<Uuid> = running.keys().copied().collect();
                 let renewal = Change::RenewLease(s.owner.clone());
                 if let Err(e) = shared.queue.change(ids, renewal).await {
-                    tracing::warn!(error = %e, "renewing the leases of running requests failed");
+                    tracing::warn!(error = %e, "renewing the leases of running requests in ib_request_queue failed; they keep running and the renewal is tried again");
                 }
             }
             _ = immediate.notified() => backlog = true,
@@ -337,7 +337,7 @@ async fn run(
             )
             .await
         {
-            tracing::error!(error = %e, "releasing in-flight requests failed; their leases will expire");
+            tracing::error!(error = %e, "releasing in-flight requests in ib_request_queue failed; they go back to PENDING when their leases expire");
         }
     }
     shared

@@ -401,7 +401,7 @@ impl ResultTables {
                 match upkeep::merge_files(&mut o.table, &fresh).await {
                     Ok(n) => tracing::debug!(table, files = n, "merged small result files"),
                     Err(e) => {
-                        tracing::warn!(table, error = %e, "merging small result files failed")
+                        tracing::warn!(table, error = %e, "merging small result files failed; the table keeps its small files and merging is tried again later")
                     }
                 }
             }

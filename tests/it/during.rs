@@ -117,7 +117,8 @@ async fn a_regular_request_made_at_eight_waits_for_the_open_then_runs() {
     );
     assert!(show.contains("during         regular"), "{show}");
     assert!(
-        show.contains("2026-11-24T14:30:00+00:00") && show.contains("09:30 ET"),
+        show.contains("next_attempt   2026-11-24 14:30:00 UTC · 09:30:00 ET (waits for ")
+            && show.contains("09:30 ET)"),
         "{show}"
     );
     // Held before any claim, and claimed only after: nothing ran it early.

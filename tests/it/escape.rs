@@ -222,17 +222,29 @@ impl Term {
     fn assert_intact(&self, what: &str) {
         let parser = self.parser.lock().unwrap();
         let screen = parser.screen();
-        assert_eq!(screen.title(), "", "{what}: the title changed");
+        // Only ibq's own title (`[console] title`), never one a row carried.
+        let title = screen.title();
+        assert!(
+            title.is_empty() || (title.starts_with("ibq ") && !title.contains("PWNED")),
+            "{what}: the title changed to {title:?}"
+        );
         assert_eq!(screen.icon_name(), "", "{what}: the icon name changed");
         assert!(
             screen.alternate_screen(),
             "{what}: left the alternate screen"
         );
         let raw = self.raw.lock().unwrap();
-        assert!(
-            !raw.windows(2).any(|w| w == b"\x1b]"),
-            "{what}: an OSC sequence reached the terminal"
-        );
+        for (i, _) in raw.windows(2).enumerate().filter(|(_, w)| *w == b"\x1b]") {
+            let end = raw[i..]
+                .windows(2)
+                .position(|w| w == b"\x1b\\")
+                .map_or(raw.len(), |p| i + p);
+            let osc = String::from_utf8_lossy(&raw[i..end]);
+            assert!(
+                osc.starts_with("\x1b]2;ibq ") && !osc.contains("PWNED"),
+                "{what}: an OSC sequence other than ibq's title reached the terminal: {osc:?}"
+            );
+        }
         assert!(
             !raw.windows(8).any(|w| w == b"\x1b[?1049l"),
             "{what}: the alternate screen was switched off"
@@ -395,7 +407,20 @@ async fn the_console_draws_hostile_rows_without_obeying_them() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit status {status:?}");
-    assert_eq!(term.parser.lock().unwrap().screen().title(), "");
+    // No row's title was ever shown; ibq's own is taken back off the terminal's title
+    // stack (`CSI 23;0t`) after the last one it set.
+    let title = term.parser.lock().unwrap().screen().title().to_string();
+    assert!(
+        title.is_empty() || (title.starts_with("ibq ") && !title.contains("PWNED")),
+        "{title:?}"
+    );
+    let raw = term.raw.lock().unwrap().clone();
+    let last_title = raw.windows(2).rposition(|w| w == b"\x1b]");
+    let pop = raw.windows(7).rposition(|w| w == b"\x1b[23;0t");
+    assert!(
+        pop.is_some() && pop > last_title,
+        "the terminal's title was restored after ibq's last ({last_title:?}, {pop:?})"
+    );
 
     // The log file holds the same complaint, escaped, one line per event.
     let mut log = String::new();

@@ -7,6 +7,7 @@ mod common;
 mod connlife;
 mod console_pty;
 mod contracts;
+mod demo;
 mod derived_stats;
 mod doctor;
 mod during;

@@ -82,6 +82,15 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     // A change from another process reaches the running engine.
     let out = ibq(&lake, &["status"]);
     assert!(stdout(&out).contains("engine pid"), "{}", stdout(&out));
+    // The tmux segment: connected, lines, pending, failed and stale legs, in tmux colours.
+    let out = ibq(&lake, &["status", "--tmux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = stdout(&out);
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.starts_with("#[fg=green]ibq ●#[default] · "), "{line}");
+    for part in [" pend · ", "0 fail", "0 stale"] {
+        assert!(line.contains(part), "{part} in {line}");
+    }
     let out = ibq(&lake, &["cancel", &ids[0].to_string()]);
     assert!(
         !out.status.success(),
@@ -95,6 +104,10 @@ async fn kill_9_mid_batch_then_restart_recovers_every_request() {
     assert_eq!(rc, 0);
     let status = run.wait().unwrap();
     assert!(status.success(), "ibq run exited with {status}");
+    // No engine: a grey `ibq off`, not an error.
+    let out = ibq(&lake, &["status", "--tmux"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "#[fg=colour244]ibq off#[default]\n");
 
     for id in &ids {
         assert_eq!(

@@ -88,13 +88,25 @@ pub fn gateway_line<'a>(view: &View) -> Line<'a> {
     ])
 }
 
-fn market_line<'a>(view: &View) -> Line<'a> {
+/// The clock (New York time on the engine's clock, with seconds when `width` leaves room),
+/// the market phase and the next, the worker.
+fn market_line<'a>(view: &View, width: usize) -> Line<'a> {
     let theme = view.theme;
     let snap = view.snap;
     let m = &snap.market;
+    // Market phases are times on the engine's clock (fast in the demo).
+    let clock_now = view.clock_now();
     let next = match m.next_change_at {
-        Some(t) => format!("{} {}", m.next_phase, fmt::until(view.now, t)),
+        Some(t) => format!("{} {}", m.next_phase, fmt::until(clock_now, t)),
         None => m.next_phase.clone(),
+    };
+    // Narrow: minutes only, and the phase without the word "market", so the worker's
+    // state still fits in 80 columns.
+    let wide = width >= 72;
+    let clock = if wide {
+        crate::market::et::clock(clock_now)
+    } else {
+        crate::market::et::clock_short(clock_now)
     };
     let worker = &snap.worker;
     let (wtext, wstyle) = if snap.observer {
@@ -110,7 +122,8 @@ fn market_line<'a>(view: &View) -> Line<'a> {
         ("worker stopped", theme.error())
     };
     let mut spans = vec![
-        Span::raw("market "),
+        Span::styled(clock, theme.title()),
+        Span::raw(if wide { " market " } else { " " }),
         Span::styled(m.phase.clone(), theme.title()),
         Span::raw(format!(" → {next} · ")),
         Span::styled(wtext, wstyle),
@@ -207,7 +220,7 @@ pub fn draw_header(frame: &mut Frame, area: Rect, view: &View) {
     frame.render_widget(
         Paragraph::new(vec![
             fit(gateway_line(view), w),
-            fit(market_line(view), w),
+            fit(market_line(view, w), w),
             fit(counts_line(view), w),
         ]),
         left,

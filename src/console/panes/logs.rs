@@ -9,6 +9,7 @@ use ratatui::Frame;
 use tracing::Level;
 
 use super::{pane_block, Component, Handled, View};
+use crate::console::fmt;
 use crate::console::keymap::Action;
 use crate::console::logs::{LogBuffer, LogLine};
 
@@ -110,7 +111,7 @@ impl LogsPane {
     fn line<'a>(&self, l: &LogLine, view: &View, wide: bool) -> Line<'a> {
         let theme = view.theme;
         let mut spans = vec![
-            Span::styled(l.at.format("%H:%M:%S ").to_string(), theme.dim()),
+            Span::styled(format!("{} ", fmt::hms(l.at)), theme.dim()),
             Span::styled(format!("{:<5} ", l.level), theme.level(l.level)),
         ];
         if wide {
@@ -138,7 +139,8 @@ impl Component for LogsPane {
         } else {
             " · paused (end resumes)"
         });
-        let block = pane_block(theme, 5, "Logs", note, focused);
+        // Line times are New York time, as everywhere in the console.
+        let block = pane_block(theme, 5, "Logs (ET)", note, focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         let height = inner.height as usize;

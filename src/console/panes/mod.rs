@@ -26,6 +26,15 @@ pub struct View<'a> {
     pub stale_after: chrono::Duration,
 }
 
+impl View<'_> {
+    /// Now on the engine's clock (the market's and the scheduler's): the wall clock in
+    /// production, faster in the demo. Market phases and job runs are times on this clock;
+    /// request and tick times are wall times (`now`).
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        self.snap.clock.at(self.snap.taken_at, self.now)
+    }
+}
+
 /// Whether a component used an action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handled {

@@ -109,10 +109,10 @@ impl Detail {
                 match (r.window_wait(), r.next_attempt_at) {
                     (Some(t), _) => format!(
                         "{} ({})",
-                        fmt::stamp(t),
+                        fmt::utc_and_et(t),
                         crate::market::window::waits_for_text(t, now)
                     ),
-                    (None, Some(t)) => format!("{} ({})", fmt::stamp(t), fmt::until(now, t)),
+                    (None, Some(t)) => format!("{} ({})", fmt::utc_and_et(t), fmt::until(now, t)),
                     (None, None) => "-".into(),
                 },
             ),
@@ -126,7 +126,7 @@ impl Detail {
                 view,
                 "lease",
                 match (&r.lease_owner, r.lease_expires_at) {
-                    (Some(o), Some(t)) => format!("{o} until {}", fmt::stamp(t)),
+                    (Some(o), Some(t)) => format!("{o} until {}", fmt::utc_and_et(t)),
                     (Some(o), None) => o.clone(),
                     _ => "-".into(),
                 },
@@ -239,7 +239,7 @@ impl Detail {
                 view,
                 "last tick",
                 match l.last_tick_at {
-                    Some(t) => format!("{} ({age})", fmt::stamp(t)),
+                    Some(t) => format!("{} ({age})", fmt::utc_and_et(t)),
                     None => age.clone(),
                 },
             ),
@@ -260,7 +260,16 @@ impl Detail {
 
     fn log_lines<'a>(view: &View, l: &LogLine) -> Vec<Line<'a>> {
         let mut out = vec![
-            kv(view, "at", l.at.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+            kv(
+                view,
+                "at",
+                format!(
+                    "{} ({} ET)",
+                    l.at.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+                    l.at.with_timezone(&crate::market::calendar::NEW_YORK)
+                        .format("%H:%M:%S%.3f")
+                ),
+            ),
             Line::from(vec![
                 Span::styled(format!("{:>15}  ", "level"), view.theme.title()),
                 Span::styled(l.level.to_string(), view.theme.level(l.level)),
@@ -314,9 +323,9 @@ impl Detail {
     }
 }
 
-/// A time with how long ago it was: `2026-11-23 14:35:00 (3m ago)`.
+/// A time with how long ago it was: `2026-11-23 14:35:00 UTC · 09:35:00 ET (3m ago)`.
 fn stamped(now: chrono::DateTime<chrono::Utc>, t: chrono::DateTime<chrono::Utc>) -> String {
-    format!("{} ({} ago)", fmt::stamp(t), fmt::age(now, t))
+    format!("{} ({} ago)", fmt::utc_and_et(t), fmt::age(now, t))
 }
 
 #[cfg(test)]

@@ -89,6 +89,7 @@ fn logs_pane_paused() {
 fn empty_and_reconnecting() {
     let mut s = Snapshot::empty("./data/lake".into(), "127.0.0.1:4002");
     s.taken_at = sample::t0();
+    s.clock = crate::engine::ClockView::wall(sample::t0());
     s.gateway = GatewayState::Reconnecting {
         address: "127.0.0.1:4002".into(),
         attempt: 3,
