@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use uuid::Uuid;
 
-use super::{centered, frame_popup};
+use super::{centered, frame_popup, position};
 use crate::console::fmt;
 use crate::console::logs::LogLine;
 use crate::console::panes::legs::{describe, state_text, tick_age};
@@ -234,7 +234,11 @@ impl Detail {
                 ),
             ),
             kv(view, "last", fmt::price(l.last)),
-            kv(view, "volume", fmt::price(l.volume)),
+            kv(
+                view,
+                "volume",
+                l.volume.map(fmt::qty).unwrap_or_else(|| "-".into()),
+            ),
             kv(
                 view,
                 "last tick",
@@ -283,13 +287,9 @@ impl Detail {
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, view: &View, hint: &str) {
-        // A narrow margin would leave the pane's text showing in a sliver beside the
-        // popup: below a few columns the popup takes the whole width instead.
-        let mut w = area.width.saturating_sub(4).min(120);
-        let mut h = area.height.saturating_sub(2);
-        if area.width - w < 8 {
-            (w, h) = (area.width, area.height);
-        }
+        // `centered` takes the whole width or height where a margin would be a sliver.
+        let w = area.width.saturating_sub(4).min(120);
+        let h = area.height.saturating_sub(2);
         let popup = centered(area, w, h);
         let title = match &self.body {
             DetailBody::Request { request, .. } => format!(
@@ -299,8 +299,10 @@ impl Detail {
             DetailBody::Leg(l) => format!("leg {}", l.conid),
             DetailBody::Log(l) => format!("log line {}", l.seq),
         };
-        let inner = frame_popup(frame, popup, view.theme, &title, hint);
         let lines = self.lines(view);
+        let page = popup.height.saturating_sub(2) as usize;
+        let title = format!("{title} · {}", position(self.scroll, page, lines.len()));
+        let inner = frame_popup(frame, popup, view.theme, &title, hint);
         self.page.set(inner.height as usize);
         let max = lines.len().saturating_sub(inner.height as usize);
         let scroll = self.scroll.min(max);
