@@ -123,12 +123,7 @@ pub struct LegView {
     pub state: LegState,
 }
 
-/// A scheduler job and its next run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobView {
-    pub name: String,
-    pub next_run: Option<DateTime<Utc>>,
-}
+pub use crate::scheduler::view::JobView;
 
 /// Everything the console shows, as of `taken_at`.
 #[derive(Debug, Clone, Serialize)]

@@ -134,7 +134,8 @@ pub struct QueueState {
     /// PENDING requests held to a market-hours window other than `any`.
     windowed: HashSet<Uuid>,
     open: HashMap<DedupKey, Uuid>,
-    schedule_keys: HashSet<String>,
+    /// Scheduler occurrence keys and the request that carries each.
+    schedule_keys: HashMap<String, Uuid>,
     counts: StatusCounts,
     next_seq: i64,
     /// Bumped on every change so readers can tell whether to redraw.
@@ -174,7 +175,13 @@ impl QueueState {
     }
 
     pub fn has_schedule_key(&self, key: &str) -> bool {
-        self.schedule_keys.contains(key)
+        self.schedule_keys.contains_key(key)
+    }
+
+    /// The status of the request carrying a scheduler occurrence key, if one does.
+    pub fn schedule_status(&self, key: &str) -> Option<Status> {
+        let id = self.schedule_keys.get(key)?;
+        self.requests.get(id).map(|r| r.status)
     }
 
     /// Every request, in no particular order.
@@ -318,7 +325,7 @@ impl QueueState {
             self.open.entry(r.dedup_key()).or_insert(r.request_id);
         }
         if let Some(k) = &r.schedule_key {
-            self.schedule_keys.insert(k.clone());
+            self.schedule_keys.entry(k.clone()).or_insert(r.request_id);
         }
     }
 
