@@ -174,8 +174,8 @@ mod tests {
     #[test]
     fn each_slot_takes_its_outcome_from_the_queue_by_key() {
         let (schedule, cal) = defaults();
-        // Monday 2026-11-23, 09:41 New York.
-        let now = utc("2026-11-23T14:41:00Z");
+        // Monday 2026-11-23, 09:40:30 New York.
+        let now = utc("2026-11-23T14:40:30Z");
         let mut held = HashMap::new();
         held.insert(
             "option_chain_regular@2026-11-23T14:30:00Z#SPY".to_string(),
@@ -216,7 +216,7 @@ mod tests {
             ]
         );
         assert_eq!(at("2026-11-23T14:35:00Z").outcome, Outcome::Running);
-        // Passed with nothing in the queue: missed; the 09:40 slot is a minute old: pending.
+        // The 09:40 slot is half a minute old with nothing in the queue yet: pending.
         assert_eq!(at("2026-11-23T14:40:00Z").outcome, Outcome::Pending);
         assert_eq!(at("2026-11-23T14:45:00Z").outcome, Outcome::Upcoming);
         assert_eq!(chains.next_run, Some(utc("2026-11-23T14:45:00Z")));

@@ -5,6 +5,7 @@ pub mod header;
 pub mod legs;
 pub mod logs;
 pub mod queue;
+pub mod schedule;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::Rect;
