@@ -872,18 +872,20 @@ impl App {
             let [top, l] = Layout::vertical([Constraint::Min(10), Constraint::Length(legs_height)])
                 .areas(main);
             let [left, right] =
-                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
                     .areas(top);
-            let [p, r, f] = Layout::vertical([
-                Constraint::Percentage(50),
-                Constraint::Percentage(20),
-                Constraint::Percentage(30),
-            ])
-            .areas(left);
+            // The wide column holds what has long text (parameters, errors, the day's
+            // outcomes); the narrow one the processing requests and the logs.
             let jobs_height = (self.snap.jobs.len() as u16 + 3)
                 .max(5)
-                .min(right.height / 2);
-            let [s, g] = Layout::vertical([Constraint::Length(jobs_height), Constraint::Min(3)])
+                .min(left.height / 3);
+            let [p, f, s] = Layout::vertical([
+                Constraint::Percentage(60),
+                Constraint::Percentage(40),
+                Constraint::Length(jobs_height),
+            ])
+            .areas(left);
+            let [r, g] = Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(70)])
                 .areas(right);
             self.pending
                 .draw(frame, p, &view, self.focus == PaneId::Pending);

@@ -34,6 +34,14 @@ pub fn et(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A job's timing in fewer columns: `every 5m during regular` → `5m regular`.
+pub fn timing_short(timing: &str) -> String {
+    match timing.strip_prefix("every ") {
+        Some(rest) => rest.replacen(" during ", " ", 1),
+        None => timing.to_string(),
+    }
+}
+
 /// Outcomes in the order the pane names them: what needs a look first.
 const ORDER: [Outcome; 7] = [
     Outcome::Failed,
@@ -118,16 +126,16 @@ impl Component for SchedulePane {
             .cursor
             .window(jobs.len(), inner.height.saturating_sub(1) as usize);
         let selected = self.cursor.selected.min(jobs.len() - 1);
-        const HEADER: [&str; 5] = ["JOB", "RUNS", "NEXT", "IN", "TODAY"];
+        const HEADER: [&str; 5] = ["JOB", "RUNS", "NEXT ET", "IN", "TODAY"];
         let texts: Vec<[String; 5]> = window
             .clone()
             .map(|i| {
                 let job = &jobs[i];
                 [
                     fmt::ext(&job.name),
-                    job.timing.clone(),
+                    timing_short(&job.timing),
                     job.next_run
-                        .map(|t| et(t, view.now))
+                        .map(|t| et(t, view.now).trim_end_matches(" ET").to_string())
                         .unwrap_or_else(|| "-".into()),
                     job.next_run
                         .map(|t| fmt::span((t - view.now).num_seconds()))
@@ -137,9 +145,10 @@ impl Component for SchedulePane {
             })
             .collect();
         let need = |c: usize| super::need(HEADER[c], texts.iter().map(|t| t[c].as_str()));
+        // The name is what says which job: the day's tally gives way first.
         let cols = [
-            Col::text(need(0), 12),
-            Col::text(need(1), 8),
+            Col::text(need(0), 20),
+            Col::text(need(1), 10),
             Col::whole(need(2)),
             Col::whole(need(3)),
             Col::text(need(4), 10),

@@ -40,6 +40,7 @@ fn known_texts(app: &App) -> Vec<String> {
     for j in s.jobs.iter() {
         out.push(j.name.clone());
         out.push(j.timing.clone());
+        out.push(crate::console::panes::schedule::timing_short(&j.timing));
         out.push(tally_text(j));
     }
     for l in app.logs.buffer.lock().iter() {

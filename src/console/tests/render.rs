@@ -246,8 +246,17 @@ fn schedule_pane() {
     snap_all("schedule", &mut app);
     let text = screen(&app, 200, 60);
     // Next runs in New York time with a countdown; today's outcomes by slot.
-    assert!(text.contains("10:35 ET"), "{text}");
-    assert!(text.contains("Tue 08:30 ET"), "{text}");
+    assert!(text.contains("NEXT ET"), "{text}");
+    let row = |job: &str| text.lines().find(|l| l.contains(job)).unwrap().to_string();
+    for (job, next, countdown) in [
+        ("option_chain_regular", " 10:35 ", " 5m "),
+        ("bars_morning", " Tue 08:30 ", " 22h00m "),
+        ("positions_regular", " 10:30:30 ", " 30s "),
+    ] {
+        let row = row(job);
+        assert!(row.contains(next) && row.contains(countdown), "{row}");
+    }
+    assert!(row("option_chain_regular").contains("2 failed · 2 missed"));
 }
 
 #[test]
