@@ -237,6 +237,22 @@ mod tests {
     }
 
     #[test]
+    fn a_job_run_now_is_its_occurrence_at_this_second_at_priority_1() {
+        let (schedule, _) = defaults();
+        let now = utc("2026-11-23T15:31:07.250Z");
+        let occ = schedule.run_now("option_chain_regular", now).unwrap();
+        assert_eq!(occ.len(), 3);
+        assert!(occ
+            .iter()
+            .all(|o| o.priority == 1 && o.slot == utc("2026-11-23T15:31:07Z")));
+        assert_eq!(occ[0].key, "option_chain_regular@2026-11-23T15:31:07Z#SPY");
+        // A key of its own: not one of the job's slots, so the 10:35 slot still runs.
+        let day = schedule.occurrences_on(new_york_date(now), &MarketCalendar::default());
+        assert!(day.iter().all(|o| o.key != occ[0].key));
+        assert!(schedule.run_now("no_such_job", now).is_none());
+    }
+
+    #[test]
     fn a_closed_day_has_no_slots_but_a_next_run() {
         let (schedule, cal) = defaults();
         // Thanksgiving 2026.
