@@ -696,6 +696,22 @@ mod tests {
     }
 
     #[test]
+    fn a_schedule_key_gives_the_status_of_the_request_carrying_it() {
+        let mut q = QueueState::new();
+        let key = "option_chain_regular@2026-11-23T14:30:00Z#SPY";
+        assert_eq!(q.schedule_status(key), None);
+        let mut n = new(RequestType::OptionChain, "SPY", 2);
+        n.schedule_key = Some(key.into());
+        let id = add(&mut q, n, t0());
+        assert_eq!(q.schedule_status(key), Some(Status::Pending));
+        let claimed = q.prepare_claim(10, "w", Duration::minutes(5), t0());
+        assert_eq!(claimed[0].request_id, id);
+        q.apply(claimed[0].clone());
+        assert_eq!(q.schedule_status(key), Some(Status::Processing));
+        assert_eq!(q.schedule_status("another@2026-11-23T14:30:00Z"), None);
+    }
+
+    #[test]
     fn old_parameter_names_are_kept_as_given_on_the_first_row() {
         let q = QueueState::new();
         let mut n = new(RequestType::OptionChain, "SPY", 2);
