@@ -376,7 +376,7 @@ mod tests {
         assert!(a.observe(&s, now + Duration::seconds(59)).ring.is_empty());
         assert_eq!(
             a.observe(&s, now + Duration::seconds(60)).ring,
-            vec!["the worker has been paused for 1m00s"]
+            vec!["the worker has been paused for 1m"]
         );
         assert!(a.observe(&s, now + Duration::seconds(600)).ring.is_empty());
         // Resumed and paused again: the clock starts over.

@@ -20,6 +20,7 @@ use super::panes::header::{draw_gauge, draw_header};
 use super::panes::legs::LegsPane;
 use super::panes::logs::LogsPane;
 use super::panes::queue::{QueueKind, QueuePane};
+use super::panes::schedule::SchedulePane;
 use super::panes::{Component, Handled, View};
 use super::popups::confirm::Confirm;
 use super::popups::detail::{Detail, DetailBody, History};
@@ -37,15 +38,17 @@ pub enum PaneId {
     Failed,
     Legs,
     Logs,
+    Schedule,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 5] = [
+    pub const ALL: [PaneId; 6] = [
         PaneId::Pending,
         PaneId::Processing,
         PaneId::Failed,
         PaneId::Legs,
         PaneId::Logs,
+        PaneId::Schedule,
     ];
 
     pub fn context(self) -> Context {
@@ -53,6 +56,7 @@ impl PaneId {
             PaneId::Pending | PaneId::Processing | PaneId::Failed => Context::Queue,
             PaneId::Legs => Context::Legs,
             PaneId::Logs => Context::Logs,
+            PaneId::Schedule => Context::Schedule,
         }
     }
 
@@ -63,6 +67,7 @@ impl PaneId {
             PaneId::Failed => "Failed",
             PaneId::Legs => "Legs",
             PaneId::Logs => "Logs",
+            PaneId::Schedule => "Schedule",
         }
     }
 
@@ -132,6 +137,7 @@ pub struct App {
     pub failed: QueuePane,
     pub legs: LegsPane,
     pub logs: LogsPane,
+    pub schedule: SchedulePane,
     pub popup: Option<Popup>,
     pub status: Option<StatusLine>,
     /// Problems the console itself saw (a background task that panicked).
@@ -179,6 +185,7 @@ impl App {
             failed: QueuePane::new(QueueKind::Failed),
             legs: LegsPane::default(),
             logs: LogsPane::new(logs),
+            schedule: SchedulePane::default(),
             popup: None,
             status: None,
             alerts: Vec::new(),
@@ -222,6 +229,7 @@ impl App {
             stale_after: self.stale_after,
         };
         self.legs.sync(&view);
+        self.schedule.sync(&view);
     }
 
     pub fn queue(&self, pane: PaneId) -> Option<&QueuePane> {
@@ -348,6 +356,7 @@ impl App {
             PaneId::Failed => &mut self.failed,
             PaneId::Legs => &mut self.legs,
             PaneId::Logs => &mut self.logs,
+            PaneId::Schedule => &mut self.schedule,
         }
     }
 
@@ -401,13 +410,20 @@ impl App {
     pub fn act(&mut self, action: Action) {
         let snap = self.snap.clone();
         match action {
-            Action::NextPane => self.focus = PaneId::ALL[(self.focus.index() + 1) % 5],
-            Action::PrevPane => self.focus = PaneId::ALL[(self.focus.index() + 4) % 5],
+            Action::NextPane => {
+                self.focus = PaneId::ALL[(self.focus.index() + 1) % PaneId::ALL.len()]
+            }
+            Action::PrevPane => {
+                let n = PaneId::ALL.len();
+                self.focus = PaneId::ALL[(self.focus.index() + n - 1) % n]
+            }
             Action::FocusPending => self.focus = PaneId::Pending,
             Action::FocusProcessing => self.focus = PaneId::Processing,
             Action::FocusFailed => self.focus = PaneId::Failed,
             Action::FocusLegs => self.focus = PaneId::Legs,
             Action::FocusLogs => self.focus = PaneId::Logs,
+            Action::FocusSchedule => self.focus = PaneId::Schedule,
+            Action::RunJobNow => self.run_job_now(),
             Action::Help => self.popup = Some(Popup::Help(Help::default())),
             Action::Quit => {
                 if self.shutting_down {
@@ -590,9 +606,40 @@ impl App {
         }
     }
 
+    /// Asks before running the selected job now: its occurrence at priority 1.
+    fn run_job_now(&mut self) {
+        if self.focus != PaneId::Schedule {
+            return self.refuse("run now: select a job in the schedule pane (6) first");
+        }
+        let Some(job) = self.schedule.selected(&self.view()).cloned() else {
+            return self.refuse("run now: no job selected");
+        };
+        let what = if job.symbols.is_empty() {
+            format!("1 {} request", job.request_type)
+        } else {
+            format!(
+                "{} ({})",
+                Self::plural(job.symbols.len(), &format!("{} request", job.request_type)),
+                job.symbols.join(", ")
+            )
+        };
+        self.confirm(
+            "Run now",
+            format!("Run {} now? Enqueues {what} at priority 1.", job.name),
+            Deferred::Send {
+                command: Command::RunJob(job.name.clone()),
+                label: format!("run {}", job.name),
+            },
+        );
+    }
+
     fn open_details(&mut self) {
         let snap = self.snap.clone();
         let body = match self.focus {
+            PaneId::Schedule => match self.schedule.selected(&self.view()) {
+                Some(j) => DetailBody::JobDay(j.clone()),
+                None => return self.refuse("details: no job selected"),
+            },
             PaneId::Legs => match self.legs.selected(&self.view()) {
                 Some(l) => DetailBody::Leg(l.clone()),
                 None => return self.refuse("details: no leg selected"),
@@ -817,16 +864,28 @@ impl App {
         draw_header(frame, header, &view);
         draw_gauge(frame, gauge, &view);
         if Self::is_large(area) {
+            // Legs across the whole width, as tall as they need (within 40%): their
+            // contracts, strategies and states are what get cut in a column.
+            let legs_height = (self.snap.legs.len() as u16 + 3)
+                .max(5)
+                .min(main.height * 2 / 5);
+            let [top, l] = Layout::vertical([Constraint::Min(10), Constraint::Length(legs_height)])
+                .areas(main);
             let [left, right] =
-                Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                    .areas(main);
-            let [p, r, f] = Layout::vertical([
-                Constraint::Percentage(50),
-                Constraint::Percentage(20),
-                Constraint::Percentage(30),
+                Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
+                    .areas(top);
+            // The wide column holds what has long text (parameters, errors, the day's
+            // outcomes); the narrow one the processing requests and the logs.
+            let jobs_height = (self.snap.jobs.len() as u16 + 3)
+                .max(5)
+                .min(left.height / 3);
+            let [p, f, s] = Layout::vertical([
+                Constraint::Percentage(60),
+                Constraint::Percentage(40),
+                Constraint::Length(jobs_height),
             ])
             .areas(left);
-            let [l, g] = Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+            let [r, g] = Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(70)])
                 .areas(right);
             self.pending
                 .draw(frame, p, &view, self.focus == PaneId::Pending);
@@ -836,6 +895,8 @@ impl App {
                 .draw(frame, f, &view, self.focus == PaneId::Failed);
             self.legs.draw(frame, l, &view, self.focus == PaneId::Legs);
             self.logs.draw(frame, g, &view, self.focus == PaneId::Logs);
+            self.schedule
+                .draw(frame, s, &view, self.focus == PaneId::Schedule);
         } else {
             let [tabs, body] =
                 Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(main);
@@ -846,6 +907,7 @@ impl App {
                 PaneId::Failed => &self.failed,
                 PaneId::Legs => &self.legs,
                 PaneId::Logs => &self.logs,
+                PaneId::Schedule => &self.schedule,
             };
             c.draw(frame, body, &view, true);
         }
@@ -871,31 +933,107 @@ impl App {
     fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
         let theme = self.theme;
         let snap = &self.snap;
+        let tabs = |short: bool| -> Vec<(PaneId, String, Option<usize>)> {
+            PaneId::ALL
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let n = match p {
+                        PaneId::Pending => Some(snap.pending.len()),
+                        PaneId::Processing => Some(snap.processing.len()),
+                        PaneId::Failed => Some(snap.failed.len()),
+                        PaneId::Legs => Some(snap.legs.len()),
+                        PaneId::Logs => None,
+                        PaneId::Schedule => Some(snap.jobs.len()),
+                    };
+                    let title = if short { &p.title()[..4] } else { p.title() };
+                    let text = match n {
+                        Some(n) => format!(" {} {title} {} ", i + 1, super::fmt::count(n)),
+                        None => format!(" {} {title} ", i + 1),
+                    };
+                    (*p, text, n)
+                })
+                .collect()
+        };
+        let width = |t: &[(PaneId, String, Option<usize>)]| {
+            t.iter()
+                .map(|(_, s, _)| s.chars().count() + 1)
+                .sum::<usize>()
+        };
+        // Titles shorten (`Proc`, `Sche`) rather than the last tabs fall off the edge.
+        let mut all = tabs(false);
+        if width(&all) > area.width as usize {
+            all = tabs(true);
+        }
         let mut spans = Vec::new();
-        for (i, p) in PaneId::ALL.iter().enumerate() {
-            let n = match p {
-                PaneId::Pending => Some(snap.pending.len()),
-                PaneId::Processing => Some(snap.processing.len()),
-                PaneId::Failed => Some(snap.failed.len()),
-                PaneId::Legs => Some(snap.legs.len()),
-                PaneId::Logs => None,
-            };
-            let text = match n {
-                Some(n) => format!(" {} {} {} ", i + 1, p.title(), super::fmt::count(n)),
-                None => format!(" {} {} ", i + 1, p.title()),
-            };
-            let mut style = if *p == PaneId::Failed && n.unwrap_or(0) > 0 {
+        for (p, text, n) in all {
+            let mut style = if p == PaneId::Failed && n.unwrap_or(0) > 0 {
                 theme.failed_row()
             } else {
                 ratatui::style::Style::default()
             };
-            if *p == self.focus {
+            if p == self.focus {
                 style = style.patch(theme.selected()).patch(theme.title());
             }
             spans.push(Span::styled(text, style));
             spans.push(Span::raw(" "));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
+    }
+
+    /// The keys bound to `action` where `pane` has focus: its own context first, then
+    /// global; `None` when unbound.
+    fn pane_keys(&self, pane: PaneId, action: Action) -> Option<String> {
+        [pane.context(), Context::Global]
+            .into_iter()
+            .map(|c| self.keys(c, action))
+            .find(|k| k != "(unbound)")
+    }
+
+    /// The focused pane's main keys, as bound: `x cancel · alt-1 priority 1 · …`.
+    pub fn footer_hints(&self, pane: PaneId) -> Vec<String> {
+        use Action::*;
+        let items: &[(Action, &str)] = match pane {
+            PaneId::Pending => &[
+                (Details, "details"),
+                (Cancel, "cancel"),
+                (Priority1, "priority 1"),
+                (Mark, "mark"),
+                (Filter, "filter"),
+                (NewRequest, "new"),
+            ],
+            PaneId::Processing => &[
+                (Details, "details"),
+                (TogglePause, "pause"),
+                (Filter, "filter"),
+                (NewRequest, "new"),
+            ],
+            PaneId::Failed => &[
+                (Retry, "retry"),
+                (RetryAllFailed, "retry all"),
+                (Details, "details"),
+                (Priority1, "priority 1"),
+                (Mark, "mark"),
+                (Filter, "filter"),
+            ],
+            PaneId::Legs => &[
+                (Details, "details"),
+                (Promote, "promote"),
+                (Demote, "demote"),
+                (Mark, "mark"),
+            ],
+            PaneId::Logs => &[
+                (CycleLogLevel, "level"),
+                (ToggleFollow, "follow"),
+                (Details, "details"),
+                (Filter, "filter"),
+            ],
+            PaneId::Schedule => &[(Details, "day"), (RunJobNow, "run now")],
+        };
+        items
+            .iter()
+            .filter_map(|(a, label)| Some(format!("{} {label}", self.pane_keys(pane, *a)?)))
+            .collect()
     }
 
     fn draw_status(&self, frame: &mut Frame, area: Rect) {
@@ -905,11 +1043,13 @@ impl App {
             self.keys(Context::Global, Action::Help),
             self.keys(Context::Global, Action::Quit)
         );
-        let [left, right] = Layout::horizontal([
+        let [left, _, right] = Layout::horizontal([
             Constraint::Min(10),
+            Constraint::Length(1),
             Constraint::Length(hint.chars().count() as u16),
         ])
         .areas(area);
+        let room = left.width as usize;
         let line = match &self.status {
             Some(s) => {
                 let (mark, style) = match s.kind {
@@ -919,20 +1059,23 @@ impl App {
                 };
                 Line::from(vec![
                     Span::styled(mark, style),
-                    // Replies and refusals may quote a row or the gateway.
-                    Span::styled(crate::text::clean(&s.text).into_owned(), style),
+                    // Replies and refusals may quote a row or the gateway: cleaned and cut.
+                    Span::styled(super::fmt::cut(&s.text, room.saturating_sub(2)), style),
                 ])
             }
-            None => Line::styled(
-                format!(
-                    "lake {} · {} details · {} filter · {} new request",
-                    crate::text::Clean(&self.snap.lake.display().to_string()),
-                    self.keys(Context::Global, Action::Details),
-                    self.keys(Context::Global, Action::Filter),
-                    self.keys(Context::Global, Action::NewRequest),
-                ),
-                theme.dim(),
-            ),
+            None => {
+                // Whole hints only, as many as fit: never a key cut from its word.
+                let mut text = String::new();
+                for h in self.footer_hints(self.focus) {
+                    let sep = if text.is_empty() { "" } else { " · " };
+                    if text.chars().count() + sep.chars().count() + h.chars().count() > room {
+                        break;
+                    }
+                    text.push_str(sep);
+                    text.push_str(&h);
+                }
+                Line::styled(text, theme.dim())
+            }
         };
         frame.render_widget(Paragraph::new(line), left);
         frame.render_widget(Paragraph::new(Line::styled(hint, theme.dim())), right);

@@ -2,17 +2,18 @@
 
 use chrono::{DateTime, Utc};
 
-/// A compact span: `45s`, `12m`, `3h05m`, `2d04h`.
+/// The one form of an age or a countdown in every pane: `45s`, `12m`, `3h05m`, `2d`.
+/// Whole units, rounded down, so a span never reads longer than it is.
 pub fn span(secs: i64) -> String {
     let s = secs.max(0);
     if s < 60 {
         format!("{s}s")
     } else if s < 3600 {
-        format!("{}m{:02}s", s / 60, s % 60)
+        format!("{}m", s / 60)
     } else if s < 86_400 {
         format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
     } else {
-        format!("{}d{:02}h", s / 86_400, (s % 86_400) / 3600)
+        format!("{}d", s / 86_400)
     }
 }
 
@@ -100,9 +101,13 @@ mod tests {
     #[test]
     fn spans_and_counts() {
         assert_eq!(span(5), "5s");
-        assert_eq!(span(125), "2m05s");
+        assert_eq!(span(-3), "0s");
+        assert_eq!(span(59), "59s");
+        assert_eq!(span(125), "2m");
+        assert_eq!(span(3599), "59m");
+        assert_eq!(span(3600), "1h00m");
         assert_eq!(span(3 * 3600 + 300), "3h05m");
-        assert_eq!(span(2 * 86_400 + 4 * 3600), "2d04h");
+        assert_eq!(span(2 * 86_400 + 4 * 3600), "2d");
         assert_eq!(count(100_000), "100,000");
         assert_eq!(count(999), "999");
         assert_eq!(cut("abcdef", 4), "abc…");

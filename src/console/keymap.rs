@@ -66,6 +66,7 @@ actions! {
     FocusFailed => "focus_failed", "Focus the failed requests pane";
     FocusLegs => "focus_legs", "Focus the legs pane";
     FocusLogs => "focus_logs", "Focus the logs pane";
+    FocusSchedule => "focus_schedule", "Focus the schedule pane";
     Details => "details", "Open the selected row's details";
     Retry => "retry", "Put the selected failed request back to pending";
     RetryAllFailed => "retry_all_failed", "Put every failed request back to pending";
@@ -89,6 +90,7 @@ actions! {
     Submit => "submit", "Accept the prompt's text or the dialog's default";
     CycleLogLevel => "cycle_log_level", "Cycle the lowest log level shown";
     ToggleFollow => "toggle_follow", "Follow the newest log line, or stay put";
+    RunJobNow => "run_job_now", "Run the selected scheduler job now, at priority 1";
 }
 
 impl fmt::Display for Action {
@@ -105,6 +107,7 @@ pub enum Context {
     Queue,
     Legs,
     Logs,
+    Schedule,
     Prompt,
 }
 
@@ -115,6 +118,7 @@ impl Context {
         Context::Queue,
         Context::Legs,
         Context::Logs,
+        Context::Schedule,
         Context::Prompt,
     ];
 
@@ -125,6 +129,7 @@ impl Context {
             Context::Queue => "queue",
             Context::Legs => "legs",
             Context::Logs => "logs",
+            Context::Schedule => "schedule",
             Context::Prompt => "prompt",
         }
     }
@@ -654,7 +659,12 @@ mod tests {
         // Not an error for user files, but the defaults keep every key meaning one thing.
         let map = KeyMap::defaults().unwrap();
         let global = &map.lookup[&Context::Global];
-        for context in [Context::Queue, Context::Legs, Context::Logs] {
+        for context in [
+            Context::Queue,
+            Context::Legs,
+            Context::Logs,
+            Context::Schedule,
+        ] {
             for (k, a) in map.lookup.get(&context).into_iter().flatten() {
                 if let Some(g) = global.get(k) {
                     assert_eq!(a, g, "[{context}] {k} is {a} but global {g}");

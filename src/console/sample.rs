@@ -132,7 +132,7 @@ pub fn legs(now: DateTime<Utc>) -> Vec<LegView> {
             Some("20261218"),
             Some(600.0),
             Some("C"),
-            Some("iron-condor"),
+            Some("SPY iron condor Dec"),
             -2.0,
             Some(1),
             LegState::Streaming,
@@ -143,7 +143,7 @@ pub fn legs(now: DateTime<Utc>) -> Vec<LegView> {
             Some("20261218"),
             Some(560.0),
             Some("P"),
-            Some("iron-condor"),
+            Some("SPY iron condor Dec"),
             -2.0,
             Some(3),
             LegState::Streaming,
@@ -184,6 +184,27 @@ pub fn legs(now: DateTime<Utc>) -> Vec<LegView> {
             },
         ),
     ]
+}
+
+/// The default jobs at `now`: earlier slots done, a few failed or missed (the engine was
+/// down from 09:50 to 10:00), the latest pending.
+pub fn jobs(now: DateTime<Utc>) -> Vec<JobView> {
+    let config = crate::scheduler::config::SchedulerConfig::default();
+    let schedule = crate::scheduler::schedule::Schedule::from_config(&config).unwrap();
+    let calendar = crate::scheduler::calendar::MarketCalendar::from_config(&config);
+    crate::scheduler::view::job_views(&schedule, &calendar, now, |key| {
+        let slot: DateTime<Utc> = key.split(['@', '#']).nth(1)?.parse().ok()?;
+        let ago = (now - slot).num_seconds();
+        // 09:50 to 09:59:59 at 10:30.
+        let down = (1801..=2400).contains(&ago);
+        match ago {
+            _ if ago < 0 || down => None,
+            0..=299 if key.contains("#QQQ") => Some(Status::Processing),
+            0..=299 => Some(Status::Pending),
+            _ if key.ends_with("#IWM") && ago % 1200 == 0 => Some(Status::Failed),
+            _ => Some(Status::Success),
+        }
+    })
 }
 
 /// A busy, healthy picture: `pending` requests waiting, a few in flight and failed.
@@ -238,10 +259,7 @@ pub fn snapshot(pending: usize) -> Snapshot {
             snapshots: 13,
         },
         legs: Arc::from(legs(now)),
-        jobs: Arc::from(vec![JobView {
-            name: "open-chains".into(),
-            next_run: Some(now + Duration::seconds(600)),
-        }]),
+        jobs: Arc::from(jobs(now)),
         alert: None,
         farms: Default::default(),
     }

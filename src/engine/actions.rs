@@ -119,6 +119,7 @@ pub fn to_row(command: &Command, requested_by: &str) -> Result<ActionRow, String
         Command::PauseWorker => ("pause_worker", vec![], serde_json::Value::Null),
         Command::ResumeWorker => ("resume_worker", vec![], serde_json::Value::Null),
         Command::Reconnect => ("reconnect", vec![], serde_json::Value::Null),
+        Command::RunJob(job) => ("run_job", vec![], serde_json::json!({"job": job})),
         Command::Enqueue(_) | Command::History(_) | Command::Shutdown => {
             return Err("this action is not sent to the owning engine".into())
         }
@@ -165,6 +166,12 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
         "pause_worker" => Command::PauseWorker,
         "resume_worker" => Command::ResumeWorker,
         "reconnect" => Command::Reconnect,
+        "run_job" => Command::RunJob(
+            a["job"]
+                .as_str()
+                .ok_or("run_job without a job name")?
+                .to_string(),
+        ),
         other => return Err(format!("unknown action `{other}`")),
     })
 }

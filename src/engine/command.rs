@@ -28,6 +28,8 @@ pub enum Command {
     ResumeWorker,
     /// Drop the gateway connection and connect again now.
     Reconnect,
+    /// Runs a scheduler job now: its occurrence at this moment is enqueued at priority 1.
+    RunJob(String),
     /// The whole stored history of one request, oldest first.
     History(Uuid),
     /// Graceful stop: stop claiming, finish or release in-flight requests, commit, exit.

@@ -2,6 +2,7 @@
 //! the scheduler and the streaming manager as tasks of one runtime; a command task that
 //! serves front ends; and a publisher that turns their state into `Snapshot`s.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +19,13 @@ use crate::gateway::connection::GatewaySettings;
 use crate::gateway::{Gateway, LineBudget};
 use crate::queue::service::{self, Change, QueueHandle};
 use crate::queue::store::QueueStore;
+use crate::queue::Status;
 use crate::queue::{Actor, RetryPolicy};
 use crate::scheduler::calendar::MarketCalendar;
 use crate::scheduler::clock::Clock;
 use crate::scheduler::runner::OccurrenceSink;
 use crate::scheduler::schedule::{Occurrence, Schedule};
+use crate::scheduler::view;
 use crate::streaming::Streaming;
 use crate::worker::results::ResultTables;
 use crate::worker::{self, WorkerHandle, WorkerSettings};
@@ -56,26 +59,30 @@ fn seconds(secs: u64) -> chrono::Duration {
 /// so a restart never enqueues it twice.
 struct QueueSink(QueueHandle);
 
+/// The request an occurrence becomes, carrying its key.
+fn occurrence_request(occ: Occurrence) -> Result<crate::queue::NewRequest, String> {
+    Ok(crate::queue::NewRequest {
+        request_type: occ.request_type,
+        symbol: if occ.symbol.is_empty() {
+            "ALL".into()
+        } else {
+            occ.symbol
+        },
+        priority: crate::queue::Priority::try_from(occ.priority as i64)?,
+        parameters: occ.parameters,
+        changed_by: Actor::Scheduler,
+        schedule_key: Some(occ.key),
+        during: occ.during,
+    })
+}
+
 impl OccurrenceSink for QueueSink {
     async fn has_key(&self, key: &str) -> bool {
         self.0.has_schedule_key(key).await
     }
 
     async fn submit(&self, occ: Occurrence) -> anyhow::Result<()> {
-        let new = crate::queue::NewRequest {
-            request_type: occ.request_type,
-            symbol: if occ.symbol.is_empty() {
-                "ALL".into()
-            } else {
-                occ.symbol.clone()
-            },
-            priority: crate::queue::Priority::try_from(occ.priority as i64)
-                .map_err(anyhow::Error::msg)?,
-            parameters: occ.parameters.clone(),
-            changed_by: Actor::Scheduler,
-            schedule_key: Some(occ.key.clone()),
-            during: occ.during,
-        };
+        let new = occurrence_request(occ).map_err(anyhow::Error::msg)?;
         let mut out = self
             .0
             .enqueue(vec![new])
@@ -194,7 +201,7 @@ impl Engine {
                 worker: worker.clone(),
                 lines: lines.clone(),
                 streaming: streaming.clone(),
-                schedule,
+                schedule: schedule.clone(),
                 calendar,
                 clock: Arc::clone(&options.clock),
             },
@@ -211,6 +218,10 @@ impl Engine {
             Arc::clone(&gateway),
             streaming.clone(),
             Arc::clone(&shutdown_requested),
+            Arc::new(Jobs {
+                schedule,
+                clock: Arc::clone(&options.clock),
+            }),
         )));
 
         let handle = EngineHandle::new(cmd_tx, snap_rx);
@@ -324,8 +335,31 @@ struct Publisher {
     clock: Arc<dyn Clock>,
 }
 
+/// What running a job by hand needs: the jobs and the engine's clock.
+struct Jobs {
+    schedule: Schedule,
+    clock: Arc<dyn Clock>,
+}
+
 impl Publisher {
-    fn build(&self) -> Snapshot {
+    /// Every job with its next run and how today's slots went, from the queue's requests
+    /// with each slot's occurrence key.
+    async fn jobs(&self) -> Arc<[JobView]> {
+        let now = self.clock.now();
+        let keys = view::today_keys(&self.schedule, &self.calendar, now);
+        let statuses = self.queue.schedule_statuses(keys.clone()).await;
+        let held: HashMap<String, Status> = keys
+            .into_iter()
+            .zip(statuses)
+            .filter_map(|(k, s)| Some((k, s?)))
+            .collect();
+        view::job_views(&self.schedule, &self.calendar, now, |k| {
+            held.get(k).copied()
+        })
+        .into()
+    }
+
+    fn build(&self, jobs: Arc<[JobView]>) -> Snapshot {
         let view = self.queue.view().borrow().clone();
         let now = self.clock.now();
         let phase = self.calendar.phase_at(now);
@@ -353,16 +387,7 @@ impl Publisher {
             failed: view.failed.clone(),
             lines: self.lines.view(),
             legs: self.streaming.legs().into(),
-            jobs: self
-                .schedule
-                .next_runs(now, &self.calendar)
-                .into_iter()
-                .map(|(name, next_run)| JobView {
-                    name,
-                    next_run: Some(next_run),
-                })
-                .collect::<Vec<_>>()
-                .into(),
+            jobs,
             alert: None,
             farms: self.gateway.current_farms(),
         }
@@ -402,12 +427,21 @@ async fn publish(p: Publisher, tx: watch::Sender<Arc<Snapshot>>, mut stop: watch
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n = 0u64;
     let mut last: Option<Fingerprint> = None;
+    let mut jobs: Arc<[JobView]> = Arc::from(Vec::new());
+    let mut jobs_generation = None;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tick.tick() => {}
         }
-        let snap = p.build();
+        // Today's outcomes change with the queue, and as slots come due: after a queue
+        // change, and once a second.
+        let generation = p.queue.view().borrow().generation;
+        if n.is_multiple_of(4) || jobs_generation != Some(generation) {
+            jobs = p.jobs().await;
+            jobs_generation = Some(generation);
+        }
+        let snap = p.build(Arc::clone(&jobs));
         if n.is_multiple_of(8) {
             write_status(&p.root, &snap);
         }
@@ -453,8 +487,16 @@ async fn serve_commands(
     gateway: Arc<Gateway>,
     streaming: Streaming,
     shutdown: Arc<Notify>,
+    jobs: Arc<Jobs>,
 ) {
     while let Some((cmd, reply)) = rx.recv().await {
+        if let Command::RunJob(name) = cmd {
+            let (queue, jobs) = (queue.clone(), Arc::clone(&jobs));
+            tokio::spawn(async move {
+                let _ = reply.send(run_job(&name, &queue, &jobs).await);
+            });
+            continue;
+        }
         let queue = queue.clone();
         let worker = worker.clone();
         let gateway = Arc::clone(&gateway);
@@ -526,6 +568,47 @@ fn summarize(
             total - errors.len(),
             errors.join("; ")
         ))
+    }
+}
+
+/// Enqueues job `name`'s occurrence at this moment, at priority 1, by the operator.
+async fn run_job(name: &str, queue: &QueueHandle, jobs: &Jobs) -> CommandResult {
+    let occurrences = jobs
+        .schedule
+        .run_now(name, jobs.clock.now())
+        .ok_or_else(|| format!("no scheduler job is named `{name}`"))?;
+    let news = occurrences
+        .into_iter()
+        .map(|occ| {
+            let mut new = occurrence_request(occ)?;
+            new.changed_by = Actor::Operator;
+            Ok(new)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let out = queue.enqueue(news).await?;
+    let mut added = 0;
+    let mut notes = Vec::new();
+    for o in out {
+        match o {
+            Ok(crate::queue::Enqueued::Added(_)) => added += 1,
+            Ok(crate::queue::Enqueued::Duplicate(r)) => notes.push(format!(
+                "{} {} is already {} as {}",
+                r.request_type, r.symbol, r.status, r.request_id
+            )),
+            Err(e) => notes.push(e.to_string()),
+        }
+    }
+    let mut msg = format!(
+        "{name}: enqueued {added} request{} at priority 1",
+        if added == 1 { "" } else { "s" }
+    );
+    if !notes.is_empty() {
+        msg.push_str(&format!("; {}", notes.join("; ")));
+    }
+    if added == 0 {
+        Err(msg)
+    } else {
+        Ok(Reply::Done(msg))
     }
 }
 
@@ -607,6 +690,7 @@ async fn execute(
             )))
         }
         Command::History(id) => queue.history(id).await.map(Reply::History),
+        Command::RunJob(_) => Err("running a job goes to the scheduler".into()),
         Command::Shutdown => {
             shutdown.notify_one();
             Ok(Reply::Done("shutting down".into()))

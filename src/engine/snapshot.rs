@@ -127,12 +127,7 @@ pub struct LegView {
     pub state: LegState,
 }
 
-/// A scheduler job and its next run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JobView {
-    pub name: String,
-    pub next_run: Option<DateTime<Utc>>,
-}
+pub use crate::scheduler::view::JobView;
 
 /// The engine's clock (the scheduler's and the market phase's) when a snapshot was taken:
 /// the wall clock in production, faster under `--clock`/`--speed` and in the demo.

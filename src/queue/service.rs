@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use uuid::Uuid;
 
-use super::model::{Actor, Priority, Request};
+use super::model::{Actor, Priority, Request, Status};
 use super::state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, StatusCounts};
 use super::store::{self, CompactReport, QueueStore};
 
@@ -41,6 +41,7 @@ enum Op {
     Change(Vec<Uuid>, Change, Reply<Vec<Result<Request, QueueError>>>),
     Claim(usize, String, Reply<Vec<Request>>),
     HasScheduleKey(String, oneshot::Sender<bool>),
+    ScheduleStatuses(Vec<String>, oneshot::Sender<Vec<Option<Status>>>),
     Compact(Reply<CompactReport>),
     Stop(oneshot::Sender<()>),
 }
@@ -129,6 +130,16 @@ impl QueueHandle {
             return false;
         }
         rx.await.unwrap_or(false)
+    }
+
+    /// The status of the request carrying each scheduler occurrence key (`None`: no request
+    /// has it), in the order asked; empty when the service has stopped.
+    pub async fn schedule_statuses(&self, keys: Vec<String>) -> Vec<Option<Status>> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Op::ScheduleStatuses(keys, tx)).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// The whole stored history of one request (read from the tables, not the service).
@@ -393,6 +404,10 @@ async fn serve(
             }
             Op::HasScheduleKey(key, reply) => {
                 let _ = reply.send(store.state().has_schedule_key(&key));
+            }
+            Op::ScheduleStatuses(keys, reply) => {
+                let state = store.state();
+                let _ = reply.send(keys.iter().map(|k| state.schedule_status(k)).collect());
             }
             Op::Compact(reply) => compacts.push(reply),
             Op::Stop(reply) => stop = Some(reply),

@@ -134,7 +134,8 @@ pub struct QueueState {
     /// PENDING requests held to a market-hours window other than `any`.
     windowed: HashSet<Uuid>,
     open: HashMap<DedupKey, Uuid>,
-    schedule_keys: HashSet<String>,
+    /// Scheduler occurrence keys and the request that carries each.
+    schedule_keys: HashMap<String, Uuid>,
     counts: StatusCounts,
     next_seq: i64,
     /// Bumped on every change so readers can tell whether to redraw.
@@ -180,7 +181,13 @@ impl QueueState {
     }
 
     pub fn has_schedule_key(&self, key: &str) -> bool {
-        self.schedule_keys.contains(key)
+        self.schedule_keys.contains_key(key)
+    }
+
+    /// The status of the request carrying a scheduler occurrence key, if one does.
+    pub fn schedule_status(&self, key: &str) -> Option<Status> {
+        let id = self.schedule_keys.get(key)?;
+        self.requests.get(id).map(|r| r.status)
     }
 
     /// Every request, in no particular order.
@@ -353,7 +360,7 @@ impl QueueState {
             self.open.entry(r.dedup_key()).or_insert(r.request_id);
         }
         if let Some(k) = &r.schedule_key {
-            self.schedule_keys.insert(k.clone());
+            self.schedule_keys.entry(k.clone()).or_insert(r.request_id);
         }
     }
 
@@ -721,6 +728,22 @@ mod tests {
     /// A New York wall-clock time on Tuesday 2026-11-24 (EST) as a UTC instant.
     fn ny(hm: &str) -> DateTime<Utc> {
         format!("2026-11-24T{hm}:00-05:00").parse().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_key_gives_the_status_of_the_request_carrying_it() {
+        let mut q = QueueState::new();
+        let key = "option_chain_regular@2026-11-23T14:30:00Z#SPY";
+        assert_eq!(q.schedule_status(key), None);
+        let mut n = new(RequestType::OptionChain, "SPY", 2);
+        n.schedule_key = Some(key.into());
+        let id = add(&mut q, n, t0());
+        assert_eq!(q.schedule_status(key), Some(Status::Pending));
+        let claimed = q.prepare_claim(10, "w", Duration::minutes(5), t0());
+        assert_eq!(claimed[0].request_id, id);
+        q.apply(claimed[0].clone());
+        assert_eq!(q.schedule_status(key), Some(Status::Processing));
+        assert_eq!(q.schedule_status("another@2026-11-23T14:30:00Z"), None);
     }
 
     #[test]

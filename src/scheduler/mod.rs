@@ -7,12 +7,14 @@
 //! - [`schedule`]: validated jobs, their slots and deterministic occurrence keys.
 //! - [`runner`]: the task that hands due occurrences to an [`runner::OccurrenceSink`].
 //! - [`cli`]: `ibq schedule`, a day's plan.
+//! - [`view`]: what a front end shows: each job's next run and how today's slots went.
 pub use crate::market::{calendar, clock};
 pub mod cli;
 pub mod config;
 pub mod phase;
 pub mod runner;
 pub mod schedule;
+pub mod view;
 
 #[cfg(test)]
 pub(crate) mod test_support;

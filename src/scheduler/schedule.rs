@@ -336,6 +336,20 @@ impl Schedule {
         out
     }
 
+    /// The occurrences of job `name` run by hand at `now` (to the second), at priority 1,
+    /// keyed by that second (`job@now#symbol`): the job's regular slots still run (when
+    /// `now` is one of them to the second, this is that slot's occurrence, run early).
+    /// `None` when no job has that name.
+    pub fn run_now(&self, name: &str, now: DateTime<Utc>) -> Option<Vec<Occurrence>> {
+        let job = self.jobs.iter().find(|j| j.name == name)?;
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+        let mut out = job.occurrences_at(now);
+        for o in &mut out {
+            o.priority = 1;
+        }
+        Some(out)
+    }
+
     /// Each job's next slot strictly after `now` (jobs with none within 400 days are left out).
     pub fn next_runs(
         &self,

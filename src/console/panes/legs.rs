@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{pane_block, Component, Handled, View};
+use super::{pane_block, Col, Component, Handled, View};
 use crate::console::cursor::Cursor;
 use crate::console::fmt;
 use crate::console::keymap::Action;
@@ -134,13 +134,59 @@ impl Component for LegsPane {
             .cursor
             .window(legs.len(), inner.height.saturating_sub(1) as usize);
         let selected = self.cursor.selected.min(legs.len() - 1);
-        // Narrow: bid, ask and last share one column so everything fits in 80 columns.
+        // Narrow: the contract in its compact form (`SPY 261218 600C`).
         let narrow = inner.width < 100;
-        let rows: Vec<Row> = window
+        let texts: Vec<[String; 10]> = window
+            .clone()
             .map(|i| {
                 let leg = &legs[i];
-                let (age, is_stale) = tick_age(leg, view);
-                let state = state_text(&leg.state);
+                let (age, _) = tick_age(leg, view);
+                [
+                    if self.marks.contains(&leg.conid) {
+                        "*".into()
+                    } else {
+                        " ".into()
+                    },
+                    leg.conid.to_string(),
+                    if narrow {
+                        describe_compact(leg)
+                    } else {
+                        describe(leg)
+                    },
+                    fmt::ext(leg.strategy.as_deref().unwrap_or_default()),
+                    fmt::price(leg.bid),
+                    fmt::price(leg.ask),
+                    fmt::price(leg.last),
+                    age,
+                    fmt::qty(leg.quantity),
+                    state_text(&leg.state),
+                ]
+            })
+            .collect();
+        const HEADER: [&str; 10] = [
+            "", "CONID", "CONTRACT", "STRATEGY", "BID", "ASK", "LAST", "TICK", "QTY", "STATE",
+        ];
+        let need = |c: usize| super::need(HEADER[c], texts.iter().map(|t| t[c].as_str()));
+        // Ids, prices, ages and sizes are never cut; the state gives way first (down to
+        // `streaming`), then the strategy, then the contract.
+        let cols = [
+            Col::whole(1),
+            Col::whole(need(1)),
+            Col::text(need(2), 15),
+            Col::text(need(3), 8),
+            Col::whole(need(4)),
+            Col::whole(need(5)),
+            Col::whole(need(6)),
+            Col::whole(need(7)),
+            Col::whole(need(8)),
+            Col::text(need(9), 9),
+        ];
+        let fit = super::share(&cols, inner.width);
+        let rows: Vec<Row> = window
+            .zip(texts)
+            .map(|(i, cells)| {
+                let leg = &legs[i];
+                let is_stale = tick_age(leg, view).1;
                 let stalled = matches!(leg.state, LegState::Stalled { .. });
                 let marked = self.marks.contains(&leg.conid);
                 let mut style = Style::default();
@@ -150,93 +196,20 @@ impl Component for LegsPane {
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
-                let mut cells = vec![
-                    Cell::from(if marked { "*" } else { " " }),
-                    Cell::from(leg.conid.to_string()),
-                    Cell::from(if narrow {
-                        describe_compact(leg)
-                    } else {
-                        describe(leg)
-                    }),
-                    Cell::from(fmt::ext(leg.strategy.as_deref().unwrap_or_default())),
-                ];
-                if narrow {
-                    cells.push(Cell::from(format!(
-                        "{}/{} {}",
-                        fmt::price(leg.bid),
-                        fmt::price(leg.ask),
-                        fmt::price(leg.last)
-                    )));
-                } else {
-                    cells.push(Cell::from(fmt::price(leg.bid)));
-                    cells.push(Cell::from(fmt::price(leg.ask)));
-                    cells.push(Cell::from(fmt::price(leg.last)));
-                }
-                cells.push(Cell::from(Span::styled(
-                    age,
-                    if is_stale {
-                        theme.warn()
-                    } else {
-                        Style::default()
-                    },
-                )));
-                cells.push(Cell::from(fmt::qty(leg.quantity)));
-                cells.push(Cell::from(Span::styled(
-                    state,
-                    if stalled {
-                        theme.error()
-                    } else {
-                        Style::default()
-                    },
-                )));
+                let cells = cells.into_iter().enumerate().map(|(c, text)| {
+                    let text = fmt::cut(&text, fit[c] as usize);
+                    let style = match c {
+                        7 if is_stale => theme.warn(),
+                        9 if stalled => theme.error(),
+                        _ => Style::default(),
+                    };
+                    Cell::from(Span::styled(text, style))
+                });
                 Row::new(cells).style(style)
             })
             .collect();
-        use Constraint::*;
-        let (widths, header): (Vec<Constraint>, Vec<&str>) = if narrow {
-            (
-                vec![
-                    Length(1),
-                    Length(10),
-                    Min(15),
-                    Length(8),
-                    Length(14),
-                    Length(11),
-                    Length(4),
-                    Min(8),
-                ],
-                vec![
-                    "",
-                    "CONID",
-                    "CONTRACT",
-                    "STRATEGY",
-                    "BID/ASK LAST",
-                    "TICK",
-                    "QTY",
-                    "STATE",
-                ],
-            )
-        } else {
-            (
-                vec![
-                    Length(1),
-                    Length(10),
-                    Min(18),
-                    Length(12),
-                    Length(8),
-                    Length(8),
-                    Length(8),
-                    Length(11),
-                    Length(5),
-                    Min(12),
-                ],
-                vec![
-                    "", "CONID", "CONTRACT", "STRATEGY", "BID", "ASK", "LAST", "TICK", "QTY",
-                    "STATE",
-                ],
-            )
-        };
-        let header = Row::new(header.into_iter().map(Cell::from)).style(theme.header_row());
+        let widths: Vec<Constraint> = fit.iter().map(|w| Constraint::Length(*w)).collect();
+        let header = Row::new(HEADER.into_iter().map(Cell::from)).style(theme.header_row());
         frame.render_widget(
             Table::new(rows, widths).header(header).column_spacing(1),
             inner,

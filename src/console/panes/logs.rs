@@ -158,7 +158,7 @@ impl Component for LogsPane {
             if shown.len() == height {
                 break;
             }
-            let mut line = self.line(l, view, wide);
+            let mut line = cut_line(self.line(l, view, wide), inner.width as usize);
             if bottom && !self.following() && focused {
                 line = line.style(theme.selected());
             }
@@ -191,5 +191,54 @@ impl Component for LogsPane {
             _ => return Handled::NotConsumed,
         }
         Handled::Consumed
+    }
+}
+
+/// `line` cut to `width` columns, ending in `…` when anything was left off.
+pub fn cut_line(line: Line<'_>, width: usize) -> Line<'_> {
+    if line.width() <= width {
+        return line;
+    }
+    let room = width.saturating_sub(1);
+    let mut used = 0;
+    let mut spans = Vec::with_capacity(line.spans.len());
+    for span in line.spans {
+        let w = span.width();
+        if used + w <= room {
+            used += w;
+            spans.push(span);
+            continue;
+        }
+        let mut text = String::new();
+        for c in span.content.chars() {
+            let cw = Span::raw(c.to_string()).width();
+            if used + cw > room {
+                break;
+            }
+            used += cw;
+            text.push(c);
+        }
+        text.push('…');
+        spans.push(Span::styled(text, span.style));
+        break;
+    }
+    Line::from(spans).style(line.style)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_line_ends_in_an_ellipsis_at_the_width() {
+        let line = Line::from(vec![
+            Span::raw("12:00:00 "),
+            Span::raw("option_chain SPY ok"),
+        ]);
+        let cut = cut_line(line.clone(), 20);
+        assert_eq!(cut.width(), 20);
+        let text: String = cut.spans.iter().map(|s| s.content.as_ref()).collect();
+        assert_eq!(text, "12:00:00 option_cha…");
+        assert_eq!(cut_line(line.clone(), 28), line);
     }
 }

@@ -5,6 +5,7 @@ pub mod header;
 pub mod legs;
 pub mod logs;
 pub mod queue;
+pub mod schedule;
 
 use chrono::{DateTime, Utc};
 use ratatui::layout::Rect;
@@ -83,4 +84,87 @@ pub fn column_widths(widths: &[ratatui::layout::Constraint], width: u16) -> Vec<
         .iter()
         .map(|r| r.width)
         .collect()
+}
+
+/// One column of a table laid out by [`share`]: the width its widest cell needs, and
+/// whether (and down to what) it may be cut. Numbers and ids are never cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Col {
+    pub need: u16,
+    /// Text that may end in `…`; `false` for numbers, which are never cut.
+    pub cut: bool,
+    /// A cuttable column is cut below this only when nothing else fits.
+    pub min: u16,
+}
+
+impl Col {
+    /// A column that is never cut.
+    pub fn whole(need: usize) -> Col {
+        Col {
+            need: need as u16,
+            cut: false,
+            min: need as u16,
+        }
+    }
+
+    /// Text that may be cut, at first no narrower than `min`.
+    pub fn text(need: usize, min: u16) -> Col {
+        let need = need as u16;
+        Col {
+            need,
+            cut: true,
+            min: min.min(need),
+        }
+    }
+}
+
+/// Shares `width` between columns (one column between cells) by what they need: every
+/// column gets its need when they fit; otherwise the widest cuttable column gives way first,
+/// down to its `min`, then below it, while columns that are never cut keep their width.
+pub fn share(cols: &[Col], width: u16) -> Vec<u16> {
+    let mut w: Vec<u16> = cols.iter().map(|c| c.need).collect();
+    let spacing = cols.len().saturating_sub(1) as u32;
+    let total = |w: &[u16]| w.iter().map(|x| *x as u32).sum::<u32>() + spacing;
+    for floor in [true, false] {
+        while total(&w) > width as u32 {
+            let widest = (0..cols.len())
+                .filter(|&i| cols[i].cut && w[i] > if floor { cols[i].min } else { 1 })
+                .max_by_key(|&i| (w[i], i));
+            match widest {
+                Some(i) => w[i] -= 1,
+                None => break,
+            }
+        }
+    }
+    w
+}
+
+/// Widest of the header and each cell, in characters.
+pub fn need<'a>(header: &str, cells: impl Iterator<Item = &'a str>) -> usize {
+    cells
+        .map(|c| c.chars().count())
+        .chain(std::iter::once(header.chars().count()))
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn columns_that_fit_get_their_need() {
+        let cols = [Col::whole(10), Col::text(18, 8), Col::text(9, 9)];
+        assert_eq!(share(&cols, 80), vec![10, 18, 9]);
+    }
+
+    #[test]
+    fn the_widest_text_gives_way_and_numbers_never_do() {
+        let cols = [Col::whole(10), Col::text(18, 8), Col::text(41, 9)];
+        // 10 + 18 + 41 + 2 = 71 in 50: the state column shrinks first.
+        assert_eq!(share(&cols, 50), vec![10, 18, 20]);
+        // Past every minimum, text still gives way; the number never.
+        assert_eq!(share(&cols, 20), vec![10, 4, 4]);
+        assert_eq!(share(&cols, 5), vec![10, 1, 1]);
+    }
 }

@@ -219,7 +219,7 @@ impl QueuePane {
                 ],
             ),
             QueueKind::Failed => (
-                vec!["", "P", "TYPE", "SYMBOL", "ATT", "ERROR", "WHEN"],
+                vec!["", "P", "TYPE", "SYMBOL", "ATT", "ERROR", "AGE"],
                 vec![
                     Length(1),
                     Length(1),
@@ -227,7 +227,7 @@ impl QueuePane {
                     Length(8),
                     Length(3),
                     Min(16),
-                    Length(10),
+                    Length(6),
                 ],
             ),
         }
@@ -285,7 +285,7 @@ impl QueuePane {
                 symbol(),
                 r.attempts.to_string(),
                 fmt::ext(r.error_message.as_deref().unwrap_or_default()),
-                format!("{} ago", fmt::age(view.now, r.updated_at)),
+                fmt::age(view.now, r.updated_at),
             ],
         }
     }

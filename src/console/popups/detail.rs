@@ -9,12 +9,12 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use uuid::Uuid;
 
-use super::{centered, frame_popup};
+use super::{centered, frame_popup, position};
 use crate::console::fmt;
 use crate::console::logs::LogLine;
 use crate::console::panes::legs::{describe, state_text, tick_age};
 use crate::console::panes::View;
-use crate::engine::LegView;
+use crate::engine::{JobView, LegView};
 use crate::queue::params::{taken_as, Params};
 use crate::queue::Request;
 use crate::text::Clean;
@@ -34,6 +34,8 @@ pub enum DetailBody {
     },
     Leg(LegView),
     Log(LogLine),
+    /// A scheduler job's day: every slot today and how it went.
+    JobDay(JobView),
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +43,8 @@ pub struct Detail {
     pub body: DetailBody,
     pub scroll: usize,
     page: std::cell::Cell<usize>,
+    /// The width of the last draw: long lines wrap to it, so scrolling counts them.
+    width: std::cell::Cell<u16>,
 }
 
 /// One `key  value` line. Most values came from outside (the row, the registry, a log
@@ -72,6 +76,7 @@ impl Detail {
             body,
             scroll: 0,
             page: std::cell::Cell::new(10),
+            width: std::cell::Cell::new(u16::MAX),
         }
     }
 
@@ -234,7 +239,11 @@ impl Detail {
                 ),
             ),
             kv(view, "last", fmt::price(l.last)),
-            kv(view, "volume", fmt::price(l.volume)),
+            kv(
+                view,
+                "volume",
+                l.volume.map(fmt::qty).unwrap_or_else(|| "-".into()),
+            ),
             kv(
                 view,
                 "last tick",
@@ -288,17 +297,14 @@ impl Detail {
             DetailBody::Request { request, history } => Self::request_lines(view, request, history),
             DetailBody::Leg(l) => Self::leg_lines(view, l),
             DetailBody::Log(l) => Self::log_lines(view, l),
+            DetailBody::JobDay(j) => crate::console::panes::schedule::day_lines(j, view),
         }
     }
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, view: &View, hint: &str) {
-        // A narrow margin would leave the pane's text showing in a sliver beside the
-        // popup: below a few columns the popup takes the whole width instead.
-        let mut w = area.width.saturating_sub(4).min(120);
-        let mut h = area.height.saturating_sub(2);
-        if area.width - w < 8 {
-            (w, h) = (area.width, area.height);
-        }
+        // `centered` takes the whole width or height where a margin would be a sliver.
+        let w = area.width.saturating_sub(4).min(120);
+        let h = area.height.saturating_sub(2);
         let popup = centered(area, w, h);
         let title = match &self.body {
             DetailBody::Request { request, .. } => format!(
@@ -307,9 +313,14 @@ impl Detail {
             ),
             DetailBody::Leg(l) => format!("leg {}", l.conid),
             DetailBody::Log(l) => format!("log line {}", l.seq),
+            DetailBody::JobDay(j) => format!("{} · today", j.name),
         };
+        let width = popup.width.saturating_sub(2);
+        self.width.set(width);
+        let lines = wrap_all(self.lines(view), width as usize);
+        let page = popup.height.saturating_sub(2) as usize;
+        let title = format!("{title} · {}", position(self.scroll, page, lines.len()));
         let inner = frame_popup(frame, popup, view.theme, &title, hint);
-        let lines = self.lines(view);
         self.page.set(inner.height as usize);
         let max = lines.len().saturating_sub(inner.height as usize);
         let scroll = self.scroll.min(max);
@@ -318,9 +329,59 @@ impl Detail {
 
     /// Scrolls by `delta` lines, clamped at the top (the bottom is clamped at draw time).
     pub fn scroll_by(&mut self, delta: isize, view: &View) {
-        let max = self.lines(view).len().saturating_sub(self.page.get());
+        let lines = wrap_all(self.lines(view), self.width.get() as usize);
+        let max = lines.len().saturating_sub(self.page.get());
         self.scroll = (self.scroll.min(max) as isize + delta).clamp(0, max as isize) as usize;
     }
+}
+
+/// Where a wrapped line goes on: under the values of `key  value` lines.
+const WRAP_INDENT: usize = 17;
+
+/// Every line no wider than `width`: a longer one goes on in the next rows, broken at a
+/// space where there is one, so nothing of a row (an error, a parameter) is lost.
+fn wrap_all<'a>(lines: Vec<Line<'a>>, width: usize) -> Vec<Line<'a>> {
+    lines.into_iter().flat_map(|l| wrap(l, width)).collect()
+}
+
+fn wrap<'a>(line: Line<'a>, width: usize) -> Vec<Line<'a>> {
+    if line.width() <= width || width <= WRAP_INDENT + 8 {
+        return vec![line];
+    }
+    let base = line.style;
+    let cells: Vec<(char, ratatui::style::Style)> = line
+        .spans
+        .iter()
+        .flat_map(|s| s.content.chars().map(move |c| (c, s.style)))
+        .collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < cells.len() {
+        let first = out.is_empty();
+        let room = if first { width } else { width - WRAP_INDENT };
+        let mut end = (start + room).min(cells.len());
+        if end < cells.len() {
+            if let Some(p) = (start + 1..end).rev().find(|&i| cells[i].0 == ' ') {
+                end = p + 1;
+            }
+        }
+        let mut spans: Vec<Span<'a>> = Vec::new();
+        for (c, style) in &cells[start..end] {
+            match spans.last_mut() {
+                Some(s) if s.style == *style => s.content.to_mut().push(*c),
+                _ => spans.push(Span::styled(c.to_string(), *style)),
+            }
+        }
+        if !first {
+            spans.insert(0, Span::raw(" ".repeat(WRAP_INDENT)));
+        }
+        out.push(Line::from(spans).style(base));
+        start = end;
+        while start < cells.len() && cells[start].0 == ' ' {
+            start += 1;
+        }
+    }
+    out
 }
 
 /// A time with how long ago it was: `2026-11-23 14:35:00 UTC · 09:35:00 ET (3m ago)`.

@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use super::{centered, frame_popup};
+use super::{centered, frame_popup, position};
 use crate::console::keymap::{Key, KeyMap};
 use crate::console::theme::Theme;
 
@@ -57,8 +57,11 @@ impl Help {
 
     pub fn draw(&self, frame: &mut Frame, area: Rect, keymap: &KeyMap, theme: Theme, hint: &str) {
         let popup = centered(area, 96, area.height.saturating_sub(2));
-        let inner = frame_popup(frame, popup, theme, "Keys", hint);
         let lines = Self::lines(keymap, theme);
+        // The border takes two rows: the page is what is left.
+        let page = popup.height.saturating_sub(2) as usize;
+        let title = format!("Keys · {}", position(self.scroll, page, lines.len()));
+        let inner = frame_popup(frame, popup, theme, &title, hint);
         self.page.set(inner.height as usize);
         let max = lines.len().saturating_sub(inner.height as usize);
         frame.render_widget(

@@ -15,10 +15,18 @@ use ratatui::Frame;
 
 use super::theme::Theme;
 
-/// A centred box of at most `w`×`h`, inside `area`.
+/// A centred box of at most `w`×`h`, inside `area`. A margin too thin to read would show
+/// slivers of the pane behind (a stray letter between two borders, a second bottom border):
+/// the box then takes the whole width (under 8 columns to spare) or height (under 4 rows).
 pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
-    let w = w.min(area.width);
-    let h = h.min(area.height);
+    let mut w = w.min(area.width);
+    let mut h = h.min(area.height);
+    if area.width - w < 8 {
+        w = area.width;
+    }
+    if area.height - h < 4 {
+        h = area.height;
+    }
     Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
@@ -42,6 +50,16 @@ pub fn frame_popup(frame: &mut Frame, area: Rect, theme: Theme, title: &str, hin
     let inner = block.inner(area);
     frame.render_widget(block, area);
     inner
+}
+
+/// Which lines of `total` a view scrolled to `scroll` shows in `page` rows: `12–30 of 64`.
+pub fn position(scroll: usize, page: usize, total: usize) -> String {
+    if total == 0 {
+        return "0 of 0".into();
+    }
+    let first = scroll.min(total.saturating_sub(page)) + 1;
+    let last = (first - 1 + page).min(total);
+    format!("{first}–{last} of {total}")
 }
 
 /// A one-line text field: typing inserts, backspace deletes, ctrl-u clears.

@@ -63,6 +63,15 @@ fn hostile() -> Snapshot {
         since: t0 - Duration::seconds(5),
     };
     s.alert = Some(format!("streaming task stopped: {EVIL}"));
+    // A job name and symbols come from ibq.toml: the schedule pane and a job's day.
+    let mut jobs: Vec<_> = s.jobs.iter().cloned().collect();
+    jobs[2].name = EVIL.into();
+    jobs[2].symbols[0] = EVIL.into();
+    for slot in &mut jobs[2].today {
+        slot.occurrences[0].0 = EVIL.into();
+        slot.occurrences[0].1 = crate::scheduler::view::Outcome::Failed;
+    }
+    s.jobs = Arc::from(jobs);
     s
 }
 
@@ -106,6 +115,17 @@ fn every_pane_draws_outside_text_as_visible_escapes() {
             app.focus = pane;
             assert_safe(&app, w, h, &format!("{pane:?} at {w}x{h}"));
         }
+    }
+}
+
+#[test]
+fn a_jobs_day_draws_its_name_and_symbols_as_visible_escapes() {
+    let mut app = hostile_app();
+    app.focus = PaneId::Schedule;
+    press(&mut app, "jj");
+    app.on_key(&key(crossterm::event::KeyCode::Enter));
+    for (w, h) in [(80, 24), (200, 60)] {
+        assert_safe(&app, w, h, &format!("job day at {w}x{h}"));
     }
 }
 

@@ -303,6 +303,8 @@ fn pause_toggles_by_the_worker_state_and_panes_switch() {
     assert_eq!(app.focus, PaneId::Processing);
     app.on_key(&key(KeyCode::BackTab));
     app.on_key(&key(KeyCode::BackTab));
+    assert_eq!(app.focus, PaneId::Schedule);
+    app.on_key(&key(KeyCode::BackTab));
     assert_eq!(app.focus, PaneId::Logs);
     press(&mut app, "C");
     press(&mut app, "y");

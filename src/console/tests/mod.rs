@@ -1,5 +1,6 @@
 //! Render snapshots, style checks and the app logic, all on pure `Snapshot` data.
 
+mod checks;
 mod hostile;
 mod logic;
 mod render;

@@ -1,5 +1,6 @@
-//! Pictures of every pane and popup at 80x24 and 200x60, in normal and error states, and
-//! the styles that carry meaning.
+//! Pictures of every pane and popup at 80x24, 120x40 and 200x60, in normal and error
+//! states, each checked for text cut without an ellipsis and for cut conids; and the
+//! styles that carry meaning.
 
 use std::sync::Arc;
 
@@ -12,11 +13,26 @@ use crate::console::app::PaneId;
 use crate::engine::{GatewayState, LineBudgetView, Reply};
 use crate::queue::Status;
 
-const SIZES: [(u16, u16); 2] = [(80, 24), (200, 60)];
+const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
 
-fn snap_both(name: &str, app: &App) {
+/// The picture at every size, each checked by [`super::checks::check_cuts`]: the panes
+/// as drawn without the popup, and the popup on its own (the cells it changed), so a
+/// pane's text the popup covers is not taken for a cut.
+fn snap_all(name: &str, app: &mut App) {
     for (w, h) in SIZES {
-        insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen(app, w, h));
+        let buf = buffer(app, w, h);
+        let popup = app.popup.take();
+        let panes = buffer(app, w, h);
+        app.popup = popup;
+        super::checks::check_cuts(app, &panes);
+        let mut over = buf.clone();
+        for (cell, under) in over.content.iter_mut().zip(panes.content()) {
+            if cell == under {
+                cell.set_symbol(" ");
+            }
+        }
+        super::checks::check_cuts(app, &over);
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), text(&buf));
     }
 }
 
@@ -40,16 +56,16 @@ fn troubled() -> Snapshot {
 
 #[test]
 fn pending_pane() {
-    let app = app(40);
+    let mut app = app(40);
     fill_logs(&app, 30);
-    snap_both("pending", &app);
+    snap_all("pending", &mut app);
 }
 
 #[test]
 fn processing_pane() {
     let mut app = app(40);
     app.focus = PaneId::Processing;
-    snap_both("processing", &app);
+    snap_all("processing", &mut app);
 }
 
 #[test]
@@ -57,7 +73,7 @@ fn failed_pane_in_trouble() {
     let mut app = app_with(troubled(), true);
     fill_logs(&app, 30);
     app.focus = PaneId::Failed;
-    snap_both("failed_troubled", &app);
+    snap_all("failed_troubled", &mut app);
     // Every error the column cannot hold ends in an ellipsis, at both sizes.
     for (w, h) in SIZES {
         let text = screen(&app, w, h);
@@ -73,7 +89,20 @@ fn failed_pane_in_trouble() {
 fn legs_pane() {
     let mut app = app(5);
     app.focus = PaneId::Legs;
-    snap_both("legs", &app);
+    snap_all("legs", &mut app);
+    // From 120 columns on, names and states are whole.
+    for (w, h) in [(120, 40), (200, 60)] {
+        let text = screen(&app, w, h);
+        for whole in [
+            "SPY iron condor Dec",
+            "streaming",
+            "subscribing",
+            "4.15",
+            "4.25",
+        ] {
+            assert!(text.contains(whole), "{w}x{h}: `{whole}` cut:\n{text}");
+        }
+    }
 }
 
 #[test]
@@ -82,7 +111,7 @@ fn logs_pane_paused() {
     fill_logs(&app, 80);
     app.focus = PaneId::Logs;
     press(&mut app, "kkk");
-    snap_both("logs_paused", &app);
+    snap_all("logs_paused", &mut app);
 }
 
 #[test]
@@ -96,8 +125,8 @@ fn empty_and_reconnecting() {
         next_try_at: Some(sample::t0() + Duration::seconds(12)),
         reason: "connection reset by peer".into(),
     };
-    let app = app_with(s, true);
-    snap_both("empty_reconnecting", &app);
+    let mut app = app_with(s, true);
+    snap_all("empty_reconnecting", &mut app);
     // An empty pane says what to do about it, with the key as bound.
     assert!(screen(&app, 80, 24).contains("nothing pending · n new request"));
 }
@@ -111,8 +140,8 @@ fn degraded_header() {
         message: "Connectivity between IB and TWS has been lost".into(),
         since: sample::t0() - Duration::seconds(95),
     };
-    let app = app_with(s, true);
-    insta::assert_snapshot!("degraded_80x24", screen(&app, 80, 24));
+    let mut app = app_with(s, true);
+    snap_all("degraded", &mut app);
 }
 
 #[test]
@@ -120,7 +149,7 @@ fn detail_loading_and_loaded() {
     let mut app = app_with(troubled(), true);
     app.focus = PaneId::Failed;
     app.on_key(&key(KeyCode::Enter));
-    snap_both("detail_loading", &app);
+    snap_all("detail_loading", &mut app);
     let out = app.take_outbox();
     let r = app.snap.failed[0].clone();
     let mut first = (*r).clone();
@@ -137,7 +166,7 @@ fn detail_loading_and_loaded() {
         out[0].ticket,
         Ok(Reply::History(vec![first, claimed, (*r).clone()])),
     );
-    snap_both("detail_loaded", &app);
+    snap_all("detail_loaded", &mut app);
 }
 
 #[test]
@@ -159,14 +188,14 @@ fn detail_of_a_leg() {
         1,
         "{text}"
     );
-    insta::assert_snapshot!("detail_leg_80x24", text);
+    snap_all("detail_leg", &mut app);
 }
 
 #[test]
 fn help() {
     let mut app = app(3);
     press(&mut app, "?");
-    snap_both("help", &app);
+    snap_all("help", &mut app);
 }
 
 #[test]
@@ -175,7 +204,7 @@ fn promote_prompt_with_error() {
     press(&mut app, "p");
     press(&mut app, "abc");
     app.on_key(&key(KeyCode::Enter));
-    snap_both("prompt_promote_error", &app);
+    snap_all("prompt_promote_error", &mut app);
 }
 
 #[test]
@@ -183,7 +212,7 @@ fn confirm_cancel() {
     let mut app = app(10);
     press(&mut app, " j ");
     press(&mut app, "x");
-    snap_both("confirm_cancel", &app);
+    snap_all("confirm_cancel", &mut app);
 }
 
 #[test]
@@ -195,7 +224,7 @@ fn new_request_form_with_field_error() {
     app.on_key(&key(KeyCode::Tab));
     press(&mut app, "target_dte=soon");
     app.on_key(&key(KeyCode::Enter));
-    snap_both("new_request_error", &app);
+    snap_all("new_request_error", &mut app);
 }
 
 #[test]
@@ -207,7 +236,118 @@ fn status_line_reports_refusal() {
         out[0].ticket,
         Err("this console only observes the lake".into()),
     );
-    insta::assert_snapshot!("status_refused_80x24", screen(&app, 80, 24));
+    snap_all("status_refused", &mut app);
+}
+
+#[test]
+fn schedule_pane() {
+    let mut app = app(5);
+    fill_logs(&app, 10);
+    press(&mut app, "6");
+    snap_all("schedule", &mut app);
+    let text = screen(&app, 200, 60);
+    // Next runs in New York time with a countdown; today's outcomes by slot.
+    assert!(text.contains("NEXT ET"), "{text}");
+    let row = |job: &str| text.lines().find(|l| l.contains(job)).unwrap().to_string();
+    for (job, next, countdown) in [
+        ("option_chain_regular", " 10:35 ", " 5m "),
+        ("bars_morning", " Tue 08:30 ", " 22h00m "),
+        ("positions_regular", " 10:30:30 ", " 30s "),
+    ] {
+        let row = row(job);
+        assert!(row.contains(next) && row.contains(countdown), "{row}");
+    }
+    assert!(row("option_chain_regular").contains("2 failed · 2 missed"));
+}
+
+#[test]
+fn a_jobs_day() {
+    let mut app = app(5);
+    press(&mut app, "6jj");
+    app.on_key(&key(KeyCode::Enter));
+    snap_all("job_day", &mut app);
+    let text = screen(&app, 120, 40);
+    assert!(text.contains("option_chain_regular · today"), "{text}");
+    // The 09:30 slot: one symbol failed, the others done; 09:50 missed.
+    assert!(
+        text.contains("09:30 ET    failed    SPY done · QQQ done · IWM failed"),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_a_job_now_asks_first() {
+    let mut app = app(5);
+    press(&mut app, "6jjr");
+    snap_all("confirm_run_now", &mut app);
+}
+
+#[test]
+fn detail_of_a_log_line() {
+    let mut app = app(3);
+    fill_logs(&app, 12);
+    press(&mut app, "5");
+    app.on_key(&key(KeyCode::Enter));
+    snap_all("detail_log", &mut app);
+}
+
+#[test]
+fn help_scrolled_shows_where_it_is() {
+    let mut app = app(3);
+    press(&mut app, "?");
+    // A page is what the last draw showed, as on a terminal.
+    screen(&app, 80, 24);
+    app.on_key(&key(KeyCode::PageDown));
+    snap_all("help_scrolled", &mut app);
+    let text = screen(&app, 80, 24);
+    let total = crate::console::popups::help::Help::lines(&app.keymap, app.theme).len();
+    // 24 rows less header, gauge and status line; the popup's border takes two.
+    assert!(text.contains(&format!("Keys · 18–34 of {total}")), "{text}");
+    // One bottom border: the popup's, right above the status line.
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('└')).count(),
+        1,
+        "{text}"
+    );
+    app.on_key(&key(KeyCode::Down));
+    assert!(screen(&app, 80, 24).contains(&format!("Keys · 19–35 of {total}")));
+}
+
+#[test]
+fn filter_prompt() {
+    let mut app = app(10);
+    press(&mut app, "/spy");
+    snap_all("prompt_filter", &mut app);
+}
+
+#[test]
+fn every_pane_names_its_own_keys_without_overlap() {
+    for (pane, key, expect) in [
+        ('1', "x cancel", "enter details"),
+        ('2', "P pause", "enter details"),
+        ('3', "r retry", "R retry all"),
+        ('4', "p promote", "d demote"),
+        ('5', "l level", "f follow"),
+        ('6', "enter day", "r run now"),
+    ] {
+        let mut app = app(3);
+        press(&mut app, &pane.to_string());
+        let text = screen(&app, 80, 24);
+        let footer = text.lines().last().unwrap();
+        assert!(footer.contains(key) && footer.contains(expect), "{footer}");
+        assert!(footer.ends_with("? help · q quit"), "{footer}");
+        // Between the pane's keys and the help hint: at least one blank column.
+        let hints = footer.trim_end_matches("? help · q quit");
+        assert!(hints.ends_with(' '), "{footer}");
+    }
+    // A remapped key shows as bound.
+    let user = "[schedule]\nrun_job_now = [\"N\"]\n";
+    let keymap = KeyMap::from_texts(Some((user, std::path::Path::new("keymap.toml")))).unwrap();
+    let mut app = app(3);
+    app.keymap = keymap;
+    press(&mut app, "6");
+    let text = screen(&app, 80, 24);
+    assert!(text.lines().last().unwrap().contains("N run now"), "{text}");
 }
 
 fn fg_of(buf: &ratatui::buffer::Buffer, needle: &str) -> (Color, Modifier) {
