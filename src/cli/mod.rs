@@ -228,8 +228,8 @@ pub mod debug;
 pub mod legs;
 pub mod queue;
 pub mod run;
-pub mod upkeep;
 pub mod tmux;
+pub mod upkeep;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
