@@ -360,6 +360,7 @@ async fn stream_leg(
             .f64(vec![None; k])
             .f64(prices.iter().map(|p| Some(*p)))
             .f64(prices.iter().map(|p| Some(p * 2.0 * 100.0)))
+            .i64(vec![Some(1); k])
             .finish();
         results.write(POSITION_UPDATES, None, batch).await?;
         n += k;
@@ -485,6 +486,7 @@ fn option_chain(
         .f64(vec![Some(0.3); n])
         .f64(vec![Some(-0.2); n])
         .f64(quote.iter().map(|q| Some((q.0 + q.1) / 2.0)))
+        .i64(vec![Some(1); n])
         .finish()
 }
 
@@ -528,6 +530,7 @@ fn futures_snapshot(req: &Request, now: DateTime<Utc>, rng: &mut ChaCha8Rng) -> 
         .f64([Some(price * 1.004)])
         .f64([Some(price * 0.996)])
         .f64([Some(price * 0.999)])
+        .i64([Some(1)])
         .finish()
 }
 
@@ -609,6 +612,7 @@ fn positions(req: &Request, now: DateTime<Utc>, rng: &mut ChaCha8Rng) -> RecordB
                 .zip(&prices)
                 .map(|(h, p)| Some(p * h.2 * if h.1 == "FUT" { 50.0 } else { 1.0 })),
         )
+        .i64(vec![Some(1); prices.len()])
         .finish()
 }
 

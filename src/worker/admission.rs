@@ -406,13 +406,16 @@ impl Pace {
     }
 
     /// Waits until one interval has passed since the last message went (first come, first
-    /// served; a caller that gives up while waiting takes no slot).
-    pub async fn wait(&self) {
+    /// served; a caller that gives up while waiting takes no slot). Returns the time the
+    /// message was let go, the one the next waits an interval from.
+    pub async fn wait(&self) -> tokio::time::Instant {
         let mut last = self.last.lock().await;
         if let Some(at) = *last {
             tokio::time::sleep_until(at + self.interval).await;
         }
-        *last = Some(tokio::time::Instant::now());
+        let now = tokio::time::Instant::now();
+        *last = Some(now);
+        now
     }
 }
 
@@ -648,8 +651,10 @@ mod tests {
         for _ in 0..12 {
             let (pace, sent) = (Arc::clone(&pace), Arc::clone(&sent));
             tasks.push(tokio::spawn(async move {
-                pace.wait().await;
-                sent.lock().unwrap().push(tokio::time::Instant::now());
+                // The time the pace let it go: when the task itself runs next is up to a
+                // loaded machine, not the pace.
+                let at = pace.wait().await;
+                sent.lock().unwrap().push(at);
             }));
         }
         // The waiters are waiting; then a stall of the whole thread: those it kept waiting

@@ -66,6 +66,10 @@ fn bench_year_reports_every_figure_for_n_days_and_one() {
             "--json",
             "--session-secs",
             "2",
+            // Rows as the engine writes them, in fewer commits: at the engine's commit
+            // sizes a day is about 9,700 commits, minutes of a test.
+            "--commit-window",
+            "3600",
         ])
         .arg("--lake")
         .arg(&lake)
