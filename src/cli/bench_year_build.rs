@@ -22,7 +22,7 @@ use crate::market::calendar::{new_york_date, new_york_instant, MarketCalendar};
 use crate::market::clock::Clock;
 use crate::queue::params::Params;
 use crate::queue::store::QueueStore;
-use crate::queue::{Actor, NewRequest, Priority, Request, RequestType};
+use crate::queue::{Actor, Enqueued, NewRequest, Priority, Request, RequestType};
 use crate::scheduler::schedule::{Occurrence, Schedule};
 use crate::worker::results::*;
 
@@ -198,17 +198,12 @@ async fn run_day(
         let group = &occurrences[first..i];
         let mut t = group[group.len() - 1].slot;
         if window_secs > 0 {
-            clock.set(group[0].slot);
-            let news = group
-                .iter()
-                .map(request_of)
-                .collect::<anyhow::Result<_>>()?;
-            store.enqueue_many_at(news, group[0].slot).await?;
-        } else {
-            clock.set(t);
-            for occ in group {
-                store.enqueue_many_at(vec![request_of(occ)?], t).await?;
-            }
+            run_window(store, results, clock, batch, &owner, group).await?;
+            continue;
+        }
+        clock.set(t);
+        for occ in group {
+            store.enqueue_many_at(vec![request_of(occ)?], t).await?;
         }
         loop {
             t += Duration::seconds(1);
@@ -216,26 +211,6 @@ async fn run_day(
             let claimed = store.claim(batch, &owner, t).await?;
             if claimed.is_empty() {
                 break;
-            }
-            if window_secs > 0 {
-                let runs = claimed.iter().enumerate().map(|(k, r)| {
-                    let at = t + Duration::seconds(k as i64);
-                    async move { run_request(results, r, at).await.map(|d| (r.request_id, d)) }
-                });
-                let done: std::collections::HashMap<_, _> = futures::future::try_join_all(runs)
-                    .await?
-                    .into_iter()
-                    .collect();
-                t += Duration::seconds(claimed.len() as i64);
-                clock.set(t);
-                let ids: Vec<_> = claimed.iter().map(|r| r.request_id).collect();
-                for o in store
-                    .change_each(&ids, |q, id| q.prepare_succeed(id, done[&id].clone(), t))
-                    .await?
-                {
-                    o?;
-                }
-                continue;
             }
             for r in claimed {
                 t += Duration::seconds(1);
@@ -252,6 +227,67 @@ async fn run_day(
             }
         }
     }
+    Ok(())
+}
+
+/// A window's slots in order, each enqueued, claimed and run as the engine would, with
+/// their queue rows staged and committed once at the window's end, after the requests'
+/// rows (a slot's requests run together, so the result writer groups them into one commit
+/// per table).
+async fn run_window(
+    store: &mut QueueStore,
+    results: &ResultTables,
+    clock: &SetClock,
+    batch: usize,
+    owner: &str,
+    group: &[Occurrence],
+) -> anyhow::Result<()> {
+    let lease = Duration::seconds(store.lease_secs() as i64);
+    let mut runs = Vec::new();
+    let mut k = 0;
+    while k < group.len() {
+        let slot = group[k].slot;
+        clock.set(slot);
+        while k < group.len() && group[k].slot == slot {
+            let (calendar, now) = (&store.market().calendar, store.market().now());
+            if let Enqueued::Added(r) =
+                store
+                    .state()
+                    .prepare_enqueue_at(request_of(&group[k])?, slot, calendar, now)?
+            {
+                store.stage(r);
+            }
+            k += 1;
+        }
+        let mut t = slot + Duration::seconds(1);
+        loop {
+            clock.set(t);
+            let (calendar, now) = (&store.market().calendar, store.market().now());
+            let claimed = store
+                .state()
+                .prepare_claim_at(batch, owner, lease, t, calendar, now);
+            if claimed.is_empty() {
+                break;
+            }
+            for r in claimed {
+                let r = store.stage(r);
+                t += Duration::seconds(1);
+                runs.push((r, t));
+            }
+        }
+        // The slot's requests finish before the next slot's (an open request would make
+        // the next one a duplicate).
+        let done = futures::future::try_join_all(
+            runs.iter()
+                .map(|(r, at)| async move { run_request(results, r, *at).await }),
+        )
+        .await?;
+        for ((r, at), data) in runs.drain(..).zip(done) {
+            let row = store.state().prepare_succeed(r.request_id, data, at)?;
+            store.stage(row);
+        }
+    }
+    store.flush().await?;
     Ok(())
 }
 
