@@ -57,19 +57,23 @@ pub fn near(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `09:30 ET`, with seconds only when it has them (`12:59:30 ET`): a scheduled slot's time.
+pub fn clock_slot(t: DateTime<Utc>) -> String {
+    if t.second() == 0 {
+        clock_short(t)
+    } else {
+        clock(t)
+    }
+}
+
 /// A scheduled slot: `10:35 ET` on the New York date of `now`, `Tue 08:30 ET` on another
 /// day, with seconds when the slot has them (`10:30:30 ET`).
 pub fn slot(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let ny = t.with_timezone(&NEW_YORK);
-    let time = if ny.second() == 0 {
-        ny.format("%H:%M")
-    } else {
-        ny.format("%H:%M:%S")
-    };
     if ny.date_naive() == now.with_timezone(&NEW_YORK).date_naive() {
-        format!("{time} ET")
+        clock_slot(t)
     } else {
-        format!("{} {time} ET", ny.format("%a"))
+        format!("{} {}", ny.format("%a"), clock_slot(t))
     }
 }
 
@@ -119,5 +123,7 @@ mod tests {
         assert_eq!(slot(t("2026-11-24T13:30:00Z"), now), "Tue 08:30 ET");
         // 00:30 UTC on the 24th is still the 23rd in New York.
         assert_eq!(slot(t("2026-11-24T00:30:00Z"), now), "19:30 ET");
+        assert_eq!(clock_slot(t("2026-11-27T17:59:30Z")), "12:59:30 ET");
+        assert_eq!(clock_slot(t("2026-07-06T13:30:00Z")), "09:30 ET");
     }
 }
