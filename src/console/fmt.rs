@@ -33,8 +33,8 @@ pub fn until(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
 }
 
 /// `2026-11-23 10:04:05 ET`: a time with its date, in New York time. Every time the
-/// console shows goes through this module's time helpers (`stamp`, `et`, `hms`,
-/// `utc_and_et`), so every pane speaks exchange time.
+/// console shows goes through this module's time helpers (`stamp`, `et`, `slot`,
+/// `hms`, `utc_and_et`), so every pane speaks exchange time.
 pub fn stamp(t: DateTime<Utc>) -> String {
     crate::market::et::stamp(t)
 }
@@ -43,6 +43,12 @@ pub fn stamp(t: DateTime<Utc>) -> String {
 /// with the date.
 pub fn et(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     crate::market::et::near(t, now)
+}
+
+/// `10:35 ET` on the New York date of `now`, `Tue 08:30 ET` on another day, with seconds
+/// when the slot has them: a scheduled slot.
+pub fn slot(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    crate::market::et::slot(t, now)
 }
 
 /// `10:04:05`, New York time without the zone, for a column or pane titled `ET`.

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::gateway::farms::{FarmKind, FarmState, FarmView};
 use crate::worker::market_data::MarketDataMode;
 
 pub mod probe;
@@ -29,92 +30,13 @@ pub fn version_problem(server_version: i32) -> Option<String> {
     })
 }
 
-/// Which data a farm serves, by the code of its notice (IB's message codes: 2103/2104/2108/
-/// 2119 market data, 2105/2106/2107 historical (HMDS), 2157/2158 security definitions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FarmKind {
-    MarketData,
-    Historical,
-    SecurityDefinitions,
-}
-
-impl FarmKind {
-    fn label(self) -> &'static str {
-        match self {
-            Self::MarketData => "market data",
-            Self::Historical => "historical",
-            Self::SecurityDefinitions => "security definitions",
-        }
+/// How the report names what a farm serves.
+fn kind_label(kind: FarmKind) -> &'static str {
+    match kind {
+        FarmKind::MarketData => "market data",
+        FarmKind::Historical => "historical",
+        FarmKind::SecDef => "security definitions",
     }
-}
-
-/// A farm's state as its last notice says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FarmState {
-    Ok,
-    Broken,
-    /// "inactive but should be available upon demand": fine.
-    Inactive,
-    Connecting,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Farm {
-    pub name: String,
-    pub kind: FarmKind,
-    pub state: FarmState,
-    /// The code of the notice that said so.
-    pub code: i32,
-}
-
-fn farm_code(code: i32) -> Option<(FarmKind, FarmState)> {
-    use FarmKind::*;
-    use FarmState::*;
-    Some(match code {
-        2103 => (MarketData, Broken),
-        2104 => (MarketData, Ok),
-        2108 => (MarketData, Inactive),
-        2119 => (MarketData, Connecting),
-        2105 => (Historical, Broken),
-        2106 => (Historical, Ok),
-        2107 => (Historical, Inactive),
-        2157 => (SecurityDefinitions, Broken),
-        2158 => (SecurityDefinitions, Ok),
-        _ => return None,
-    })
-}
-
-/// The farms' state after these notices, in order (the last notice of a farm wins). The
-/// farm's name follows the last colon of the text ("Market data farm connection is
-/// OK:usfarm"); a notice without one names the farm by its kind.
-pub fn fold_farms(notices: &[(i32, String)]) -> Vec<Farm> {
-    let mut farms: Vec<Farm> = Vec::new();
-    for (code, text) in notices {
-        let Some((kind, state)) = farm_code(*code) else {
-            continue;
-        };
-        let name = text
-            .rsplit_once(':')
-            .map(|(_, n)| n.trim().to_string())
-            .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| kind.label().to_string());
-        match farms.iter_mut().find(|f| f.name == name && f.kind == kind) {
-            Some(f) => {
-                f.state = state;
-                f.code = *code;
-            }
-            None => farms.push(Farm {
-                name,
-                kind,
-                state,
-                code: *code,
-            }),
-        }
-    }
-    farms.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    farms
 }
 
 /// Which market data the account gets for a contract.
@@ -169,7 +91,8 @@ pub struct Report {
     pub client_id: i32,
     pub server_version: i32,
     pub accounts: Vec<String>,
-    pub farms: Vec<Farm>,
+    /// The farms as the gateway's notices left them (folded by [`crate::gateway::Farms`]).
+    pub farms: Vec<FarmView>,
     pub market_data_type: MarketDataMode,
     pub contracts: Vec<ContractCheck>,
     pub lines: LineUse,
@@ -196,7 +119,7 @@ pub fn judge(r: &mut Report) {
         );
     }
     for f in &r.farms {
-        let what = format!("{} farm {} (IB {})", f.kind.label(), f.name, f.code);
+        let what = format!("{} farm {} (IB {})", kind_label(f.kind), f.name, f.code);
         match f.state {
             FarmState::Broken => fixes.push(format!(
                 "{what} is broken: the gateway has lost IB's servers for this data; wait for its OK notice or restart the gateway"
@@ -295,7 +218,7 @@ pub fn render(r: &Report) -> String {
                 FarmState::Inactive => "inactive (available on demand)",
                 FarmState::Connecting => "connecting",
             };
-            format!("{} {} {state}", f.kind.label(), f.name)
+            format!("{} {} {state}", kind_label(f.kind), f.name)
         })
         .collect();
     line(format!(
@@ -363,6 +286,16 @@ pub struct NotReady;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::farms::Farms;
+
+    /// The farms after these notices, in order, as `ibq doctor` folds them.
+    fn farms(notices: &[(i32, &str)]) -> Vec<FarmView> {
+        let mut farms = Farms::default();
+        for (code, text) in notices {
+            farms.apply(*code, text, chrono::DateTime::UNIX_EPOCH);
+        }
+        farms.view().farms.clone()
+    }
 
     fn report() -> Report {
         Report {
@@ -370,10 +303,10 @@ mod tests {
             client_id: 100,
             server_version: 226,
             accounts: vec!["DU1234567".into()],
-            farms: fold_farms(&[
-                (2104, "Market data farm connection is OK:usfarm".into()),
-                (2106, "HMDS data farm connection is OK:ushmds".into()),
-                (2158, "Sec-def data farm connection is OK:secdefnyc".into()),
+            farms: farms(&[
+                (2104, "Market data farm connection is OK:usfarm"),
+                (2106, "HMDS data farm connection is OK:ushmds"),
+                (2158, "Sec-def data farm connection is OK:secdefnyc"),
             ]),
             market_data_type: MarketDataMode::Auto,
             contracts: vec![ContractCheck {
@@ -400,14 +333,14 @@ mod tests {
 
     #[test]
     fn the_last_notice_of_a_farm_wins() {
-        let farms = fold_farms(&[
-            (2104, "Market data farm connection is OK:usfarm".into()),
-            (2103, "Market data farm connection is broken:usfarm".into()),
-            (2108, "Market data farm connection is inactive but should be available upon demand.:cashfarm".into()),
-            (2105, "HMDS data farm connection is broken:ushmds".into()),
-            (2106, "HMDS data farm connection is OK:ushmds".into()),
-            (2119, "Market data farm is connecting:usfuture".into()),
-            (1102, "Connectivity between IB and Trader Workstation has been restored".into()),
+        let farms = farms(&[
+            (2104, "Market data farm connection is OK:usfarm"),
+            (2103, "Market data farm connection is broken:usfarm"),
+            (2108, "Market data farm connection is inactive but should be available upon demand.cashfarm"),
+            (2105, "HMDS data farm connection is broken:ushmds"),
+            (2106, "HMDS data farm connection is OK:ushmds"),
+            (2119, "Market data farm is connecting:usfuture"),
+            (1102, "Connectivity between IB and Trader Workstation has been restored"),
         ]);
         let state = |n: &str| {
             farms
@@ -483,7 +416,7 @@ mod tests {
         judge(&mut r);
         assert!(!r.ready);
         let mut r = report();
-        r.farms = fold_farms(&[(2103, "Market data farm connection is broken:usfarm".into())]);
+        r.farms = farms(&[(2103, "Market data farm connection is broken:usfarm")]);
         judge(&mut r);
         assert!(!r.ready && r.fixes[0].contains("usfarm"), "{:?}", r.fixes);
         let mut r = report();

@@ -13,10 +13,9 @@ use ibapi::market_data::MarketDataType;
 use ibapi::subscriptions::SubscriptionItem;
 use ibapi::Client;
 
-use super::{
-    fold_farms, judge, version_problem, ContractCheck, DataAccess, HistoryAccess, LineUse, Report,
-};
+use super::{judge, version_problem, ContractCheck, DataAccess, HistoryAccess, LineUse, Report};
 use crate::config::Config;
+use crate::gateway::farms::Farms;
 use crate::worker::contracts::SecType;
 use crate::worker::errors::{hmds_kind, Hmds};
 
@@ -56,15 +55,18 @@ pub async fn examine(config: &Config) -> anyhow::Result<Report> {
         Ok(Err(e)) => anyhow::bail!("{}", connect_error(&address, client_id, &e)),
         Ok(Ok(c)) => c,
     };
-    // Every notice of the session (farm notices come right after the handshake).
-    let seen: Arc<Mutex<Vec<(i32, String)>>> = Arc::default();
+    // The farms as the session's notices report them (they come right after the
+    // handshake; the last notice of a farm wins).
+    let farms: Arc<Mutex<Farms>> = Arc::default();
     let collector = {
-        let seen = Arc::clone(&seen);
+        let farms = Arc::clone(&farms);
         tokio::spawn(async move {
             while let Some(n) = notices.next().await {
-                seen.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((n.code, n.message));
+                farms.lock().unwrap_or_else(|p| p.into_inner()).apply(
+                    n.code,
+                    &n.message,
+                    chrono::Utc::now(),
+                );
             }
         })
     };
@@ -140,13 +142,18 @@ pub async fn examine(config: &Config) -> anyhow::Result<Report> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     drop(client);
     collector.abort();
-    let notices = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let farms = farms
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .view()
+        .farms
+        .clone();
     let mut report = Report {
         gateway: address,
         client_id,
         server_version,
         accounts,
-        farms: fold_farms(&notices),
+        farms,
         market_data_type: config.market_data.kind,
         contracts: checks,
         lines: LineUse {

@@ -2,7 +2,7 @@
 //! CLI's tables print every time through these; JSON output keeps UTC, and the detail views
 //! show UTC alongside ET.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 
 use super::calendar::NEW_YORK;
 
@@ -57,6 +57,26 @@ pub fn near(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// `09:30 ET`, with seconds only when it has them (`12:59:30 ET`): a scheduled slot's time.
+pub fn clock_slot(t: DateTime<Utc>) -> String {
+    if t.second() == 0 {
+        clock_short(t)
+    } else {
+        clock(t)
+    }
+}
+
+/// A scheduled slot: `10:35 ET` on the New York date of `now`, `Tue 08:30 ET` on another
+/// day, with seconds when the slot has them (`10:30:30 ET`).
+pub fn slot(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let ny = t.with_timezone(&NEW_YORK);
+    if ny.date_naive() == now.with_timezone(&NEW_YORK).date_naive() {
+        clock_slot(t)
+    } else {
+        format!("{} {}", ny.format("%a"), clock_slot(t))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +113,17 @@ mod tests {
         assert_eq!(near(t("2026-11-23T14:35:07Z"), now), "09:35:07 ET");
         assert_eq!(near(t("2026-11-20T14:35:07Z"), now), "Fri 09:35 ET");
         assert_eq!(near(t("2026-11-02T14:35:07Z"), now), "2026-11-02 09:35 ET");
+    }
+
+    #[test]
+    fn slots_show_seconds_only_when_they_have_them() {
+        let now = t("2026-11-23T15:00:00Z");
+        assert_eq!(slot(t("2026-11-23T15:35:00Z"), now), "10:35 ET");
+        assert_eq!(slot(t("2026-11-23T15:30:30Z"), now), "10:30:30 ET");
+        assert_eq!(slot(t("2026-11-24T13:30:00Z"), now), "Tue 08:30 ET");
+        // 00:30 UTC on the 24th is still the 23rd in New York.
+        assert_eq!(slot(t("2026-11-24T00:30:00Z"), now), "19:30 ET");
+        assert_eq!(clock_slot(t("2026-11-27T17:59:30Z")), "12:59:30 ET");
+        assert_eq!(clock_slot(t("2026-07-06T13:30:00Z")), "09:30 ET");
     }
 }

@@ -56,7 +56,7 @@ pub fn render_plan(
         return out;
     };
     let _ = writeln!(out, "{head}: {kind}");
-    out.push_str("Times are New York (UTC).\n\nPhases\n");
+    out.push_str("Times are New York time (ET).\n\nPhases\n");
     for (name, from, to) in [
         ("pre_market", hours.pre_open, hours.open),
         ("regular", hours.open, hours.close),
@@ -106,18 +106,12 @@ pub fn render_plan(
     out
 }
 
-/// `09:30 (14:30Z)`, with seconds only when they are not zero.
+/// `09:30 ET`, with seconds only when they are not zero.
 fn stamp(t: DateTime<Utc>) -> String {
-    let ny = t.with_timezone(&NEW_YORK);
-    let fmt = if t.timestamp() % 60 == 0 {
-        "%H:%M"
-    } else {
-        "%H:%M:%S"
-    };
-    format!("{} ({}Z)", ny.format(fmt), t.format(fmt))
+    crate::market::et::clock_slot(t)
 }
 
-/// `Friday 2026-11-27 04:00 (09:00Z)`.
+/// `Friday 2026-11-27 04:00 ET`.
 fn stamp_with_date(t: DateTime<Utc>) -> String {
     format!(
         "{} {}",
@@ -148,25 +142,17 @@ mod tests {
             p.starts_with("Friday 2026-11-27: early close at 13:00 (day after Thanksgiving)"),
             "{p}"
         );
+        assert!(p.contains("regular      09:30 ET - 13:00 ET"), "{p}");
+        assert!(p.contains("post_market  13:00 ET - 17:00 ET"), "{p}");
         assert!(
-            p.contains("regular      09:30 (14:30Z) - 13:00 (18:00Z)"),
+            p.contains("42 slots, first 09:30 ET, last 12:55 ET -> 126 request(s)"),
             "{p}"
         );
         assert!(
-            p.contains("post_market  13:00 (18:00Z) - 17:00 (22:00Z)"),
+            p.contains("420 slots, first 09:30 ET, last 12:59:30 ET -> 420 request(s)"),
             "{p}"
         );
-        assert!(
-            p.contains("42 slots, first 09:30 (14:30Z), last 12:55 (17:55Z) -> 126 request(s)"),
-            "{p}"
-        );
-        assert!(
-            p.contains(
-                "420 slots, first 09:30 (14:30Z), last 12:59:30 (17:59:30Z) -> 420 request(s)"
-            ),
-            "{p}"
-        );
-        assert!(p.contains("16:30 (21:30Z) -> 1 request(s)"), "{p}");
+        assert!(p.contains("16:30 ET -> 1 request(s)"), "{p}");
         assert!(p.contains("Total: 679 requests"), "{p}");
     }
 
@@ -178,7 +164,7 @@ mod tests {
             "{p}"
         );
         assert!(
-            p.contains("Next: pre_market from Friday 2026-11-27 04:00 (09:00Z)"),
+            p.contains("Next: pre_market from Friday 2026-11-27 04:00 ET"),
             "{p}"
         );
         assert!(plan("2026-11-28", false).contains("closed: weekend"));
@@ -187,9 +173,9 @@ mod tests {
     #[test]
     fn all_lists_every_interval_slot() {
         let p = plan("2026-11-23", true);
-        assert!(p.contains("\n        15:59:30 (20:59:30Z)\n"), "{p}");
+        assert!(p.contains("\n        15:59:30 ET\n"), "{p}");
         assert_eq!(
-            p.matches("\n        15:55 (20:55Z)\n").count(),
+            p.matches("\n        15:55 ET\n").count(),
             3,
             "chains, futures and positions"
         );

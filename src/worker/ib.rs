@@ -68,17 +68,6 @@ pub fn index(symbol: &str) -> Contract {
     }
 }
 
-pub fn futures(symbol: &str, month: &str) -> Contract {
-    Contract {
-        symbol: Symbol(symbol.to_string()),
-        security_type: SecurityType::Future,
-        exchange: Exchange("CME".into()),
-        currency: Currency("USD".into()),
-        last_trade_date_or_contract_month: month.to_string(),
-        ..Default::default()
-    }
-}
-
 /// Every option of `symbol` on one expiry (strike 0 and no right match all).
 pub fn options_of(symbol: &str, expiry: &str) -> Contract {
     Contract {

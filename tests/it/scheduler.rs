@@ -38,10 +38,7 @@ fn schedule_prints_an_early_close_day() {
         out.starts_with("Friday 2026-11-27: early close at 13:00"),
         "{out}"
     );
-    assert!(
-        out.contains("last 12:55 (17:55Z) -> 126 request(s)"),
-        "{out}"
-    );
+    assert!(out.contains("last 12:55 ET -> 126 request(s)"), "{out}");
     assert!(out.contains("Total: 679 requests"), "{out}");
 }
 

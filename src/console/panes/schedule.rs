@@ -2,7 +2,6 @@
 //! and how today's slots went (done, pending, failed, missed), from the queue's requests
 //! with each slot's occurrence key.
 
-use chrono::{DateTime, Utc};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
@@ -15,24 +14,6 @@ use crate::console::fmt;
 use crate::console::keymap::Action;
 use crate::console::theme::Theme;
 use crate::scheduler::view::{JobView, Outcome};
-
-/// A time in New York: `10:35 ET` today, `Tue 08:30 ET` on another day, with seconds when
-/// the slot has them (`10:30:30 ET`).
-pub fn et(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
-    use chrono::Timelike;
-    let ny = crate::market::calendar::NEW_YORK;
-    let local = t.with_timezone(&ny);
-    let time = if local.second() == 0 {
-        local.format("%H:%M")
-    } else {
-        local.format("%H:%M:%S")
-    };
-    if local.date_naive() == now.with_timezone(&ny).date_naive() {
-        format!("{time} ET")
-    } else {
-        format!("{} {time} ET", local.format("%a"))
-    }
-}
 
 /// A job's timing in fewer columns: `every 5m during regular` → `5m regular`.
 pub fn timing_short(timing: &str) -> String {
@@ -135,7 +116,7 @@ impl Component for SchedulePane {
                     fmt::ext(&job.name),
                     timing_short(&job.timing),
                     job.next_run
-                        .map(|t| et(t, view.now).trim_end_matches(" ET").to_string())
+                        .map(|t| fmt::slot(t, view.now).trim_end_matches(" ET").to_string())
                         .unwrap_or_else(|| "-".into()),
                     job.next_run
                         .map(|t| fmt::span((t - view.now).num_seconds()))
@@ -214,7 +195,7 @@ pub fn day_lines<'a>(job: &JobView, view: &View) -> Vec<Line<'a>> {
             Span::raw(match job.next_run {
                 Some(t) => format!(
                     "{} (in {})",
-                    et(t, view.now),
+                    fmt::slot(t, view.now),
                     fmt::span((t - view.now).num_seconds())
                 ),
                 None => "none within 400 days".into(),
@@ -231,7 +212,7 @@ pub fn day_lines<'a>(job: &JobView, view: &View) -> Vec<Line<'a>> {
     }
     for slot in &job.today {
         let mut spans = vec![
-            Span::raw(format!("  {:<12}", et(slot.at, view.now))),
+            Span::raw(format!("  {:<12}", fmt::slot(slot.at, view.now))),
             Span::styled(
                 format!("{:<9}", slot.outcome.as_str()),
                 outcome_style(theme, slot.outcome),
