@@ -15,6 +15,9 @@ use ratatui::Frame;
 use uuid::Uuid;
 
 use super::keymap::{Action, Context, Key, KeyMap};
+
+/// The reason recorded when a failure is dismissed in the console.
+pub const DISMISS_REASON_CONSOLE: &str = "dismissed in the console";
 use super::logs::LogBuffer;
 use super::panes::header::{draw_gauge, draw_header};
 use super::panes::legs::LegsPane;
@@ -541,6 +544,22 @@ impl App {
                         Deferred::Send {
                             command: Command::Cancel(ids),
                             label: format!("cancel {what}"),
+                        },
+                    );
+                }
+                Err(reason) => self.refuse(reason),
+            },
+            Action::DismissFailure => match self.targets(&[PaneId::Failed], "dismiss") {
+                Ok(ids) => {
+                    let what = Self::plural(ids.len(), "failed request");
+                    self.confirm(
+                        "Dismiss",
+                        format!(
+                            "Dismiss {what}? They become CANCELLED (reason: {DISMISS_REASON_CONSOLE}) and leave the failed pane; history keeps them."
+                        ),
+                        Deferred::Send {
+                            command: Command::Dismiss(ids, DISMISS_REASON_CONSOLE.into()),
+                            label: format!("dismiss {what}"),
                         },
                     );
                 }

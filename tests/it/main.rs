@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod console_pty;
 mod derived_stats;
+mod dismiss;
 mod during;
 mod engine_clock;
 mod escape;

@@ -89,6 +89,33 @@ fn retry_works_on_failed_rows_and_is_refused_elsewhere() {
 }
 
 #[test]
+fn dismiss_asks_once_then_sends_the_failed_rows_with_a_reason() {
+    let mut app = app(10);
+    // Refused outside the failed pane.
+    press(&mut app, "X");
+    assert!(commands(&mut app).is_empty());
+    assert!(app.popup.is_none());
+    let status = app.status.clone().unwrap();
+    assert!(status.text.contains("failed pane"), "{}", status.text);
+    // Mark two failed rows, dismiss: one confirmation, then one command for both.
+    press(&mut app, "3  X");
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
+    assert!(commands(&mut app).is_empty(), "nothing before the yes");
+    press(&mut app, "y");
+    let failed: Vec<_> = app.snap.failed.iter().map(|r| r.request_id).collect();
+    match commands(&mut app).as_slice() {
+        [Command::Dismiss(got, reason)] => {
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_ne!(got[0], got[1]);
+            assert!(got.iter().all(|id| failed.contains(id)), "{got:?}");
+            assert_eq!(reason, crate::console::app::DISMISS_REASON_CONSOLE);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.failed.marks.is_empty());
+}
+
+#[test]
 fn replies_land_in_the_status_line() {
     let mut app = app(10);
     press(&mut app, "3r");
