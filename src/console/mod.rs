@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod causes;
 pub mod cursor;
 pub mod fmt;
 pub mod keymap;
