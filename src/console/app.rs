@@ -491,7 +491,12 @@ impl App {
                     self.info(text);
                 }
             }
-            Action::Details => self.open_details(),
+            Action::Details => {
+                if self.focus == PaneId::Failed && self.failed.toggle_expanded(&snap) {
+                    return;
+                }
+                self.open_details()
+            }
             Action::Retry => {
                 let t = self.targets(&[PaneId::Failed], "retry");
                 self.send_for(t, "retry", Command::Retry);

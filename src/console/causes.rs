@@ -43,7 +43,7 @@ fn mask(text: &str) -> String {
         if !out.is_empty() {
             out.push(' ');
         }
-        let core = word.trim_end_matches(|c: char| matches!(c, ',' | '.' | ';' | ':' | ')'));
+        let core = word.trim_end_matches([',', '.', ';', ':', ')']);
         let tail = &word[core.len()..];
         let lead = core
             .chars()
@@ -99,7 +99,7 @@ pub fn group<'a, T>(items: impl IntoIterator<Item = (T, &'a str)>) -> Vec<Group<
         }
     }
     // Stable: equal sizes keep first-seen order.
-    groups.sort_by(|a, b| b.members.len().cmp(&a.members.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.members.len()));
     groups
 }
 

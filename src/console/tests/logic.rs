@@ -374,3 +374,50 @@ fn a_request_held_for_its_window_says_when_it_runs() {
     assert!(detail.contains("waits for 09:30 ET"), "{detail}");
     assert!(detail.contains("regular"), "{detail}");
 }
+
+#[test]
+fn the_failed_pane_groups_by_cause_expands_and_marks_whole_groups() {
+    let mut app = app(10);
+    let total = app.snap.failed.len();
+    let causes: std::collections::HashSet<String> = app
+        .snap
+        .failed
+        .iter()
+        .map(|r| crate::console::causes::cause(r.error_message.as_deref().unwrap()))
+        .collect();
+    assert!(causes.len() < total, "the sample repeats a cause");
+    // Grouping is for the failed pane only.
+    press(&mut app, "z");
+    assert!(!app.pending.is_grouped());
+    assert!(app.status.as_ref().unwrap().text.contains("does nothing"));
+    press(&mut app, "3z");
+    assert!(app.failed.is_grouped());
+    assert_eq!(
+        app.failed.len(&app.snap),
+        causes.len(),
+        "one line per cause"
+    );
+    // enter on a group shows its rows under it, and again hides them.
+    let first = app.failed.targets(&app.snap);
+    assert!(first.len() > 1, "the largest group is first: {first:?}");
+    app.on_key(&key(KeyCode::Enter));
+    assert!(app.popup.is_none(), "enter on a group expands, no details");
+    assert_eq!(app.failed.len(&app.snap), causes.len() + first.len());
+    app.on_key(&key(KeyCode::Enter));
+    assert_eq!(app.failed.len(&app.snap), causes.len());
+    // Marking a group marks all its rows; a dismissal then takes them all.
+    press(&mut app, " ");
+    let mut marked: Vec<_> = app.failed.marks.iter().copied().collect();
+    marked.sort();
+    let mut want = first.clone();
+    want.sort();
+    assert_eq!(marked, want);
+    press(&mut app, "Xy");
+    match commands(&mut app).as_slice() {
+        [Command::Dismiss(got, _)] => assert_eq!(got, &want),
+        other => panic!("{other:?}"),
+    }
+    // Back to one line per request.
+    press(&mut app, "z");
+    assert_eq!(app.failed.len(&app.snap), total);
+}
