@@ -89,6 +89,8 @@ actions! {
     Submit => "submit", "Accept the prompt's text or the dialog's default";
     CycleLogLevel => "cycle_log_level", "Cycle the lowest log level shown";
     ToggleFollow => "toggle_follow", "Follow the newest log line, or stay put";
+    Copy => "copy", "Copy the selected (or marked) ids, conids or log line";
+    CopyShow => "copy_show", "Copy `ibq show ID` for the selected (or marked) requests";
     ToggleGroups => "toggle_groups", "Group the failed pane by cause, or list each request";
     DismissFailure => "dismiss_failure", "Dismiss the selected (or marked) failures as CANCELLED";
 }

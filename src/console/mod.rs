@@ -8,6 +8,7 @@
 pub mod app;
 pub mod bench;
 pub mod causes;
+pub mod clipboard;
 pub mod cursor;
 pub mod fmt;
 pub mod keymap;

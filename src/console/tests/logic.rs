@@ -421,3 +421,33 @@ fn the_failed_pane_groups_by_cause_expands_and_marks_whole_groups() {
     press(&mut app, "z");
     assert_eq!(app.failed.len(&app.snap), total);
 }
+
+#[test]
+fn y_copies_ids_or_conids_and_capital_y_the_show_commands() {
+    let mut app = app(10);
+    press(&mut app, "y");
+    let first = app.snap.pending[0].request_id.to_string();
+    assert_eq!(app.take_clipboard().as_deref(), Some(first.as_str()));
+    // Marked rows, one per line.
+    press(&mut app, "  y");
+    let text = app.take_clipboard().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines.iter().all(|l| uuid::Uuid::parse_str(l).is_ok()),
+        "{text}"
+    );
+    press(&mut app, "Y");
+    let text = app.take_clipboard().unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with("ibq show ")) && text.lines().count() == 2,
+        "{text}"
+    );
+    // The legs pane copies conids.
+    press(&mut app, "4y");
+    let text = app.take_clipboard().unwrap();
+    assert!(text.parse::<i32>().is_ok(), "{text}");
+    press(&mut app, "Y");
+    assert!(app.take_clipboard().is_none());
+    assert!(app.status.as_ref().unwrap().text.contains("queue panes"));
+}
