@@ -20,4 +20,5 @@ mod run_cli;
 mod scheduler;
 mod sim;
 mod streaming;
+mod triage_pty;
 mod worker;
