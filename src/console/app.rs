@@ -507,7 +507,7 @@ impl App {
                 let help = if self.focus == PaneId::Logs {
                     "text in the message, target or fields; empty shows all"
                 } else {
-                    "text in the type, symbol, id or error; empty shows all"
+                    "text in any column; type: symbol: code: status: param.NAME:, ! negates"
                 };
                 self.popup = Some(Popup::Prompt(Prompt::new(
                     PromptKind::Filter(self.focus),

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod causes;
 pub mod clipboard;
 pub mod cursor;
+pub mod filter;
 pub mod fmt;
 pub mod keymap;
 pub mod logs;

@@ -52,16 +52,9 @@ thread_local! {
     pub static FORMATTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// True when `filter` (lower case) occurs in the request's type, symbol, id or error.
+/// True when the request passes `filter` (see [`crate::console::filter`]).
 pub fn matches(r: &Request, filter: &str) -> bool {
-    if filter.is_empty() {
-        return true;
-    }
-    let has = |s: &str| s.to_ascii_lowercase().contains(filter);
-    has(r.request_type.as_str())
-        || has(&r.symbol)
-        || r.request_id.to_string().contains(filter)
-        || r.error_message.as_deref().is_some_and(has)
+    crate::console::filter::Filter::parse(filter).matches(r)
 }
 
 /// A line of the failed pane while it is grouped by cause.
@@ -234,13 +227,14 @@ impl QueuePane {
             return;
         }
         self.synced_with = key;
+        let parsed = crate::console::filter::Filter::parse(&self.filter);
         self.filtered = if self.filter.is_empty() {
             None
         } else {
             Some(
                 rows.iter()
                     .enumerate()
-                    .filter(|(_, r)| matches(r, &self.filter))
+                    .filter(|(_, r)| parsed.matches(r))
                     .map(|(i, _)| i as u32)
                     .collect(),
             )
