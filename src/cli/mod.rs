@@ -58,6 +58,7 @@ impl Cli {
                         | Command::Retry(_)
                         | Command::Reprioritize(_)
                         | Command::Cancel(_)
+                        | Command::Dismiss(_)
                         | Command::Compact
                         | Command::Config(_)
                         | Command::Keys
@@ -165,6 +166,8 @@ pub enum Command {
     Reprioritize(queue::ReprioritizeArgs),
     /// Cancel a PENDING request.
     Cancel(queue::CancelArgs),
+    /// Put FAILED requests that will never succeed aside: CANCELLED, with a reason.
+    Dismiss(queue::DismissArgs),
     /// Rewrite the queue table to the newest row per request.
     Compact,
     /// Configuration helpers.
@@ -337,6 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(a) => queue::retry(a, &config).await,
         Command::Reprioritize(a) => queue::reprioritize(a, &config).await,
         Command::Cancel(a) => queue::cancel(a, &config).await,
+        Command::Dismiss(a) => queue::dismiss(a, &config).await,
         Command::Compact => queue::compact(&config).await,
         Command::Run => run::run(&config, clock).await,
         Command::Promote(a) => legs::promote(a, &config).await,

@@ -88,6 +88,22 @@ pub struct ReprioritizeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct DismissArgs {
+    /// Request id (a unique prefix is enough).
+    #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+    pub id: Option<String>,
+    /// Dismiss every FAILED request.
+    #[arg(long)]
+    pub all_failed: bool,
+    /// Why the failure is put aside (kept as `result_data.dismiss_reason`).
+    #[arg(long, default_value = DEFAULT_DISMISS_REASON)]
+    pub reason: String,
+}
+
+/// The reason recorded when the operator gives none.
+pub const DEFAULT_DISMISS_REASON: &str = "dismissed by the operator";
+
+#[derive(Debug, clap::Args)]
 pub struct CancelArgs {
     pub id: String,
 }
@@ -558,6 +574,35 @@ pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
                 .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, now))
                 .await?;
             report("cancelled", results)
+        }
+    }
+}
+
+/// FAILED → CANCELLED with a reason, for failures that will never succeed.
+pub async fn dismiss(args: DismissArgs, config: &Config) -> anyhow::Result<()> {
+    let reason = args.reason.trim().to_string();
+    if reason.is_empty() {
+        anyhow::bail!("--reason is empty; say why the failure is dismissed, or leave --reason out");
+    }
+    let a = applier(config).await?;
+    let ids: Vec<Uuid> = match &args.id {
+        Some(text) => vec![resolve_id(a.state(), text)?],
+        None => a.state().failed().map(|r| r.request_id).collect(),
+    };
+    if ids.is_empty() {
+        println!("no FAILED requests");
+        return Ok(());
+    }
+    match a {
+        Applier::Engine(_) => via_engine(config, Command::Dismiss(ids, reason)).await,
+        Applier::Direct(mut s) => {
+            let now = Utc::now();
+            let results = s
+                .change_each(&ids, |q, id| {
+                    q.prepare_dismiss(id, &reason, Actor::Operator, now)
+                })
+                .await?;
+            report("dismissed", results)
         }
     }
 }

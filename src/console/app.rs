@@ -15,6 +15,9 @@ use ratatui::Frame;
 use uuid::Uuid;
 
 use super::keymap::{Action, Context, Key, KeyMap};
+
+/// The reason recorded when a failure is dismissed in the console.
+pub const DISMISS_REASON_CONSOLE: &str = "dismissed in the console";
 use super::logs::LogBuffer;
 use super::panes::header::{draw_gauge, draw_header};
 use super::panes::legs::LegsPane;
@@ -148,6 +151,8 @@ pub struct App {
     /// Set once the run loop should leave.
     pub exit: bool,
     pub shutting_down: bool,
+    /// Text to put on the clipboard (OSC 52), taken by the run loop.
+    pub clipboard: Option<String>,
 }
 
 /// The last guard before the terminal: every draw site cleans outside text
@@ -193,6 +198,7 @@ impl App {
             waiting: HashMap::new(),
             next_ticket: 1,
             exit: false,
+            clipboard: None,
             shutting_down: false,
         };
         let new = app.keys(Context::Global, Action::NewRequest);
@@ -283,6 +289,53 @@ impl App {
         }
         self.waiting.insert(ticket, purpose);
         self.outbox.push(Outgoing { ticket, command });
+    }
+
+    /// Text waiting to be copied (taken).
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
+    }
+
+    /// `y`: the ids of the marked (or selected) requests, the legs' conids, or the log line;
+    /// `Y`: `ibq show ID` for each request. One per line.
+    fn copy(&mut self, show: bool) {
+        let snap = self.snap.clone();
+        let (lines, what): (Vec<String>, &str) = match self.focus {
+            PaneId::Legs if !show => (
+                self.legs
+                    .targets(&self.view())
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+                "conid",
+            ),
+            PaneId::Logs if !show => (
+                self.logs.current().map(|l| l.message).into_iter().collect(),
+                "log line",
+            ),
+            p => match self.queue(p) {
+                Some(q) => {
+                    let ids = q.targets(&snap);
+                    if show {
+                        (
+                            ids.iter().map(|id| format!("ibq show {id}")).collect(),
+                            "command",
+                        )
+                    } else {
+                        (ids.iter().map(|id| id.to_string()).collect(), "id")
+                    }
+                }
+                None => {
+                    return self.refuse("copy show: works on the queue panes (1, 2, 3)");
+                }
+            },
+        };
+        if lines.is_empty() {
+            return self.refuse("copy: nothing selected");
+        }
+        let n = lines.len();
+        self.clipboard = Some(lines.join("\n"));
+        self.info(format!("copied {} to the clipboard", Self::plural(n, what)));
     }
 
     /// Commands waiting for the run loop (taken).
@@ -470,7 +523,7 @@ impl App {
                 let help = if self.focus == PaneId::Logs {
                     "text in the message, target or fields; empty shows all"
                 } else {
-                    "text in the type, symbol, id or error; empty shows all"
+                    "text in any column; type: symbol: code: status: param.NAME:, ! negates"
                 };
                 self.popup = Some(Popup::Prompt(Prompt::new(
                     PromptKind::Filter(self.focus),
@@ -504,7 +557,12 @@ impl App {
                     self.info(text);
                 }
             }
-            Action::Details => self.open_details(),
+            Action::Details => {
+                if self.focus == PaneId::Failed && self.failed.toggle_expanded(&snap) {
+                    return;
+                }
+                self.open_details()
+            }
             Action::Retry => {
                 let t = self.targets(&[PaneId::Failed], "retry");
                 self.send_for(t, "retry", Command::Retry);
@@ -557,6 +615,23 @@ impl App {
                         Deferred::Send {
                             command: Command::Cancel(ids),
                             label: format!("cancel {what}"),
+                        },
+                    );
+                }
+                Err(reason) => self.refuse(reason),
+            },
+            Action::Copy | Action::CopyShow => self.copy(action == Action::CopyShow),
+            Action::DismissFailure => match self.targets(&[PaneId::Failed], "dismiss") {
+                Ok(ids) => {
+                    let what = Self::plural(ids.len(), "failed request");
+                    self.confirm(
+                        "Dismiss",
+                        format!(
+                            "Dismiss {what}? They become CANCELLED (reason: {DISMISS_REASON_CONSOLE}) and leave the failed pane; history keeps them."
+                        ),
+                        Deferred::Send {
+                            command: Command::Dismiss(ids, DISMISS_REASON_CONSOLE.into()),
+                            label: format!("dismiss {what}"),
                         },
                     );
                 }

@@ -91,6 +91,10 @@ actions! {
     CycleLogLevel => "cycle_log_level", "Cycle the lowest log level shown";
     ToggleFollow => "toggle_follow", "Follow the newest log line, or stay put";
     RunJobNow => "run_job_now", "Run the selected scheduler job now, at priority 1";
+    Copy => "copy", "Copy the selected (or marked) ids, conids or log line";
+    CopyShow => "copy_show", "Copy `ibq show ID` for the selected (or marked) requests";
+    ToggleGroups => "toggle_groups", "Group the failed pane by cause, or list each request";
+    DismissFailure => "dismiss_failure", "Dismiss the selected (or marked) failures as CANCELLED";
 }
 
 impl fmt::Display for Action {

@@ -8,7 +8,10 @@
 pub mod alerts;
 pub mod app;
 pub mod bench;
+pub mod causes;
+pub mod clipboard;
 pub mod cursor;
+pub mod filter;
 pub mod fmt;
 pub mod keymap;
 pub mod logs;

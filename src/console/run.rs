@@ -324,6 +324,12 @@ async fn event_loop(
                     Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => {
                         let _ui = UiScope::enter();
                         app.on_key(&key);
+                        if let Some(text) = app.take_clipboard() {
+                            use std::io::Write;
+                            let seq = super::clipboard::sequence(&text, super::clipboard::in_tmux());
+                            let mut out = stdout();
+                            let _ = out.write_all(seq.as_bytes()).and_then(|()| out.flush());
+                        }
                         dirty = true;
                     }
                     Some(Ok(Event::Resize(..))) => {

@@ -110,6 +110,16 @@ pub fn to_row(command: &Command, requested_by: &str) -> Result<ActionRow, String
             ("bump_priority", ids.clone(), serde_json::json!({"up": up}))
         }
         Command::Cancel(ids) => ("cancel", ids.clone(), serde_json::Value::Null),
+        Command::Dismiss(ids, reason) => (
+            "dismiss",
+            ids.clone(),
+            serde_json::json!({"reason": reason}),
+        ),
+        Command::DismissAllFailed(reason) => (
+            "dismiss_all_failed",
+            vec![],
+            serde_json::json!({"reason": reason}),
+        ),
         Command::Promote { conid, strategy } => (
             "promote",
             vec![],
@@ -149,6 +159,10 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
         ),
         "bump_priority" => Command::BumpPriority(ids, a["up"].as_bool().unwrap_or(true)),
         "cancel" => Command::Cancel(ids),
+        "dismiss" => Command::Dismiss(ids, a["reason"].as_str().unwrap_or_default().into()),
+        "dismiss_all_failed" => {
+            Command::DismissAllFailed(a["reason"].as_str().unwrap_or_default().into())
+        }
         "promote" => Command::Promote {
             conid: a["conid"].as_i64().ok_or("promote without a conid")? as i32,
             strategy: a["strategy"].as_str().map(str::to_string),

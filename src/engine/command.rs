@@ -18,6 +18,9 @@ pub enum Command {
     /// One step more urgent (`true`) or less urgent (`false`).
     BumpPriority(Vec<Uuid>, bool),
     Cancel(Vec<Uuid>),
+    /// FAILED → CANCELLED with a reason: failures that will never succeed.
+    Dismiss(Vec<Uuid>, String),
+    DismissAllFailed(String),
     Enqueue(NewRequest),
     Promote {
         conid: i32,

@@ -647,6 +647,26 @@ async fn execute(
         Command::Cancel(ids) => {
             summarize("cancelled", queue.change(ids, Change::Cancel(by)).await?)
         }
+        Command::Dismiss(ids, reason) => summarize(
+            "dismissed",
+            queue.change(ids, Change::Dismiss(reason, by)).await?,
+        ),
+        Command::DismissAllFailed(reason) => {
+            let ids: Vec<_> = queue
+                .view()
+                .borrow()
+                .failed
+                .iter()
+                .map(|r| r.request_id)
+                .collect();
+            if ids.is_empty() {
+                return Ok(Reply::Done("no FAILED requests".into()));
+            }
+            summarize(
+                "dismissed",
+                queue.change(ids, Change::Dismiss(reason, by)).await?,
+            )
+        }
         Command::Enqueue(new) => {
             let mut out = queue.enqueue(vec![new]).await?;
             match out.pop().expect("one outcome") {

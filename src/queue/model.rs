@@ -243,6 +243,9 @@ pub enum Event {
     Retried,
     Reprioritized,
     Cancelled,
+    /// FAILED → CANCELLED by the operator: a failure that will never succeed, put aside with
+    /// a reason (`result_data.dismiss_reason`).
+    Dismissed,
     /// PROCESSING back to PENDING without counting an attempt (lost connection, expired
     /// lease, shutdown).
     Released,
@@ -266,6 +269,7 @@ impl Event {
             Event::Retried => "retried",
             Event::Reprioritized => "reprioritized",
             Event::Cancelled => "cancelled",
+            Event::Dismissed => "dismissed",
             Event::Released => "released",
             Event::Rejected => "rejected",
             Event::LeaseRenewed => "lease_renewed",

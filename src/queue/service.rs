@@ -23,6 +23,8 @@ pub enum Change {
     /// One step more urgent (`true`) or less urgent.
     Bump(bool, Actor),
     Cancel(Actor),
+    /// FAILED → CANCELLED with the operator's reason.
+    Dismiss(String, Actor),
     Succeed(serde_json::Value),
     Fail {
         error: String,
@@ -470,6 +472,7 @@ fn prepare_change(
             state.prepare_reprioritize(id, p, *by, now)
         }
         Change::Cancel(by) => state.prepare_cancel(id, *by, now),
+        Change::Dismiss(reason, by) => state.prepare_dismiss(id, reason, *by, now),
         Change::Succeed(data) => state.prepare_succeed(id, data.clone(), now),
         Change::Fail {
             error,

@@ -33,6 +33,8 @@ pub enum QueueError {
 /// The key of `result_data` on a request's first row that keeps parameters given under
 /// old names (`{"dte": 45}`) as they were given.
 pub const GIVEN_PARAMETERS: &str = "given_parameters";
+/// The key of `result_data` that holds the operator's reason for dismissing a failure.
+pub const DISMISS_REASON: &str = "dismiss_reason";
 
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -493,6 +495,38 @@ impl QueueState {
         let mut r = self.transition(id, "cancel", &[Status::Pending], "PENDING")?;
         r.status = Status::Cancelled;
         r.event = Event::Cancelled;
+        r.changed_by = by;
+        r.updated_at = now;
+        Ok(r)
+    }
+
+    /// FAILED → CANCELLED by the operator, keeping the error and recording `reason` as
+    /// `result_data.dismiss_reason`. It leaves the failed count and stays in history.
+    pub fn prepare_dismiss(
+        &self,
+        id: Uuid,
+        reason: &str,
+        by: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
+        let mut r = self.transition(id, "dismiss", &[Status::Failed], "FAILED")?;
+        r.status = Status::Cancelled;
+        let mut data = match r.result_data.take() {
+            Some(serde_json::Value::Object(m)) => m,
+            Some(other) => {
+                let mut m = serde_json::Map::new();
+                m.insert("result_data".into(), other);
+                m
+            }
+            None => serde_json::Map::new(),
+        };
+        data.insert(
+            DISMISS_REASON.into(),
+            serde_json::Value::String(reason.into()),
+        );
+        r.result_data = Some(serde_json::Value::Object(data));
+        r.next_attempt_at = None;
+        r.event = Event::Dismissed;
         r.changed_by = by;
         r.updated_at = now;
         Ok(r)
@@ -987,6 +1021,54 @@ mod tests {
             .prepare_fail(a, "200 no security definition", false, &policy(), 0.0, now)
             .unwrap();
         assert_eq!(r.status, Status::Failed);
+    }
+
+    #[test]
+    fn dismiss_moves_a_failure_to_cancelled_with_its_reason_and_error_kept() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::MarketBars, "SPY", 2), t0());
+        // Only a FAILED request can be dismissed.
+        let e = q
+            .prepare_dismiss(a, "bad symbol", Actor::Operator, t0())
+            .unwrap_err();
+        assert!(e.to_string().contains("it is PENDING"), "{e}");
+        for r in q.prepare_claim(1, "w", Duration::minutes(5), t0()) {
+            q.apply(r);
+        }
+        let r = q
+            .prepare_fail(
+                a,
+                "IB 200: no security definition",
+                false,
+                &policy(),
+                0.0,
+                t0(),
+            )
+            .unwrap();
+        q.apply(r);
+        assert_eq!(q.counts().failed, 1);
+        let r = q
+            .prepare_dismiss(a, "bad symbol", Actor::Operator, t0())
+            .unwrap();
+        assert_eq!(r.status, Status::Cancelled);
+        assert_eq!(r.event, Event::Dismissed);
+        assert_eq!(r.changed_by, Actor::Operator);
+        assert_eq!(
+            r.result_data.as_ref().unwrap()[DISMISS_REASON],
+            json!("bad symbol")
+        );
+        assert_eq!(
+            r.error_message.as_deref(),
+            Some("IB 200: no security definition")
+        );
+        q.apply(r);
+        assert_eq!(q.counts().failed, 0);
+        assert_eq!(q.failed().count(), 0);
+        // Dismissed is final: no retry, no second dismissal.
+        assert!(q.prepare_retry(a, Actor::Operator, t0()).is_err());
+        assert!(q
+            .prepare_dismiss(a, "again", Actor::Operator, t0())
+            .is_err());
     }
 
     #[test]

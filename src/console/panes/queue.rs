@@ -13,6 +13,7 @@ use ratatui::Frame;
 use uuid::Uuid;
 
 use super::{pane_block, Component, Handled, View};
+use crate::console::causes;
 use crate::console::cursor::Cursor;
 use crate::console::fmt;
 use crate::console::keymap::Action;
@@ -51,16 +52,18 @@ thread_local! {
     pub static FORMATTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// True when `filter` (lower case) occurs in the request's type, symbol, id or error.
+/// True when the request passes `filter` (see [`crate::console::filter`]).
 pub fn matches(r: &Request, filter: &str) -> bool {
-    if filter.is_empty() {
-        return true;
-    }
-    let has = |s: &str| s.to_ascii_lowercase().contains(filter);
-    has(r.request_type.as_str())
-        || has(&r.symbol)
-        || r.request_id.to_string().contains(filter)
-        || r.error_message.as_deref().is_some_and(has)
+    crate::console::filter::Filter::parse(filter).matches(r)
+}
+
+/// A line of the failed pane while it is grouped by cause.
+#[derive(Debug, Clone)]
+enum GroupLine {
+    /// One cause: its label and the indices of its rows in the snapshot's slice.
+    Group { label: String, members: Vec<u32> },
+    /// A row of an expanded group.
+    Row(u32),
 }
 
 pub struct QueuePane {
@@ -77,6 +80,12 @@ pub struct QueuePane {
     pub marks: HashSet<Uuid>,
     /// What to do about an empty pane (`n new request`), shown after "nothing pending".
     pub empty_hint: String,
+    /// The failed pane shows one line per cause (`toggle_groups`).
+    grouped: bool,
+    /// Causes whose rows are shown under their group line.
+    expanded: HashSet<String>,
+    /// The lines shown while grouped (after the filter).
+    lines: Option<Vec<GroupLine>>,
 }
 
 impl QueuePane {
@@ -90,6 +99,56 @@ impl QueuePane {
             synced_with: 0,
             marks: HashSet::new(),
             empty_hint: String::new(),
+            grouped: false,
+            expanded: HashSet::new(),
+            lines: None,
+        }
+    }
+
+    pub fn is_grouped(&self) -> bool {
+        self.grouped
+    }
+
+    /// Switches the failed pane between one line per cause and one line per request.
+    pub fn set_grouped(&mut self, grouped: bool, snap: &Snapshot) {
+        self.grouped = grouped && self.kind == QueueKind::Failed;
+        self.synced_with = 0;
+        self.cursor.selected = 0;
+        self.selected_id = None;
+        self.sync(snap);
+    }
+
+    /// On a group line: shows or hides its rows and returns true; false elsewhere.
+    pub fn toggle_expanded(&mut self, snap: &Snapshot) -> bool {
+        let Some(GroupLine::Group { label, members }) = self.line(self.cursor.selected) else {
+            return false;
+        };
+        let rows = self.kind.rows(snap);
+        let cause = rows
+            .get(members[0] as usize)
+            .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()))
+            .unwrap_or_else(|| label.clone());
+        if !self.expanded.remove(&cause) {
+            self.expanded.insert(cause);
+        }
+        let at = self.cursor.selected;
+        self.synced_with = 0;
+        self.selected_id = None;
+        self.sync(snap);
+        self.cursor.selected = at.min(self.len(snap).saturating_sub(1));
+        self.remember(snap);
+        true
+    }
+
+    fn line(&self, i: usize) -> Option<&GroupLine> {
+        self.lines.as_ref().and_then(|l| l.get(i))
+    }
+
+    /// The rows of the selected group line, if the cursor is on one.
+    fn selected_group(&self) -> Option<&[u32]> {
+        match self.line(self.cursor.selected) {
+            Some(GroupLine::Group { members, .. }) => Some(members),
+            _ => None,
         }
     }
 
@@ -99,6 +158,9 @@ impl QueuePane {
 
     /// Number of rows shown (after the filter).
     pub fn len(&self, snap: &Snapshot) -> usize {
+        if let Some(lines) = &self.lines {
+            return lines.len();
+        }
         match &self.filtered {
             Some(ix) => ix.len(),
             None => self.kind.rows(snap).len(),
@@ -112,6 +174,12 @@ impl QueuePane {
     /// The `i`-th shown row.
     pub fn get<'a>(&self, snap: &'a Snapshot, i: usize) -> Option<&'a Arc<Request>> {
         let rows = self.kind.rows(snap);
+        if let Some(lines) = &self.lines {
+            return match lines.get(i)? {
+                GroupLine::Group { members, .. } => rows.get(members[0] as usize),
+                GroupLine::Row(j) => rows.get(*j as usize),
+            };
+        }
         match &self.filtered {
             Some(ix) => ix.get(i).and_then(|&j| rows.get(j as usize)),
             None => rows.get(i),
@@ -128,6 +196,12 @@ impl QueuePane {
             let mut ids: Vec<Uuid> = self.marks.iter().copied().collect();
             ids.sort();
             ids
+        } else if let Some(members) = self.selected_group() {
+            let rows = self.kind.rows(snap);
+            members
+                .iter()
+                .filter_map(|&j| rows.get(j as usize).map(|r| r.request_id))
+                .collect()
         } else {
             self.selected(snap)
                 .map(|r| r.request_id)
@@ -153,13 +227,14 @@ impl QueuePane {
             return;
         }
         self.synced_with = key;
+        let parsed = crate::console::filter::Filter::parse(&self.filter);
         self.filtered = if self.filter.is_empty() {
             None
         } else {
             Some(
                 rows.iter()
                     .enumerate()
-                    .filter(|(_, r)| matches(r, &self.filter))
+                    .filter(|(_, r)| parsed.matches(r))
                     .map(|(i, _)| i as u32)
                     .collect(),
             )
@@ -172,6 +247,7 @@ impl QueuePane {
                 .collect();
             self.marks = present;
         }
+        self.lines = self.grouped.then(|| self.group_lines(snap));
         let len = self.len(snap);
         if let Some(id) = self.selected_id {
             let still = self
@@ -185,6 +261,77 @@ impl QueuePane {
         }
         self.cursor.clamp(len);
         self.selected_id = self.selected(snap).map(|r| r.request_id);
+    }
+
+    /// One line per cause (largest first), each expanded group followed by its rows.
+    fn group_lines(&self, snap: &Snapshot) -> Vec<GroupLine> {
+        let rows = self.kind.rows(snap);
+        let shown: Box<dyn Iterator<Item = u32>> = match &self.filtered {
+            Some(ix) => Box::new(ix.iter().copied()),
+            None => Box::new(0..rows.len() as u32),
+        };
+        let groups = causes::group(shown.map(|j| {
+            (
+                j,
+                rows[j as usize]
+                    .error_message
+                    .as_deref()
+                    .unwrap_or_default(),
+            )
+        }));
+        let mut lines = Vec::with_capacity(groups.len());
+        for g in groups {
+            let label = causes::label(&g);
+            let open = self.expanded.contains(&g.cause);
+            let members = g.members;
+            if open {
+                lines.push(GroupLine::Group {
+                    label,
+                    members: members.clone(),
+                });
+                lines.extend(members.into_iter().map(GroupLine::Row));
+            } else {
+                lines.push(GroupLine::Group { label, members });
+            }
+        }
+        lines
+    }
+
+    /// The cells of a group line in the failed pane's columns.
+    fn group_cells(&self, label: &str, members: &[u32], view: &View) -> Vec<String> {
+        let rows = self.kind.rows(view.snap);
+        let members: Vec<&Arc<Request>> = members
+            .iter()
+            .filter_map(|&j| rows.get(j as usize))
+            .collect();
+        let all_marked = members.iter().all(|r| self.marks.contains(&r.request_id));
+        let cause = members
+            .first()
+            .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()));
+        let open = cause.is_some_and(|c| self.expanded.contains(&c));
+        let mut symbols: Vec<&str> = Vec::new();
+        for r in &members {
+            if !symbols.contains(&r.symbol.as_str()) {
+                symbols.push(&r.symbol);
+            }
+        }
+        let newest = members.iter().map(|r| r.updated_at).max();
+        vec![
+            if all_marked { "*" } else { " " }.into(),
+            String::new(),
+            format!(
+                "{} {} request{}",
+                if open { "▾" } else { "▸" },
+                members.len(),
+                if members.len() == 1 { "" } else { "s" }
+            ),
+            fmt::ext(&symbols.join(",")),
+            String::new(),
+            fmt::ext(label),
+            newest
+                .map(|t| fmt::age(view.now, t))
+                .unwrap_or_default(),
+        ]
     }
 
     fn remember(&mut self, snap: &Snapshot) {
@@ -360,13 +507,18 @@ impl Component for QueuePane {
                 } else {
                     Style::default()
                 };
-                if self.marks.contains(&r.request_id) {
+                let cells = match self.line(i) {
+                    Some(GroupLine::Group { label, members }) => {
+                        self.group_cells(label, members, view)
+                    }
+                    _ => self.cells(r, view),
+                };
+                if cells[0] == "*" {
                     style = style.patch(theme.marked());
                 }
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
-                let cells = self.cells(r, view);
                 let cells = cells
                     .into_iter()
                     .zip(&fit)
@@ -383,6 +535,33 @@ impl Component for QueuePane {
     fn handle(&mut self, action: Action, view: &View) -> Handled {
         let len = self.len(view.snap);
         if self.cursor.handle(action, len) {
+            self.remember(view.snap);
+            return Handled::Consumed;
+        }
+        if action == Action::ToggleGroups {
+            if self.kind != QueueKind::Failed {
+                return Handled::NotConsumed;
+            }
+            self.set_grouped(!self.grouped, view.snap);
+            return Handled::Consumed;
+        }
+        if action == Action::Mark && self.selected_group().is_some() {
+            // Marking a group marks all its rows; when all are marked, unmarks them.
+            let rows = self.kind.rows(view.snap);
+            let ids: Vec<Uuid> = self
+                .selected_group()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|&j| rows.get(j as usize).map(|r| r.request_id))
+                .collect();
+            if ids.iter().all(|id| self.marks.contains(id)) {
+                for id in &ids {
+                    self.marks.remove(id);
+                }
+            } else {
+                self.marks.extend(ids);
+            }
+            self.cursor.handle(Action::MoveDown, len);
             self.remember(view.snap);
             return Handled::Consumed;
         }

@@ -89,6 +89,33 @@ fn retry_works_on_failed_rows_and_is_refused_elsewhere() {
 }
 
 #[test]
+fn dismiss_asks_once_then_sends_the_failed_rows_with_a_reason() {
+    let mut app = app(10);
+    // Refused outside the failed pane.
+    press(&mut app, "X");
+    assert!(commands(&mut app).is_empty());
+    assert!(app.popup.is_none());
+    let status = app.status.clone().unwrap();
+    assert!(status.text.contains("failed pane"), "{}", status.text);
+    // Mark two failed rows, dismiss: one confirmation, then one command for both.
+    press(&mut app, "3  X");
+    assert!(matches!(app.popup, Some(Popup::Confirm(_))));
+    assert!(commands(&mut app).is_empty(), "nothing before the yes");
+    press(&mut app, "y");
+    let failed: Vec<_> = app.snap.failed.iter().map(|r| r.request_id).collect();
+    match commands(&mut app).as_slice() {
+        [Command::Dismiss(got, reason)] => {
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_ne!(got[0], got[1]);
+            assert!(got.iter().all(|id| failed.contains(id)), "{got:?}");
+            assert_eq!(reason, crate::console::app::DISMISS_REASON_CONSOLE);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(app.failed.marks.is_empty());
+}
+
+#[test]
 fn replies_land_in_the_status_line() {
     let mut app = app(10);
     press(&mut app, "3r");
@@ -348,4 +375,81 @@ fn a_request_held_for_its_window_says_when_it_runs() {
     let detail = super::screen(&app, 120, 40);
     assert!(detail.contains("waits for 09:30 ET"), "{detail}");
     assert!(detail.contains("regular"), "{detail}");
+}
+
+#[test]
+fn the_failed_pane_groups_by_cause_expands_and_marks_whole_groups() {
+    let mut app = app(10);
+    let total = app.snap.failed.len();
+    let causes: std::collections::HashSet<String> = app
+        .snap
+        .failed
+        .iter()
+        .map(|r| crate::console::causes::cause(r.error_message.as_deref().unwrap()))
+        .collect();
+    assert!(causes.len() < total, "the sample repeats a cause");
+    // Grouping is for the failed pane only.
+    press(&mut app, "z");
+    assert!(!app.pending.is_grouped());
+    assert!(app.status.as_ref().unwrap().text.contains("does nothing"));
+    press(&mut app, "3z");
+    assert!(app.failed.is_grouped());
+    assert_eq!(
+        app.failed.len(&app.snap),
+        causes.len(),
+        "one line per cause"
+    );
+    // enter on a group shows its rows under it, and again hides them.
+    let first = app.failed.targets(&app.snap);
+    assert!(first.len() > 1, "the largest group is first: {first:?}");
+    app.on_key(&key(KeyCode::Enter));
+    assert!(app.popup.is_none(), "enter on a group expands, no details");
+    assert_eq!(app.failed.len(&app.snap), causes.len() + first.len());
+    app.on_key(&key(KeyCode::Enter));
+    assert_eq!(app.failed.len(&app.snap), causes.len());
+    // Marking a group marks all its rows; a dismissal then takes them all.
+    press(&mut app, " ");
+    let mut marked: Vec<_> = app.failed.marks.iter().copied().collect();
+    marked.sort();
+    let mut want = first.clone();
+    want.sort();
+    assert_eq!(marked, want);
+    press(&mut app, "Xy");
+    match commands(&mut app).as_slice() {
+        [Command::Dismiss(got, _)] => assert_eq!(got, &want),
+        other => panic!("{other:?}"),
+    }
+    // Back to one line per request.
+    press(&mut app, "z");
+    assert_eq!(app.failed.len(&app.snap), total);
+}
+
+#[test]
+fn y_copies_ids_or_conids_and_capital_y_the_show_commands() {
+    let mut app = app(10);
+    press(&mut app, "y");
+    let first = app.snap.pending[0].request_id.to_string();
+    assert_eq!(app.take_clipboard().as_deref(), Some(first.as_str()));
+    // Marked rows, one per line.
+    press(&mut app, "  y");
+    let text = app.take_clipboard().unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines.iter().all(|l| uuid::Uuid::parse_str(l).is_ok()),
+        "{text}"
+    );
+    press(&mut app, "Y");
+    let text = app.take_clipboard().unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with("ibq show ")) && text.lines().count() == 2,
+        "{text}"
+    );
+    // The legs pane copies conids.
+    press(&mut app, "4y");
+    let text = app.take_clipboard().unwrap();
+    assert!(text.parse::<i32>().is_ok(), "{text}");
+    press(&mut app, "Y");
+    assert!(app.take_clipboard().is_none());
+    assert!(app.status.as_ref().unwrap().text.contains("queue panes"));
 }

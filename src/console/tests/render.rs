@@ -69,6 +69,16 @@ fn processing_pane() {
 }
 
 #[test]
+fn failed_pane_grouped_by_cause() {
+    let mut app = app(10);
+    app.focus = PaneId::Failed;
+    press(&mut app, "z");
+    // The largest group open, its rows under it.
+    app.on_key(&key(KeyCode::Enter));
+    snap_all("failed_grouped", &mut app);
+}
+
+#[test]
 fn failed_pane_in_trouble() {
     let mut app = app_with(troubled(), true);
     fill_logs(&app, 30);
