@@ -328,9 +328,7 @@ impl QueuePane {
             fmt::ext(&symbols.join(",")),
             String::new(),
             fmt::ext(label),
-            newest
-                .map(|t| fmt::age(view.now, t))
-                .unwrap_or_default(),
+            newest.map(|t| fmt::age(view.now, t)).unwrap_or_default(),
         ]
     }
 
