@@ -509,7 +509,10 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
 fn written_text(data: &serde_json::Value) -> String {
     let table = data.get("table").and_then(|t| t.as_str()).unwrap_or("");
     match (data.get("rows"), data.get("version")) {
-        (Some(rows), Some(v)) => format!("{rows} rows → {table} v{v}"),
+        (Some(rows), Some(v)) => {
+            let s = if rows.as_u64() == Some(1) { "" } else { "s" };
+            format!("{rows} row{s} → {table} v{v}")
+        }
         _ => match data.get("note").and_then(|n| n.as_str()) {
             Some(note) => format!("{table}: {note}"),
             None => table.to_string(),
@@ -556,6 +559,8 @@ mod tests {
             ),
             "market_bars IWM failed: IB 162: no data"
         );
+        let one = serde_json::json!({"table": "futures_snapshots", "rows": 1, "version": 4});
+        assert_eq!(written_text(&one), "1 row → futures_snapshots v4");
         let again = serde_json::json!({"table": "market_bars", "note": "already written"});
         assert_eq!(written_text(&again), "market_bars: already written");
     }

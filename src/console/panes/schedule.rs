@@ -116,10 +116,14 @@ impl Component for SchedulePane {
                     fmt::ext(&job.name),
                     timing_short(&job.timing),
                     job.next_run
-                        .map(|t| fmt::slot(t, view.now).trim_end_matches(" ET").to_string())
+                        .map(|t| {
+                            fmt::slot(t, view.clock_now())
+                                .trim_end_matches(" ET")
+                                .to_string()
+                        })
                         .unwrap_or_else(|| "-".into()),
                     job.next_run
-                        .map(|t| fmt::span((t - view.now).num_seconds()))
+                        .map(|t| fmt::span((t - view.clock_now()).num_seconds()))
                         .unwrap_or_default(),
                     tally_text(job),
                 ]
@@ -195,8 +199,8 @@ pub fn day_lines<'a>(job: &JobView, view: &View) -> Vec<Line<'a>> {
             Span::raw(match job.next_run {
                 Some(t) => format!(
                     "{} (in {})",
-                    fmt::slot(t, view.now),
-                    fmt::span((t - view.now).num_seconds())
+                    fmt::slot(t, view.clock_now()),
+                    fmt::span((t - view.clock_now()).num_seconds())
                 ),
                 None => "none within 400 days".into(),
             }),
@@ -212,7 +216,7 @@ pub fn day_lines<'a>(job: &JobView, view: &View) -> Vec<Line<'a>> {
     }
     for slot in &job.today {
         let mut spans = vec![
-            Span::raw(format!("  {:<12}", fmt::slot(slot.at, view.now))),
+            Span::raw(format!("  {:<12}", fmt::slot(slot.at, view.clock_now()))),
             Span::styled(
                 format!("{:<9}", slot.outcome.as_str()),
                 outcome_style(theme, slot.outcome),

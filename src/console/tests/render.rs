@@ -271,6 +271,30 @@ fn schedule_pane() {
 }
 
 #[test]
+fn the_schedule_counts_down_on_the_engines_clock() {
+    // The demo's fast clock: the engine is at the sample's 10:30 ET while the wall clock
+    // (and so the snapshot's taken_at) is six hours behind it.
+    let wall = sample::t0() - Duration::hours(6);
+    let mut snap = sample::snapshot(5);
+    snap.taken_at = wall;
+    snap.clock = crate::engine::ClockView {
+        now: sample::t0(),
+        speed: 60.0,
+    };
+    let mut app = app_with(snap, true);
+    app.now = wall;
+    press(&mut app, "6");
+    let text = screen(&app, 200, 60);
+    let row = text
+        .lines()
+        .find(|l| l.contains("option_chain_regular"))
+        .unwrap();
+    // NEXT then IN: the countdown from the engine's 10:30, not from the wall's 04:30.
+    let mut after_next = row.split(" 10:35 ").nth(1).unwrap().split_whitespace();
+    assert_eq!(after_next.next(), Some("5m"), "{row}");
+}
+
+#[test]
 fn a_jobs_day() {
     let mut app = app(5);
     press(&mut app, "6jj");
