@@ -189,3 +189,42 @@ async fn a_symbol_takes_its_configured_contract_and_an_unlisted_collision_fails_
     engine.shutdown().await;
     s.shutdown().await;
 }
+
+#[test]
+fn the_defaults_are_printed_and_a_bad_entry_is_named_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = crate::common::ibq(&lake, &["config", "--print-default"]);
+    assert!(out.status.success());
+    let text = crate::common::stdout(&out);
+    let section = text
+        .split("\n[contracts]\n")
+        .nth(1)
+        .expect("a [contracts] section");
+    for line in [
+        "SPY = { type = \"STK\", exchange = \"SMART\", primary_exchange = \"ARCA\", currency = \"USD\" }",
+        "QQQ = { type = \"STK\", exchange = \"SMART\", primary_exchange = \"NASDAQ\", currency = \"USD\" }",
+        "IWM = { type = \"STK\", exchange = \"SMART\", primary_exchange = \"ARCA\", currency = \"USD\" }",
+        "VIX = { type = \"IND\", exchange = \"CBOE\", currency = \"USD\" }",
+        "ES = { type = \"FUT\", exchange = \"CME\", currency = \"USD\" }",
+        "NQ = { type = \"FUT\", exchange = \"CME\", currency = \"USD\" }",
+        "RTY = { type = \"FUT\", exchange = \"CME\", currency = \"USD\" }",
+    ] {
+        assert!(section.contains(line), "{line}");
+    }
+
+    let cfg = dir.path().join("ibq.toml");
+    std::fs::write(
+        &cfg,
+        "[contracts]\nSPY = { type = \"STK\", exchange = \"SMART\" }\nES = { type = \"FUT\", exchang = \"CME\" }\n",
+    )
+    .unwrap();
+    let out = crate::common::ibq(&lake, &["list", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = crate::common::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ibq.toml") && err.contains("line 3") && err.contains("exchang"),
+        "{err}"
+    );
+}
