@@ -126,6 +126,9 @@ pub async fn run(args: UpkeepArgs, config: &Config) -> anyhow::Result<()> {
             }
         }
     }
+    if !args.json && reports.is_empty() && failed.is_empty() {
+        println!("no result tables under {}", root.display());
+    }
     if args.json {
         println!(
             "{}",
