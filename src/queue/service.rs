@@ -374,12 +374,21 @@ async fn serve(
                     // Checked against the state as this group has already changed it, so
                     // duplicates within one group are caught too.
                     let (calendar, market_now) = (&store.market().calendar, store.market().now());
+                    let key = new.schedule_key.clone();
                     out.push(
                         match store
                             .state()
                             .prepare_enqueue_at(new, now, calendar, market_now)
                         {
                             Ok(Enqueued::Added(r)) => Ok(Enqueued::Added(store.stage(r))),
+                            Ok(Enqueued::Duplicate(r)) => {
+                                // A scheduler slot that comes while its last poll still
+                                // waits is served by that poll, not missed.
+                                if let Some(key) = key {
+                                    store.cover_schedule_key(key, r.request_id);
+                                }
+                                Ok(Enqueued::Duplicate(r))
+                            }
                             other => other,
                         },
                     );

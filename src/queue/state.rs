@@ -186,6 +186,14 @@ impl QueueState {
         self.schedule_keys.contains_key(key)
     }
 
+    /// Records that a scheduler occurrence was answered by an open identical request (its
+    /// enqueue returned that request instead of adding one): the slot's outcome is that
+    /// request's, and the runner does not submit it again. Held in memory only; after a
+    /// restart such a slot of the day shows as missed.
+    pub fn cover_schedule_key(&mut self, key: String, id: Uuid) {
+        self.schedule_keys.entry(key).or_insert(id);
+    }
+
     /// The status of the request carrying a scheduler occurrence key, if one does.
     pub fn schedule_status(&self, key: &str) -> Option<Status> {
         let id = self.schedule_keys.get(key)?;
@@ -246,6 +254,9 @@ impl QueueState {
             }
             None => {
                 self.requests.remove(&id);
+                // The occurrence keys it carried or answered were never committed: the
+                // runner must submit them again.
+                self.schedule_keys.retain(|_, held_by| *held_by != id);
             }
         }
         self.generation += 1;
@@ -292,16 +303,27 @@ impl QueueState {
                 keys.extend(gone.schedule_key.clone());
             }
         }
+        // Keys covered by a forgotten request without being its own.
+        let requests = &self.requests;
+        keys.extend(
+            self.schedule_keys
+                .iter()
+                .filter(|(_, id)| !requests.contains_key(id))
+                .map(|(k, _)| k.clone()),
+        );
         if !keys.is_empty() {
-            let held: HashSet<&String> = self
+            for k in &keys {
+                self.schedule_keys.remove(k);
+            }
+            // A key another request still carries stays known, under that request.
+            let holders: Vec<(String, Uuid)> = self
                 .requests
                 .values()
-                .filter_map(|r| r.schedule_key.as_ref())
-                .filter(|k| keys.contains(*k))
+                .filter_map(|r| Some((r.schedule_key.clone()?, r.request_id)))
+                .filter(|(k, _)| keys.contains(k))
                 .collect();
-            let drop: Vec<String> = keys.into_iter().filter(|k| !held.contains(k)).collect();
-            for k in drop {
-                self.schedule_keys.remove(&k);
+            for (k, id) in holders {
+                self.schedule_keys.entry(k).or_insert(id);
             }
         }
         n
@@ -778,6 +800,51 @@ mod tests {
         q.apply(claimed[0].clone());
         assert_eq!(q.schedule_status(key), Some(Status::Processing));
         assert_eq!(q.schedule_status("another@2026-11-23T14:30:00Z"), None);
+    }
+
+    #[test]
+    fn a_slot_answered_by_its_open_poll_takes_that_polls_status_until_it_is_forgotten() {
+        let mut q = QueueState::new();
+        let first = "positions_regular@2026-11-23T14:30:00Z";
+        let second = "positions_regular@2026-11-23T14:30:30Z";
+        let mut n = new(RequestType::PositionUpdate, "ALL", 2);
+        n.schedule_key = Some(first.into());
+        let id = add(&mut q, n.clone(), t0());
+        // The next slot comes while the first poll still waits: enqueue answers with it.
+        n.schedule_key = Some(second.into());
+        let Enqueued::Duplicate(open) = q.prepare_enqueue(n, t0()).unwrap() else {
+            panic!("an identical open request answers")
+        };
+        assert_eq!(q.schedule_status(second), None);
+        q.cover_schedule_key(second.into(), open.request_id);
+        assert!(q.has_schedule_key(second));
+        assert_eq!(q.schedule_status(second), Some(Status::Pending));
+        let claimed = q.prepare_claim(1, "w", Duration::minutes(5), t0());
+        q.apply(claimed[0].clone());
+        assert_eq!(q.schedule_status(second), Some(Status::Processing));
+        q.apply(q.prepare_succeed(id, json!({}), t0()).unwrap());
+        assert_eq!(q.schedule_status(second), Some(Status::Success));
+        // Archived with its request, like the key it carries.
+        assert_eq!(q.forget_all(&[id]), 1);
+        assert!(!q.has_schedule_key(first) && !q.has_schedule_key(second));
+    }
+
+    #[test]
+    fn a_request_whose_commit_failed_leaves_its_keys_to_be_submitted_again() {
+        let mut q = QueueState::new();
+        let key = "futures_regular@2026-11-23T14:30:00Z#ES";
+        let covered = "futures_regular@2026-11-23T14:35:00Z#ES";
+        let mut n = new(RequestType::FuturesSnapshot, "ES", 2);
+        n.schedule_key = Some(key.into());
+        let Enqueued::Added(r) = q.prepare_enqueue(n, t0()).unwrap() else {
+            panic!("added")
+        };
+        let (r, previous) = q.apply(r);
+        q.cover_schedule_key(covered.into(), r.request_id);
+        q.undo(r.request_id, previous);
+        assert!(!q.has_schedule_key(key), "the runner submits it again");
+        assert!(!q.has_schedule_key(covered));
+        assert!(q.is_empty());
     }
 
     #[test]

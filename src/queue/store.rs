@@ -231,6 +231,11 @@ impl QueueStore {
         &self.state
     }
 
+    /// See [`QueueState::cover_schedule_key`].
+    pub fn cover_schedule_key(&mut self, key: String, id: Uuid) {
+        self.state.cover_schedule_key(key, id);
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -342,10 +347,17 @@ impl QueueStore {
         let mut added = Vec::new();
         let mut batch_keys = std::collections::HashMap::new();
         for new in news {
+            let schedule_key = new.schedule_key.clone();
             match self
                 .state
                 .prepare_enqueue_at(new, now, &self.market.calendar, market_now)
             {
+                Ok(Enqueued::Duplicate(r)) => {
+                    if let Some(key) = schedule_key {
+                        self.state.cover_schedule_key(key, r.request_id);
+                    }
+                    outcomes.push(Ok(Enqueued::Duplicate(r)));
+                }
                 Ok(Enqueued::Added(r)) => {
                     let key = r.dedup_key();
                     if let Some(i) = batch_keys.get(&key) {
