@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use ibapi::contracts::tick_types::TickType;
 use ibapi::contracts::{Contract, SecurityType};
-use ibapi::market_data::realtime::{TickType, TickTypes};
+use ibapi::market_data::realtime::TickTypes;
 use ibapi::subscriptions::SubscriptionItem;
 use ibapi::Client;
 use ibq::lake::columns::BatchReader;
