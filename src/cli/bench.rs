@@ -42,6 +42,10 @@ pub enum BenchWhat {
     Worker {
         #[arg(long, default_value_t = 1000)]
         requests: usize,
+        /// Run `ibq sim` as a process of its own, as a real gateway is, rather than in this
+        /// one (where a busy engine also delays the simulator's reading).
+        #[arg(long)]
+        sim_process: bool,
     },
     /// Drains N requests (mostly option chains of five strikes each side, as the scheduler
     /// enqueues them) through the engine against `ibq sim`, first with a steady gateway,
@@ -235,7 +239,10 @@ pub async fn run(
             )
             .await
         }
-        BenchWhat::Worker { requests } => worker(config, requests).await,
+        BenchWhat::Worker {
+            requests,
+            sim_process,
+        } => worker(config, requests, sim_process).await,
         BenchWhat::Restarts {
             requests,
             restart_every,
@@ -423,15 +430,10 @@ fn mixed(n: usize, universe: &crate::sim::Universe) -> Vec<NewRequest> {
     out
 }
 
-async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
+async fn worker(base: &Config, requests: usize, sim_process: bool) -> anyhow::Result<()> {
     use crate::engine::runtime::{Engine, EngineOptions};
-    use crate::sim::{SimConfig, Simulator};
     let dir = tempfile_dir()?;
-    let sim = Simulator::start(SimConfig {
-        port: 0,
-        ..SimConfig::default()
-    })
-    .await?;
+    let sim = super::bench_sim::BenchSim::start(sim_process).await?;
     let mut config = base.clone();
     config.lake.root = dir.join("lake");
     config.logging.dir = dir.join("logs");
@@ -446,6 +448,7 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     )
     .await?;
     let news = mixed(requests, &sim.universe());
+    let load_before = load_average();
     let started = Instant::now();
     let outcomes = engine
         .queue()
@@ -458,9 +461,10 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
         .map(|o| o.request().request_id)
         .collect();
     println!(
-        "ibq bench worker: {} requests against ibq sim at {} (lake {})",
+        "ibq bench worker: {} requests against ibq sim at {} ({}; lake {})",
         ids.len(),
         sim.address(),
+        sim.describe(),
         dir.display()
     );
     loop {
@@ -499,7 +503,7 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
             }
         }
     }
-    let stats = sim.stats();
+    let stats = sim.counts().await?;
     engine.shutdown().await;
     sim.shutdown().await;
     // The least time the gateway's limits allow: every message at 50 per second, and every
@@ -534,6 +538,18 @@ async fn worker(base: &Config, requests: usize) -> anyhow::Result<()> {
     for (reason, n) in reasons {
         println!("  retried {n}x: {reason}");
     }
+    println!(
+        "machine load (1-minute average) at the start {load_before}, at the end {}",
+        load_average()
+    );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
+}
+
+/// The 1-minute load average (`uptime`'s first figure), or `?` where there is none.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string())
 }

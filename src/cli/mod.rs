@@ -224,6 +224,7 @@ pub struct ConfigArgs {
 
 pub mod bench;
 pub mod bench_restarts;
+pub mod bench_sim;
 pub mod bench_year;
 pub mod bench_year_build;
 pub mod console;

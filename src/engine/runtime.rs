@@ -132,12 +132,17 @@ impl Engine {
         });
         let lines = LineBudget::new(config.lines.limit, config.lines.margin);
         let results = Arc::new(ResultTables::new(root.clone()));
+        // One choice of live or delayed data per session, for quotes and legs alike.
+        let market_data = Arc::new(worker::market_data::MarketDataChoice::new(
+            config.market_data.kind,
+        ));
         let streaming = Streaming::start(
             &root,
             Arc::clone(&gateway),
             lines.clone(),
             Arc::clone(&results),
             config.streaming.clone(),
+            Arc::clone(&market_data),
         )
         .await?;
         let worker = worker::start(
@@ -163,7 +168,7 @@ impl Engine {
                     let clock = Arc::clone(&options.clock);
                     worker::WorkerClock(Arc::new(move || clock.now()))
                 },
-                market_data: config.market_data.kind,
+                market_data,
                 contracts: Arc::new(config.contracts.clone()),
             },
         );

@@ -12,6 +12,7 @@ use ibapi::Client;
 use tokio::sync::{broadcast, watch, Notify};
 
 use super::farms::{Farms, FarmsView};
+use super::pace::Pace;
 use crate::engine::GatewayState;
 
 /// How the connection is made.
@@ -45,6 +46,7 @@ pub struct Gateway {
     shutdown: Notify,
     farms: std::sync::Mutex<Farms>,
     farms_view: watch::Sender<FarmsView>,
+    pace: Arc<Pace>,
 }
 
 impl Gateway {
@@ -55,7 +57,6 @@ impl Gateway {
         });
         let (resubscribe, _) = broadcast::channel(16);
         let gateway = Arc::new(Self {
-            settings,
             state,
             client: RwLock::new(None),
             resubscribe,
@@ -63,6 +64,8 @@ impl Gateway {
             shutdown: Notify::new(),
             farms: std::sync::Mutex::new(Farms::default()),
             farms_view: watch::Sender::new(FarmsView::default()),
+            pace: Arc::new(Pace::new(settings.max_messages_per_sec.max(1))),
+            settings,
         });
         tokio::spawn(Arc::clone(&gateway).supervise());
         gateway
@@ -75,6 +78,11 @@ impl Gateway {
     /// The message rate the client keeps to (its rate limiter's).
     pub fn max_messages_per_sec(&self) -> u32 {
         self.settings.max_messages_per_sec.max(1)
+    }
+
+    /// The pace every message on the connection keeps (see [`super::pace`]).
+    pub fn pace(&self) -> &Arc<Pace> {
+        &self.pace
     }
 
     /// The client while connected (not while `ibapi` is reconnecting or IB is degraded

@@ -75,6 +75,16 @@ impl FarmsView {
             .any(|f| f.kind == FarmKind::MarketData && !f.state.serves())
     }
 
+    /// Whether a quote of `sec_type` in `currency` waits: a market-data farm that may serve
+    /// it is broken or connecting (see [`may_serve`]).
+    pub fn market_data_down_for(&self, sec_type: &str, currency: &str) -> bool {
+        self.farms.iter().any(|f| {
+            f.kind == FarmKind::MarketData
+                && !f.state.serves()
+                && may_serve(&f.name, sec_type, currency)
+        })
+    }
+
     /// The farms that cannot serve now.
     pub fn down(&self) -> impl Iterator<Item = &FarmView> {
         self.farms.iter().filter(|f| !f.state.serves())
@@ -137,6 +147,33 @@ pub fn farm_name(message: &str) -> String {
     }
 }
 
+/// Whether the market-data farm `farm` may serve a contract of `sec_type` (IB's code: STK,
+/// IND, OPT, FOP, FUT, ...) in `currency`. IB names a farm by the market it serves (names as
+/// gateways report them: `usfarm` and `usfarm.nj` for US stocks, `usopt` for US options,
+/// `usfuture` for US futures, `cashfarm` for currencies, `eufarm`, `jfarm`, `hfarm`,
+/// `cafarm` abroad; docs/SIM.md cites where). Known US farms serve their kinds (an
+/// option's model also needs its underlying's price from `usfarm`); farms known to serve
+/// other markets serve no US contract. A farm of an unknown name, or a contract outside
+/// the US (or of no stated currency but not US either: any non-USD currency), may serve
+/// it: the quote waits, as it did before farms were told apart.
+pub fn may_serve(farm: &str, sec_type: &str, currency: &str) -> bool {
+    let us = currency.is_empty() || currency.eq_ignore_ascii_case("USD");
+    if !us {
+        return true;
+    }
+    let base = farm.split('.').next().unwrap_or(farm).to_ascii_lowercase();
+    let sec_type = sec_type.to_ascii_uppercase();
+    match base.as_str() {
+        "usfarm" => matches!(sec_type.as_str(), "STK" | "IND" | "OPT" | "ETF" | ""),
+        "usopt" => matches!(sec_type.as_str(), "OPT"),
+        "usfuture" => matches!(sec_type.as_str(), "FUT" | "FOP" | "CONTFUT"),
+        "cashfarm" | "eufarm" | "euopt" | "jfarm" | "hfarm" | "cafarm" | "afarm" | "eufarmnj" => {
+            false
+        }
+        _ => true,
+    }
+}
+
 /// Follows the farm notices of one session.
 #[derive(Debug, Default)]
 pub struct Farms {
@@ -183,13 +220,21 @@ impl Farms {
     }
 }
 
-/// Waits until market data is served (no market-data farm broken or connecting); at once
-/// when it is, and for ever if the sender is gone (the caller's timeout bounds the wait).
-pub async fn wait_market_data(farms: &watch::Receiver<FarmsView>) {
+/// Waits until market data of `sec_type` in `currency` is served (no market-data farm that
+/// may serve it broken or connecting); at once when it is, and for ever if the sender is gone
+/// (the caller's timeout bounds the wait).
+pub async fn wait_market_data(farms: &watch::Receiver<FarmsView>, sec_type: &str, currency: &str) {
     let mut farms = farms.clone();
-    if farms.borrow_and_update().market_data_down() {
+    if farms
+        .borrow_and_update()
+        .market_data_down_for(sec_type, currency)
+    {
         tracing::info!("market-data farm down: the quote waits for it");
-        if farms.wait_for(|f| !f.market_data_down()).await.is_err() {
+        if farms
+            .wait_for(|f| !f.market_data_down_for(sec_type, currency))
+            .await
+            .is_err()
+        {
             std::future::pending::<()>().await;
         }
     }
@@ -292,7 +337,7 @@ mod tests {
         let mut farms = Farms::default();
         farms.apply(2103, "Market data farm connection is broken:usfarm", t(0));
         let (tx, rx) = watch::channel(farms.view().clone());
-        let waiting = tokio::spawn(async move { wait_market_data(&rx).await });
+        let waiting = tokio::spawn(async move { wait_market_data(&rx, "STK", "USD").await });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished());
         farms.apply(2104, "Market data farm connection is OK:usfarm", t(1));
@@ -301,5 +346,51 @@ mod tests {
             .await
             .expect("the wait ends")
             .unwrap();
+    }
+
+    #[test]
+    fn a_farm_down_holds_only_the_contracts_it_may_serve() {
+        let mut farms = Farms::default();
+        for name in ["usfarm.nj", "usopt", "usfuture", "eufarm", "cashfarm"] {
+            farms.apply(
+                2104,
+                &format!("Market data farm connection is OK:{name}"),
+                t(0),
+            );
+        }
+        farms.apply(2103, "Market data farm connection is broken:eufarm", t(1));
+        farms.apply(2103, "Market data farm connection is broken:cashfarm", t(1));
+        let view = farms.view().clone();
+        assert!(view.market_data_down(), "some farm is down");
+        for sec_type in ["STK", "IND", "OPT", "FUT"] {
+            assert!(!view.market_data_down_for(sec_type, "USD"), "{sec_type}");
+        }
+        assert!(
+            view.market_data_down_for("STK", "EUR"),
+            "a European listing waits"
+        );
+
+        farms.apply(2103, "Market data farm connection is broken:usfuture", t(2));
+        let view = farms.view().clone();
+        assert!(view.market_data_down_for("FUT", "USD"));
+        assert!(view.market_data_down_for("FOP", ""));
+        assert!(!view.market_data_down_for("STK", "USD"));
+        assert!(!view.market_data_down_for("OPT", "USD"));
+
+        farms.apply(2119, "Market data farm is connecting:usfarm.nj", t(3));
+        let view = farms.view().clone();
+        assert!(view.market_data_down_for("STK", ""));
+        assert!(
+            view.market_data_down_for("OPT", "USD"),
+            "the model needs the underlying"
+        );
+        assert!(view.market_data_down_for("IND", "USD"));
+
+        // A farm of a name not known here may serve anything: the quote waits.
+        let mut farms = Farms::default();
+        farms.apply(2103, "Market data farm connection is broken:zzfarm", t(0));
+        assert!(farms.view().market_data_down_for("STK", "USD"));
+        assert!(may_serve("usopt", "opt", "usd"));
+        assert!(!may_serve("usopt", "STK", "USD"));
     }
 }

@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod farms;
 pub mod lines;
+pub mod pace;
 pub mod pacing;
 pub mod quote;
 

@@ -18,10 +18,11 @@ use super::farms::{wait_open, Farm};
 use super::faults::{error_text, RequestKind};
 use super::frame::{self, encode_proto, FrameError, PROTOBUF_OFFSET};
 use super::historical::{self, BarRequest};
-use super::limits::{MessageRate, RateVerdict};
+use super::limits::RateVerdict;
 use super::market_data::{self, Quote};
 use super::pricing;
 use super::proto::{self, inbound, outbound};
+use super::reader::{self, Inbound, ReadEnd};
 use super::server::{lock, ConnEvent, Shared};
 use super::universe::{Instrument, Kind};
 
@@ -74,6 +75,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
         client_id: None,
         subs: Arc::new(Mutex::new(HashMap::new())),
         market_data_type: 1,
+        hold: None,
     };
     let outcome = conn.run(rd, events).await;
     match &outcome {
@@ -121,6 +123,8 @@ struct Conn {
     subs: Subscriptions,
     /// The market data type the client asked for with reqMarketDataType (1 live by default).
     market_data_type: i32,
+    /// The market-data farm that holds the answer being built (see `deliver`).
+    hold: Option<Farm>,
 }
 
 fn error_frame(id: i32, code: i32, message: &str) -> Bytes {
@@ -186,7 +190,7 @@ impl Conn {
             Arc::clone(&self.subs),
             self.tx.clone(),
         ));
-        let result = self.session(&mut rd, &mut buf, &mut events).await;
+        let result = self.session(rd, buf, &mut events).await;
         ticker.abort();
         result
     }
@@ -271,7 +275,7 @@ impl Conn {
         let farms = *self.shared.avail.borrow();
         for farm in Farm::ALL {
             if let Some(code) = farm.code(farms.farm(farm)) {
-                self.send_error(-1, code, error_text(code)).await;
+                self.send_error(-1, code, &farm.notice(code)).await;
             }
         }
         Ok(())
@@ -279,51 +283,68 @@ impl Conn {
 
     async fn session(
         &mut self,
-        rd: &mut OwnedReadHalf,
-        buf: &mut BytesMut,
+        rd: OwnedReadHalf,
+        buf: BytesMut,
         events: &mut broadcast::Receiver<ConnEvent>,
     ) -> Result<(), ConnError> {
-        let mut rate = MessageRate::new(self.shared.config.max_messages_per_sec, Instant::now());
+        let (mut inbound, reader) = reader::spawn(Arc::clone(&self.shared), rd, buf);
+        let result = self.answer(&mut inbound, events).await;
+        reader.abort();
+        result
+    }
+
+    /// Answers the frames the reader passes on, in order, until the socket or the
+    /// simulator closes.
+    async fn answer(
+        &mut self,
+        inbound: &mut mpsc::UnboundedReceiver<Result<Inbound, ReadEnd>>,
+        events: &mut broadcast::Receiver<ConnEvent>,
+    ) -> Result<(), ConnError> {
         loop {
-            while let Some(body) = frame::take_frame(buf)? {
-                lock(&self.shared.stats).messages_received += 1;
-                match rate.on_message(Instant::now()) {
-                    RateVerdict::Ok => self.dispatch(&body).await,
-                    RateVerdict::Exceeded => {
-                        let id = frame::split_message(&body)
-                            .and_then(|(_, p)| proto::ReqIdOnly::decode(p).ok())
-                            .and_then(|r| r.req_id)
-                            .unwrap_or(-1);
-                        let limit = self.shared.config.max_messages_per_sec;
-                        self.send_error(
-                            id,
-                            100,
-                            &format!(
-                                "Max rate of messages per second has been exceeded:max={limit}"
-                            ),
-                        )
-                        .await;
+            let next = tokio::select! {
+                next = inbound.recv() => next,
+                event = events.recv() => {
+                    match event {
+                        Ok(ConnEvent::Close) | Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                        Ok(ConnEvent::Notice(code)) => self.send_error(-1, code, error_text(code)).await,
+                        Ok(ConnEvent::FarmNotice(code, farm)) => self.send_error(-1, code, &farm.notice(code)).await,
+                        Ok(ConnEvent::DropMarketData) => self.drop_market_data(),
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
                     }
-                    RateVerdict::Disconnect => {
-                        tracing::warn!(conn_id = self.conn_id, "message flood: disconnecting");
-                        self.send_error(
-                            -1,
-                            100,
-                            "Max rate of messages per second has been exceeded: disconnecting",
-                        )
-                        .await;
-                        return Err(ConnError::Eof);
-                    }
+                    continue;
                 }
-            }
-            tokio::select! {
-                r = read_more(rd, buf) => r?,
-                event = events.recv() => match event {
-                    Ok(ConnEvent::Close) | Err(broadcast::error::RecvError::Closed) => return Ok(()),
-                    Ok(ConnEvent::Notice(code)) => self.send_error(-1, code, error_text(code)).await,
-                    Ok(ConnEvent::DropMarketData) => self.drop_market_data(),
-                    Err(broadcast::error::RecvError::Lagged(_)) => {}
-                },
+            };
+            let Inbound { body, verdict } = match next {
+                Some(Ok(frame)) => frame,
+                None | Some(Err(ReadEnd::Eof)) => return Err(ConnError::Eof),
+                Some(Err(ReadEnd::Io(e))) => return Err(ConnError::Io(e)),
+                Some(Err(ReadEnd::Frame(e))) => return Err(ConnError::Frame(e)),
+            };
+            match verdict {
+                RateVerdict::Ok => self.dispatch(&body).await,
+                RateVerdict::Exceeded => {
+                    let id = frame::split_message(&body)
+                        .and_then(|(_, p)| proto::ReqIdOnly::decode(p).ok())
+                        .and_then(|r| r.req_id)
+                        .unwrap_or(-1);
+                    let limit = self.shared.config.max_messages_per_sec;
+                    self.send_error(
+                        id,
+                        100,
+                        &format!("Max rate of messages per second has been exceeded:max={limit}"),
+                    )
+                    .await;
+                }
+                RateVerdict::Disconnect => {
+                    tracing::warn!(conn_id = self.conn_id, "message flood: disconnecting");
+                    self.send_error(
+                        -1,
+                        100,
+                        "Max rate of messages per second has been exceeded: disconnecting",
+                    )
+                    .await;
+                    return Err(ConnError::Eof);
+                }
             }
         }
     }
@@ -424,8 +445,8 @@ impl Conn {
         };
         match decoded {
             Ok(Some(reply)) => {
-                self.deliver(reply, msg_type == inbound::REQUEST_MARKET_DATA)
-                    .await
+                let hold = self.hold.take();
+                self.deliver(reply, hold).await
             }
             Ok(None) => {}
             Err(e) => {
@@ -440,16 +461,17 @@ impl Conn {
     }
 
     /// Sends a reply now, or later from a task when a latency fault applies or the answer
-    /// must wait: for the market-data farm (a market-data answer) or for the end of a silent
-    /// nightly reset (every answer; never sent when the reset lost data).
-    async fn deliver(&self, reply: Reply, market_data: bool) {
+    /// must wait: for the market-data farm serving its contract (`hold`, a market-data
+    /// answer) or for the end of a silent nightly reset (every answer; never sent when the
+    /// reset lost data).
+    async fn deliver(&self, reply: Reply, hold: Option<Farm>) {
         let Reply {
             mut frames,
             latency,
             errors,
             after,
         } = reply;
-        let open = self.shared.avail.borrow().open(market_data);
+        let open = self.shared.avail.borrow().open(hold);
         if latency.is_zero() && open {
             if let Some(after) = after {
                 frames.extend(after().await);
@@ -467,14 +489,13 @@ impl Conn {
         let gate = (!open).then(|| self.shared.avail.subscribe());
         tokio::spawn(async move {
             if let Some(gate) = gate {
-                if !wait_open(gate, market_data).await {
+                if !wait_open(gate, hold).await {
                     return;
                 }
             }
             tokio::time::sleep(latency).await;
             // The farm may have broken (or a silent reset begun) while the answer was slow.
-            if !shared.avail.borrow().open(market_data)
-                && !wait_open(shared.avail.subscribe(), market_data).await
+            if !shared.avail.borrow().open(hold) && !wait_open(shared.avail.subscribe(), hold).await
             {
                 return;
             }
@@ -551,9 +572,13 @@ impl Conn {
     fn market_data(&mut self, r: proto::MarketDataRequest) -> Reply {
         let req_id = r.req_id.unwrap_or(-1);
         let v = self.verdict(RequestKind::MarketData);
+        // Every answer, refusals included, comes through the farm that serves the contract.
+        self.hold = Some(Farm::MarketData);
         let Some(inst) = self.resolve_one(r.contract.as_ref()) else {
             return Reply::error(req_id, 200, v.latency);
         };
+        let farm = Farm::serving(&inst.kind);
+        self.hold = Some(farm);
         if lock(&self.subs).contains_key(&req_id) {
             return Reply::error_text(
                 req_id,
@@ -608,7 +633,7 @@ impl Conn {
             let ender = Arc::clone(&shared);
             tokio::spawn(async move {
                 // The data waits for the farm (see `deliver`), and so does its end.
-                let answered = wait_open(ender.avail.subscribe(), true).await;
+                let answered = wait_open(ender.avail.subscribe(), Some(farm)).await;
                 if answered {
                     tokio::time::sleep(v.latency + end_after).await;
                 }
@@ -936,7 +961,10 @@ fn first_burst(
         &market_data::session_stats(&shared.market, inst, at),
         delayed,
     ));
-    let quote = market_data::quote(&shared.market, inst, at);
+    let mut quote = market_data::quote(&shared.market, inst, at);
+    if frozen {
+        quote = market_data::after_the_close(quote);
+    }
     frames.extend(market_data::ticks(req_id, None, &quote, delayed));
     (frames, quote)
 }
@@ -947,13 +975,15 @@ async fn tick_loop(shared: Arc<Shared>, subs: Subscriptions, tx: mpsc::Sender<By
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
-        if shared.outage.load(Ordering::SeqCst) || !shared.avail.borrow().market_data_up() {
+        if shared.outage.load(Ordering::SeqCst) {
             continue;
         }
+        let avail = *shared.avail.borrow();
         let now = shared.clock.now();
         let mut frames = Vec::new();
         for (req_id, sub) in lock(&subs).iter_mut() {
-            if sub.frozen {
+            // A stream pauses while the farm serving its contract is down.
+            if sub.frozen || !avail.farm(Farm::serving(&sub.inst.kind)).serves() {
                 continue;
             }
             let Some(prev) = &sub.last else { continue };

@@ -18,7 +18,7 @@ use super::server::SimHandle;
 /// Longest command line accepted; longer lines are refused and the connection closed.
 const MAX_LINE: u64 = 1024;
 
-const HELP: &str = "commands: restart [DOWN_MS] | nightly_reset [1101|1102] [AFTER_MS] [silent] | error_rate KIND RATE | latency KIND MS | fail_next KIND COUNT CODE | market_closed on|off | farm FARM ok|broken|inactive|connecting | handshake stall|answer | stats | now | help; KIND = contract_details|market_data|historical_data|positions|sec_def_opt_params|current_time; FARM = market_data|historical|sec_def";
+const HELP: &str = "commands: restart [DOWN_MS] | nightly_reset [1101|1102] [AFTER_MS] [silent] | error_rate KIND RATE | latency KIND MS | fail_next KIND COUNT CODE | market_closed on|off | farm FARM ok|broken|inactive|connecting | handshake stall|answer | stats | now | help; KIND = contract_details|market_data|historical_data|positions|sec_def_opt_params|current_time; FARM = market_data (usfarm)|usopt|usfuture|eufarm|historical|sec_def";
 
 pub(crate) async fn serve(
     handle: SimHandle,

@@ -115,7 +115,6 @@ fn parse_duration(text: &str) -> Result<Span, HistoricalError> {
 /// The start of a window of `span` ending at `end`, counting `inst`'s sessions on the
 /// exchange calendar (weekends and NYSE holidays have none).
 fn window_start(inst: &Instrument, use_rth: bool, end: DateTime<Utc>, span: Span) -> DateTime<Utc> {
-    let windows = sessions(inst, use_rth);
     let mut date = pricing::ny_date(end);
     match span {
         Span::CalendarDays(d) => end - Duration::days(d),
@@ -125,7 +124,9 @@ fn window_start(inst: &Instrument, use_rth: bool, end: DateTime<Utc>, span: Span
         Span::Sessions(n) => {
             let mut left = n;
             for _ in 0..(2 * MAX_DAYS) {
-                if pricing::is_trading_day(date) && at_minute(date, windows[0].0) < end {
+                if pricing::is_trading_day(date)
+                    && at_minute(date, sessions(inst, use_rth, date)[0].0) < end
+                {
                     left -= 1;
                     if left == 0 {
                         return pricing::ny_instant(date, 0, 0);
@@ -139,7 +140,7 @@ fn window_start(inst: &Instrument, use_rth: bool, end: DateTime<Utc>, span: Span
             let mut left = secs;
             for _ in 0..30 {
                 if pricing::is_trading_day(date) {
-                    for (o, c) in windows.iter().rev() {
+                    for (o, c) in sessions(inst, use_rth, date).iter().rev() {
                         let (open, close) = (at_minute(date, *o), at_minute(date, *c).min(end));
                         if close <= open {
                             continue;
@@ -242,13 +243,24 @@ impl BarRequest {
     }
 }
 
-/// The sessions of a trading day in New York minutes (open, close).
-fn sessions(inst: &Instrument, use_rth: bool) -> &'static [(u32, u32)] {
-    match (inst.kind, use_rth) {
-        (Kind::Stock, false) => &[(240, 1200)],
-        (Kind::Future { .. }, false) => &[(0, 1020), (1080, 1440)],
-        (Kind::Future { .. } | Kind::Index, _) => &[(570, 975)],
-        _ => &[(570, 960)],
+/// The sessions of a trading day in New York minutes (open, close). On NYSE's early-close
+/// days (the crate's calendar: the day after Thanksgiving, July 3 and December 24 from
+/// Monday to Thursday) stocks and their options trade until 13:00 and after hours until
+/// 17:00 (NYSE *Holidays and Trading Hours*: "each market will close early at 1:00 p.m."
+/// and "Crossing Session orders will be accepted ... until 5:00 p.m."), and the equity
+/// index futures and the indices stop at 13:15 (CME's holiday calendar: 12:15 CT), without
+/// the evening session. See docs/SIM.md.
+fn sessions(inst: &Instrument, use_rth: bool, date: NaiveDate) -> &'static [(u32, u32)] {
+    let early = crate::market::calendar::rule_early_close(date).is_some();
+    match (inst.kind, use_rth, early) {
+        (Kind::Stock, false, false) => &[(240, 1200)],
+        (Kind::Stock, false, true) => &[(240, 1020)],
+        (Kind::Future { .. }, false, false) => &[(0, 1020), (1080, 1440)],
+        (Kind::Future { .. }, false, true) => &[(0, 795)],
+        (Kind::Future { .. } | Kind::Index, _, false) => &[(570, 975)],
+        (Kind::Future { .. } | Kind::Index, _, true) => &[(570, 795)],
+        (_, _, false) => &[(570, 960)],
+        (_, _, true) => &[(570, 780)],
     }
 }
 
@@ -327,7 +339,7 @@ pub fn bars(
     let last_date = pricing::ny_date(req.end);
     while date <= last_date {
         if pricing::is_trading_day(date) {
-            let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sessions(inst, req.use_rth)
+            let windows: Vec<(DateTime<Utc>, DateTime<Utc>)> = sessions(inst, req.use_rth, date)
                 .iter()
                 .map(|(o, c)| (at_minute(date, *o), at_minute(date, *c)))
                 .collect();

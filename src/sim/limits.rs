@@ -149,53 +149,62 @@ pub enum RateVerdict {
     Disconnect,
 }
 
-/// Per-connection message rate over one-second windows. Over `limit` per second is answered
-/// with error 100; over twice the limit for `flood_seconds` consecutive seconds disconnects.
+/// Per-connection message rate, judged over every one-second window (a sliding window, the
+/// same bound `ibapi`'s limiter keeps: "at most `n` messages in any one-second window").
+/// A message that finds `limit` others within the second before it is answered with error
+/// 100; more than twice the limit within a second, again a second or more after such a
+/// flood began (without a pause of two seconds between), disconnects.
 #[derive(Debug)]
 pub struct MessageRate {
     limit: u32,
-    flood_seconds: u32,
-    window_start: Instant,
-    count: u32,
-    flooded_windows: u32,
+    /// Arrival times within the last second.
+    recent: VecDeque<Instant>,
+    /// When the current flood began, and when it was last over twice the limit.
+    flood: Option<(Instant, Instant)>,
 }
+
+const RATE_WINDOW: Duration = Duration::from_secs(1);
+/// A flood that lasts this long disconnects.
+const FLOOD_LASTS: Duration = Duration::from_secs(1);
+/// A pause this long ends a flood.
+const FLOOD_PAUSE: Duration = Duration::from_secs(2);
 
 impl MessageRate {
     /// `limit` messages per second (0 = unlimited).
-    pub fn new(limit: u32, now: Instant) -> Self {
+    pub fn new(limit: u32) -> Self {
         Self {
             limit,
-            flood_seconds: 2,
-            window_start: now,
-            count: 0,
-            flooded_windows: 0,
+            recent: VecDeque::new(),
+            flood: None,
         }
     }
 
-    /// Counts one message arriving at `now`.
+    /// Counts one message arriving at `now` (every message the client sent counts, refused
+    /// or not: the limit is on what the client sends).
     pub fn on_message(&mut self, now: Instant) -> RateVerdict {
         if self.limit == 0 {
             return RateVerdict::Ok;
         }
-        let elapsed = now.saturating_duration_since(self.window_start);
-        if elapsed >= Duration::from_secs(1) {
-            let flooded = self.count > self.limit.saturating_mul(2);
-            // A gap of more than one window means the flood has stopped.
-            self.flooded_windows = if flooded && elapsed < Duration::from_secs(2) {
-                self.flooded_windows + 1
-            } else {
-                0
-            };
-            self.window_start = now;
-            self.count = 0;
-        }
-        self.count = self.count.saturating_add(1);
-        if self.count > self.limit.saturating_mul(2)
-            && self.flooded_windows + 1 >= self.flood_seconds
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= RATE_WINDOW)
         {
-            return RateVerdict::Disconnect;
+            self.recent.pop_front();
         }
-        if self.count > self.limit {
+        let before = self.recent.len();
+        self.recent.push_back(now);
+        if before >= self.limit.saturating_mul(2) as usize {
+            let began = match self.flood {
+                Some((began, last)) if now.saturating_duration_since(last) < FLOOD_PAUSE => began,
+                _ => now,
+            };
+            self.flood = Some((began, now));
+            if now.saturating_duration_since(began) >= FLOOD_LASTS {
+                return RateVerdict::Disconnect;
+            }
+        }
+        if before >= self.limit as usize {
             RateVerdict::Exceeded
         } else {
             RateVerdict::Ok
@@ -251,7 +260,7 @@ mod tests {
     #[test]
     fn rate_then_flood() {
         let t0 = Instant::now();
-        let mut r = MessageRate::new(50, t0);
+        let mut r = MessageRate::new(50);
         let verdicts: Vec<_> = (0..150).map(|_| r.on_message(t0)).collect();
         assert_eq!(verdicts[49], RateVerdict::Ok);
         assert_eq!(verdicts[50], RateVerdict::Exceeded);
@@ -259,5 +268,37 @@ mod tests {
         let t1 = t0 + Duration::from_millis(1100);
         let later: Vec<_> = (0..150).map(|_| r.on_message(t1)).collect();
         assert_eq!(later.last(), Some(&RateVerdict::Disconnect));
+    }
+
+    #[test]
+    fn any_one_second_window_is_judged_not_fixed_seconds() {
+        // 40 messages late in one second and 40 early in the next: 80 within half a
+        // second, which fixed windows starting at t0 would let through.
+        let t0 = Instant::now();
+        let mut r = MessageRate::new(50);
+        let late: Vec<_> = (0..40)
+            .map(|i| r.on_message(t0 + Duration::from_millis(700 + i * 5)))
+            .collect();
+        assert!(late.iter().all(|v| *v == RateVerdict::Ok));
+        let early: Vec<_> = (0..40)
+            .map(|i| r.on_message(t0 + Duration::from_millis(1_000 + i * 5)))
+            .collect();
+        assert_eq!(early[9], RateVerdict::Ok);
+        assert_eq!(early[10], RateVerdict::Exceeded);
+    }
+
+    #[test]
+    fn an_even_pace_at_the_limit_is_never_refused() {
+        let t0 = Instant::now();
+        let mut r = MessageRate::new(50);
+        // 50 a second, one every 20 ms, for ten seconds.
+        assert!((0..500)
+            .map(|i| r.on_message(t0 + Duration::from_millis(i * 20)))
+            .all(|v| v == RateVerdict::Ok));
+        // One more within the same 20 ms is the 51st in a second.
+        assert_eq!(
+            r.on_message(t0 + Duration::from_millis(499 * 20 + 1)),
+            RateVerdict::Exceeded
+        );
     }
 }

@@ -157,6 +157,27 @@ pub struct Quote {
     pub last_time: i64,
     /// Model value and greeks, and the implied vols of bid and ask, for options.
     pub option: Option<(OptionValue, Option<f64>, Option<f64>)>,
+    /// The option's computations are sent as "not computed" (see [`after_the_close`]).
+    pub not_computed: bool,
+}
+
+/// An option's quote after the close, as a gateway sends it: no bid and no ask (a price of
+/// -1 with a size of 0; ib_async #77 shows an option after hours with `bid=-1.0,
+/// bidSize=0.0, ask=-1.0, askSize=0.0`, ib_insync #109 "When the market is closed the bid
+/// and ask will return a -1"), the day's last trade (frozen data is "the last data recorded
+/// at market close", TWS API *Market Data Types*), and the option computations without
+/// their values: TWS sends -1 for a volatility or price and -2 for a Greek it has not
+/// computed (`ibapi` 5.5 `market_data/realtime/common/decoders.rs`), and ib_async #77 shows
+/// no Greeks after hours. See docs/SIM.md.
+pub fn after_the_close(mut q: Quote) -> Quote {
+    if q.option.is_some() {
+        q.bid = None;
+        q.ask = None;
+        q.bid_size = 0.0;
+        q.ask_size = 0.0;
+        q.not_computed = true;
+    }
+    q
 }
 
 fn round_to(x: f64, tick: f64) -> f64 {
@@ -199,6 +220,7 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
             volume: None,
             last_time,
             option: None,
+            not_computed: false,
         },
         Kind::Option {
             expiry,
@@ -222,6 +244,7 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
                 volume: Some(volume),
                 last_time,
                 option: Some((value, iv(bid), iv(ask))),
+                not_computed: false,
             }
         }
         _ => {
@@ -238,6 +261,7 @@ pub fn quote(market: &Market, inst: &Instrument, t: DateTime<Utc>) -> Quote {
                 volume: Some(volume),
                 last_time,
                 option: None,
+                not_computed: false,
             }
         }
     }
@@ -300,26 +324,36 @@ fn size(req_id: i32, tick_type: i32, size: f64) -> Bytes {
     )
 }
 
+/// TWS's "not computed" values: -1 for a volatility or a price, -2 for a Greek.
+const NOT_COMPUTED: f64 = -1.0;
+const NOT_COMPUTED_GREEK: f64 = -2.0;
+
 fn option_tick(
     req_id: i32,
     tick_type: i32,
     value: &OptionValue,
     iv: Option<f64>,
     opt_price: f64,
+    computed: bool,
 ) -> Bytes {
+    let (price, greek) = if computed {
+        (None, None)
+    } else {
+        (Some(NOT_COMPUTED), Some(NOT_COMPUTED_GREEK))
+    };
     encode_proto(
         outbound::TICK_OPTION_COMPUTATION,
         &proto::TickOptionComputation {
             req_id: Some(req_id),
             tick_type: Some(tick_type),
             tick_attrib: Some(0),
-            implied_vol: Some(iv.unwrap_or(-1.0)),
-            delta: Some(value.delta),
-            opt_price: Some(opt_price),
-            pv_dividend: Some(value.pv_dividend),
-            gamma: Some(value.gamma),
-            vega: Some(value.vega),
-            theta: Some(value.theta),
+            implied_vol: price.or(Some(iv.unwrap_or(NOT_COMPUTED))),
+            delta: greek.or(Some(value.delta)),
+            opt_price: price.or(Some(opt_price)),
+            pv_dividend: price.or(Some(value.pv_dividend)),
+            gamma: greek.or(Some(value.gamma)),
+            vega: greek.or(Some(value.vega)),
+            theta: greek.or(Some(value.theta)),
             und_price: Some(value.und_price),
         },
     )
@@ -381,14 +415,16 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote, delayed: bool) -> Vec
                 d(tick::BID_OPTION),
                 value,
                 *bid_iv,
-                q.bid.unwrap_or_default(),
+                q.bid.unwrap_or(NOT_COMPUTED),
+                !q.not_computed,
             ));
             out.push(option_tick(
                 req_id,
                 d(tick::ASK_OPTION),
                 value,
                 *ask_iv,
-                q.ask.unwrap_or_default(),
+                q.ask.unwrap_or(NOT_COMPUTED),
+                !q.not_computed,
             ));
             out.push(option_tick(
                 req_id,
@@ -396,6 +432,7 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote, delayed: bool) -> Vec
                 value,
                 Some(value.vol),
                 q.last,
+                !q.not_computed,
             ));
             out.push(option_tick(
                 req_id,
@@ -403,6 +440,7 @@ pub fn ticks(req_id: i32, prev: Option<&Quote>, q: &Quote, delayed: bool) -> Vec
                 value,
                 Some(value.vol),
                 value.price,
+                !q.not_computed,
             ));
         }
     }

@@ -21,6 +21,7 @@ mod market_data;
 mod portfolio;
 mod pricing;
 mod proto;
+mod reader;
 mod server;
 mod universe;
 
@@ -28,5 +29,5 @@ pub use farms::{Farm, FarmStatus};
 pub use faults::{RequestKind, UnknownKind};
 pub use market_data::Permissions;
 pub use portfolio::PositionSpec;
-pub use server::{SimConfig, SimHandle, SimStats, Simulator};
+pub use server::{Arrival, SimConfig, SimHandle, SimStats, Simulator, ARRIVALS_KEPT};
 pub use universe::{option_conid, Instrument, Kind, Right, Underlying, Universe};

@@ -286,9 +286,14 @@ pub fn years_to(expiry: NaiveDate, t: DateTime<Utc>) -> f64 {
     ((expires - t).num_seconds().max(0) as f64) / (365.0 * 86_400.0)
 }
 
-/// 16:00 New York time on `date`, when options expire and the stock session closes.
+/// The regular session's close in New York on `date`, when options expire: 16:00, or 13:00
+/// on an NYSE early-close day (the crate's calendar).
 pub fn expiry_instant(date: NaiveDate) -> DateTime<Utc> {
-    ny_instant(date, 16, 0)
+    if crate::market::calendar::rule_early_close(date).is_some() {
+        ny_instant(date, 13, 0)
+    } else {
+        ny_instant(date, 16, 0)
+    }
 }
 
 /// A New York wall-clock time as an instant (the earlier one when ambiguous).
@@ -305,14 +310,14 @@ pub fn ny_date(t: DateTime<Utc>) -> NaiveDate {
     t.with_timezone(&New_York).date_naive()
 }
 
-/// Whether a date is a weekday (the simulator ignores exchange holidays).
 /// A weekday that is not an NYSE holiday (the crate's exchange calendar rules).
 pub fn is_trading_day(date: NaiveDate) -> bool {
     !matches!(date.weekday(), Weekday::Sat | Weekday::Sun)
         && crate::scheduler::calendar::rule_holiday(date).is_none()
 }
 
-/// The last 16:00 New York close at or before `t`.
+/// The last regular-session close (16:00 New York, 13:00 on an early-close day) at or
+/// before `t`.
 pub fn last_close_before(t: DateTime<Utc>) -> DateTime<Utc> {
     let mut date = ny_date(t);
     for _ in 0..10 {
@@ -332,7 +337,12 @@ pub fn session_fraction(t: DateTime<Utc>) -> f64 {
         return 1.0;
     }
     let minute = f64::from(ny.hour() * 60 + ny.minute()) + f64::from(ny.second()) / 60.0;
-    ((minute - 570.0) / 390.0).clamp(0.0, 1.0)
+    let length = if crate::market::calendar::rule_early_close(ny.date_naive()).is_some() {
+        210.0
+    } else {
+        390.0
+    };
+    ((minute - 570.0) / length).clamp(0.0, 1.0)
 }
 
 /// Implied volatility on the simulator's surface: ATM level from VIX per underlying, a term

@@ -108,6 +108,21 @@ pub struct SimStats {
     pub lines_limit: u32,
 }
 
+/// How many of the latest messages [`SimHandle::arrivals`] keeps.
+pub const ARRIVALS_KEPT: usize = 4096;
+
+/// One message as the simulator read it off a client's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When it was read.
+    pub at: std::time::Instant,
+    /// The TWS API's outgoing message id (1 reqMktData, 2 cancelMktData, 61 reqPositions,
+    /// 64 cancelPositions, ...); -1 for a frame without one.
+    pub message: i32,
+    /// Refused for the rate (error 100).
+    pub over_rate: bool,
+}
+
 impl std::fmt::Display for SimStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -132,7 +147,11 @@ impl std::fmt::Display for SimStats {
         for (code, n) in codes {
             write!(f, " error_{code}={n}")?;
         }
-        Ok(())
+        write!(
+            f,
+            " line_seconds={:.1} lines_limit={}",
+            self.line_seconds, self.lines_limit
+        )
     }
 }
 
@@ -143,6 +162,8 @@ pub(crate) enum ConnEvent {
     Close,
     /// Send this system notice (request id -1).
     Notice(i32),
+    /// Send this farm notice (request id -1), naming the farm.
+    FarmNotice(i32, Farm),
     /// Drop every market-data subscription (connectivity restored, data lost).
     DropMarketData,
 }
@@ -161,6 +182,8 @@ pub(crate) struct Shared {
     pub pacing: Mutex<HistoricalPacing>,
     pub faults: Mutex<Faults>,
     pub stats: Mutex<SimStats>,
+    /// When each of the latest messages arrived, with its message id (see [`Arrival`]).
+    pub arrivals: Mutex<std::collections::VecDeque<Arrival>>,
     /// Client ids in use → the connection holding each.
     pub clients: Mutex<HashMap<i32, u64>>,
     pub market_closed: AtomicBool,
@@ -223,6 +246,7 @@ impl Simulator {
             pacing: Mutex::new(HistoricalPacing::default()),
             faults: Mutex::new(Faults::new(config.seed)),
             stats: Mutex::new(SimStats::default()),
+            arrivals: Mutex::default(),
             clients: Mutex::new(HashMap::new()),
             market_closed: AtomicBool::new(config.market_closed),
             outage: AtomicBool::new(false),
@@ -434,7 +458,7 @@ impl SimHandle {
         self.shared()
             .avail
             .send_modify(|a| a.set_farm(farm, status));
-        let _ = self.shared().events.send(ConnEvent::Notice(code));
+        let _ = self.shared().events.send(ConnEvent::FarmNotice(code, farm));
         Ok(code)
     }
 
@@ -467,6 +491,11 @@ impl SimHandle {
     }
 
     /// Counters.
+    /// The latest messages clients sent (at most [`ARRIVALS_KEPT`]), oldest first.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        lock(&self.shared().arrivals).iter().copied().collect()
+    }
+
     pub fn stats(&self) -> SimStats {
         let mut stats = lock(&self.shared().stats).clone();
         let lines = lock(&self.shared().lines);

@@ -19,6 +19,7 @@ use super::registry::{Leg, Registry};
 use crate::config::StreamingConfig;
 use crate::engine::{LegState, LegView};
 use crate::gateway::connection::Resubscribe;
+use crate::gateway::pace::Pace;
 use crate::gateway::quote::market_data_type;
 use crate::gateway::{Gateway, LineBudget};
 use crate::lake::columns::BatchBuilder;
@@ -26,6 +27,7 @@ use crate::lake::LakeError;
 use crate::queue::Actor;
 use crate::worker::handlers::ActiveLegs;
 use crate::worker::ib::{by_conid, right_text};
+use crate::worker::market_data::{MarketDataChoice, MarketDataMode, NO_LIVE_CODES};
 use crate::worker::results::{ResultTables, POSITION_UPDATES, POSITION_UPDATE_COLUMNS};
 
 /// A leg's live state.
@@ -48,6 +50,8 @@ struct Inner {
     lines: LineBudget,
     results: Arc<ResultTables>,
     config: StreamingConfig,
+    /// The session's choice of live or delayed data per exchange, shared with the worker.
+    market_data: Arc<MarketDataChoice>,
     stop: watch::Sender<bool>,
 }
 
@@ -74,6 +78,7 @@ impl Streaming {
         lines: LineBudget,
         results: Arc<ResultTables>,
         config: StreamingConfig,
+        market_data: Arc<MarketDataChoice>,
     ) -> Result<Self, LakeError> {
         let registry = Registry::open(root).await?;
         let legs: Vec<Leg> = registry.active().cloned().collect();
@@ -87,6 +92,7 @@ impl Streaming {
                 lines,
                 results,
                 config,
+                market_data,
                 stop,
             }),
         };
@@ -105,6 +111,12 @@ impl Streaming {
         }
         tokio::spawn(s.clone().write_positions());
         Ok(s)
+    }
+
+    /// Waits for the connection's pace: the legs' messages share the gateway's rate with the
+    /// worker's (see [`crate::gateway::pace`]).
+    async fn paced(&self) {
+        self.inner.gateway.pace().wait().await;
     }
 
     fn insert_live(&self, leg: Leg, state: LegState) {
@@ -176,6 +188,7 @@ impl Streaming {
             .gateway
             .client()
             .ok_or_else(|| format!("cannot promote {conid}: not connected to the gateway"))?;
+        self.paced().await;
         let details = match client.contract_details(&by_conid(conid, "")).await {
             Ok(d) if !d.is_empty() => d,
             Ok(_) => {
@@ -192,7 +205,7 @@ impl Streaming {
         };
         let c = &details[0].contract;
         // The quantity held, so the legs pane and position_updates show it.
-        let quantity = held_quantity(&client, conid).await;
+        let quantity = held_quantity(&client, self.inner.gateway.pace(), conid).await;
         let now = Utc::now();
         let leg = Leg {
             conid,
@@ -310,6 +323,11 @@ impl Streaming {
     async fn stream(self, leg: Leg, mut stop: watch::Receiver<bool>) {
         let conid = leg.conid;
         let contract = by_conid(conid, &leg.exchange);
+        let exchange = if leg.exchange.is_empty() {
+            "SMART".to_string()
+        } else {
+            leg.exchange.clone()
+        };
         let mut resubscribe = self.inner.gateway.resubscribe_events();
         let mut gateway_state = self.inner.gateway.state();
         loop {
@@ -328,6 +346,31 @@ impl Streaming {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             };
+            // Delayed data where the session takes it for the leg's exchange: the data type
+            // is the connection's, asked for once per connection (the worker's quotes share
+            // it); live data still comes where the account subscribes.
+            let delayed = self.inner.market_data.delayed_for(&exchange);
+            let client_key = Arc::as_ptr(&client) as usize;
+            if delayed && self.inner.market_data.needs_type_sent(client_key) {
+                self.paced().await;
+                if let Err(e) = client
+                    .switch_market_data_type(ibapi::market_data::MarketDataType::Delayed)
+                    .await
+                {
+                    self.update(conid, |l| {
+                        l.state = LegState::Stalled {
+                            reason: format!("cannot ask for delayed data: {e}"),
+                        }
+                    });
+                    tokio::select! {
+                        _ = stop.changed() => return,
+                        _ = resubscribe.recv() => continue,
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    }
+                }
+                self.inner.market_data.type_sent(client_key);
+            }
+            self.paced().await;
             let sub = match client.market_data(&contract).subscribe().await {
                 Ok(s) => s,
                 Err(e) => {
@@ -345,16 +388,18 @@ impl Streaming {
             };
             self.update(conid, |l| l.state = LegState::Streaming);
             let mut items = sub;
-            let mut refused = false;
+            let mut refused: Option<i32> = None;
             let reason: String = loop {
                 tokio::select! {
                     _ = stop.changed() => {
+                        self.paced().await;
                         items.cancel().await;
                         return;
                     }
                     ev = resubscribe.recv() => {
                         if matches!(ev, Ok(Resubscribe::DataLost | Resubscribe::NewClient | Resubscribe::Reconnected)) {
-                            items.cancel().await;
+                            self.paced().await;
+                        items.cancel().await;
                             break "resubscribing after a reconnect".into();
                         }
                     }
@@ -383,8 +428,9 @@ impl Streaming {
                                 l.quote = Quote::default();
                                 l.last_tick_at = None;
                             });
-                            items.cancel().await;
-                            refused = true;
+                            self.paced().await;
+                        items.cancel().await;
+                            refused = Some(n.code);
                             break format!("IB {}: {}", n.code, n.message);
                         }
                         Some(Ok(SubscriptionItem::Notice(n))) => {
@@ -396,7 +442,7 @@ impl Streaming {
                                 l.quote = Quote::default();
                                 l.last_tick_at = None;
                             });
-                            refused = true;
+                            refused = Some(n.code);
                             break format!("IB {}: {}", n.code, n.message);
                         }
                         Some(Err(e)) => break e.to_string(),
@@ -404,6 +450,23 @@ impl Streaming {
                     }
                 }
             };
+            // Under auto, an exchange without a live subscription switches to delayed data
+            // for the session (as the worker's quotes do; said once) and the leg asks again
+            // at once, for delayed data.
+            if refused.is_some_and(|c| {
+                !delayed
+                    && NO_LIVE_CODES.contains(&c)
+                    && self.inner.market_data.mode == MarketDataMode::Auto
+            }) {
+                if self.inner.market_data.switch_to_delayed(&exchange) {
+                    tracing::warn!(
+                        exchange = %exchange,
+                        "no live market data for {exchange} ({reason}): this session takes delayed data for {exchange}"
+                    );
+                }
+                self.update(conid, |l| l.state = LegState::Subscribing);
+                continue;
+            }
             self.update(conid, |l| {
                 l.state = LegState::Stalled {
                     reason: reason.clone(),
@@ -412,7 +475,7 @@ impl Streaming {
             tracing::warn!(conid, %reason, "leg stream stopped");
             // Give the connection a moment (a refusal longer); a resubscribe event or a state
             // change wakes us.
-            let pause = if refused {
+            let pause = if refused.is_some() {
                 REFUSED_RETRY
             } else {
                 Duration::from_secs(2)
@@ -511,7 +574,8 @@ pub fn describe(leg: &Leg) -> String {
 }
 
 /// The account's position in `conid`, 0 when none (a leg may be watched before trading it).
-async fn held_quantity(client: &ibapi::Client, conid: i32) -> f64 {
+async fn held_quantity(client: &ibapi::Client, pace: &Pace, conid: i32) -> f64 {
+    pace.wait().await;
     let Ok(sub) = client.positions().await else {
         return 0.0;
     };
@@ -529,5 +593,8 @@ async fn held_quantity(client: &ibapi::Client, conid: i32) -> f64 {
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(10), collect).await;
+    // Dropping the subscription sends its cancel: it keeps the pace too.
+    pace.wait().await;
+    drop(sub);
     quantity
 }

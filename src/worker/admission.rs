@@ -34,6 +34,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
 use uuid::Uuid;
 
+use crate::gateway::pace::Pace;
 use crate::queue::params::Params;
 use crate::queue::{Request, RequestType};
 
@@ -81,7 +82,8 @@ pub fn estimate(req: &Request, polled_positions: Option<u32>) -> u32 {
         // Up to three lookups (stock, index, futures) and the bars.
         Params::MarketBars(_) => 3,
         Params::PositionUpdate(p) => match p.conid {
-            Some(_) => 1 + QUOTE,
+            // The positions request and its cancel, and the contract's quote.
+            Some(_) => 2 + QUOTE,
             None => polled_positions.unwrap_or(POSITIONS_GUESS).max(1),
         },
         // Reads the lake only.
@@ -139,22 +141,22 @@ pub struct Ledger {
     lighter: Notify,
     next_rank: AtomicU64,
     turns: Arc<Turns>,
-    pace: Pace,
+    pace: Arc<Pace>,
 }
 
 /// The rank of messages that go before every request's: cancels, which free lines.
 const URGENT: u64 = 0;
 
 impl Ledger {
-    /// A ledger handing out `turns` turns at once, its messages paced for a client limited
-    /// to `per_second` messages a second.
-    pub fn new(turns: usize, per_second: u32) -> Self {
+    /// A ledger handing out `turns` turns at once, its messages spaced by `pace` (the
+    /// connection's, shared with every other sender of messages).
+    pub fn new(turns: usize, pace: Arc<Pace>) -> Self {
         Self {
             entries: Mutex::default(),
             lighter: Notify::new(),
             next_rank: AtomicU64::new(URGENT + 1),
             turns: Turns::new(turns),
-            pace: Pace::new(per_second),
+            pace,
         }
     }
 
@@ -378,47 +380,6 @@ impl Drop for Turn {
     }
 }
 
-/// Messages spaced as the client's rate limiter sends them in steady state. ibapi's limiter
-/// for `n` a second admits a burst of `n / 10` and then `n - n / 10 + 1` a second; handed
-/// messages no faster than that, it never holds one back, so the cancels it sends at once
-/// never pass requests waiting in it. Each message goes one interval after the one before
-/// it actually went: after a stall (a busy machine, a slow disk write) the messages that
-/// waited go one by one, not all at once as fixed time slots would send them.
-#[derive(Debug)]
-pub struct Pace {
-    interval: Duration,
-    last: tokio::sync::Mutex<Option<tokio::time::Instant>>,
-}
-
-impl Pace {
-    pub fn new(per_second: u32) -> Self {
-        let n = per_second.max(1);
-        let rate = (n + 1).saturating_sub((n / 10).max(1)).max(1);
-        Self {
-            interval: Duration::from_nanos(1_000_000_000u64.div_ceil(u64::from(rate))),
-            last: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// The time between two messages.
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// Waits until one interval has passed since the last message went (first come, first
-    /// served; a caller that gives up while waiting takes no slot). Returns the time the
-    /// message was let go, the one the next waits an interval from.
-    pub async fn wait(&self) -> tokio::time::Instant {
-        let mut last = self.last.lock().await;
-        if let Some(at) = *last {
-            tokio::time::sleep_until(at + self.interval).await;
-        }
-        let now = tokio::time::Instant::now();
-        *last = Some(now);
-        now
-    }
-}
-
 /// A wait for pacing (see [`Progress::waiting`]).
 #[derive(Debug)]
 pub struct Waiting(Progress);
@@ -515,7 +476,11 @@ mod tests {
         assert_eq!(estimate(&all, Some(7)), 7);
         let one = req(RequestType::PositionUpdate, json!({"conid": 5}));
         assert!(!learns_cost(&one));
-        assert_eq!(estimate(&one, Some(7)), 3);
+        assert_eq!(
+            estimate(&one, Some(7)),
+            4,
+            "positions, their cancel, one quote"
+        );
         // Parameters that cannot parse fail before any message.
         let bad = req(RequestType::OptionChain, json!({"strikes": "many"}));
         assert_eq!(estimate(&bad, None), 0);
@@ -544,7 +509,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_load_is_what_running_requests_still_have_to_send() {
-        let ledger = Arc::new(Ledger::new(100, 10_000));
+        let ledger = Arc::new(Ledger::new(100, Arc::new(Pace::new(10_000))));
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         ledger.open(a, 10);
         ledger.open(b, 3);
@@ -624,7 +589,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sent_message_gives_its_turn_back_before_its_answer() {
-        let ledger = Arc::new(Ledger::new(1, 10_000));
+        let ledger = Arc::new(Ledger::new(1, Arc::new(Pace::new(10_000))));
         let id = Uuid::new_v4();
         ledger.open(id, 3);
         let p = ledger.progress(id);
@@ -636,40 +601,6 @@ mod tests {
         assert_eq!(ledger.load(), 3, "both still wait for their answers");
         drop((first, second));
         assert_eq!((ledger.load(), ledger.turns.free()), (1, 1));
-    }
-
-    #[tokio::test]
-    async fn paced_messages_go_one_interval_apart_even_after_a_stall() {
-        let pace = Arc::new(Pace::new(45));
-        // ibapi's limiter for 45 a second: a burst of 4, then 42 a second.
-        assert_eq!(
-            pace.interval(),
-            Duration::from_nanos(1_000_000_000u64.div_ceil(42))
-        );
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for _ in 0..12 {
-            let (pace, sent) = (Arc::clone(&pace), Arc::clone(&sent));
-            tasks.push(tokio::spawn(async move {
-                // The time the pace let it go: when the task itself runs next is up to a
-                // loaded machine, not the pace.
-                let at = pace.wait().await;
-                sent.lock().unwrap().push(at);
-            }));
-        }
-        // The waiters are waiting; then a stall of the whole thread: those it kept waiting
-        // do not catch up in a burst afterwards.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        std::thread::sleep(Duration::from_millis(150));
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let mut sent = sent.lock().unwrap().clone();
-        sent.sort();
-        assert_eq!(sent.len(), 12);
-        for w in sent.windows(2) {
-            assert!(w[1] - w[0] >= pace.interval(), "{:?} apart", w[1] - w[0]);
-        }
     }
 
     #[test]

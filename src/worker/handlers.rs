@@ -313,7 +313,15 @@ async fn futures_snapshot(
     };
     let c = &contract.contract;
     let expiry = parse_expiry(&c.last_trade_date_or_contract_month);
-    let q = ib.snapshot(by_conid(c.contract_id, &c.exchange.0)).await?;
+    // The contract's type and currency tell which data farm serves it (a quote waits only
+    // for that farm).
+    let q = ib
+        .snapshot(ibapi::contracts::Contract {
+            security_type: c.security_type.clone(),
+            currency: c.currency.clone(),
+            ..by_conid(c.contract_id, &c.exchange.0)
+        })
+        .await?;
     let batch = BatchBuilder::new(FUTURES_SNAPSHOT_COLUMNS)
         .utf8(id_col(req, 1))
         .timestamp([Some(now)])

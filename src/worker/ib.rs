@@ -19,6 +19,7 @@ use super::errors::WorkError;
 use super::market_data::{missing_subscription, MarketDataChoice, NO_LIVE_CODES, PERMISSION_CODES};
 use super::memo::Memo;
 use crate::gateway::pacing::{HistoricalKey, HistoricalPacer};
+use crate::gateway::quote::{Fill, NoQuote, QuoteNeeds};
 use crate::gateway::LineBudget;
 
 /// What every handler may use.
@@ -96,49 +97,6 @@ pub fn by_conid(conid: i32, exchange: &str) -> Contract {
 /// How long a quote whose prices are in waits for the fields that may never come (the last
 /// trade of an option that has not traded today).
 const QUOTE_SETTLE: Duration = Duration::from_millis(500);
-
-/// The fields a quote waits for: bid, ask and last; the last alone for an index (it has no
-/// bid or ask); and for an option also the model's option computation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuoteNeeds {
-    Index,
-    Plain,
-    Option,
-}
-
-/// How far a quote has filled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fill {
-    /// Not yet a price to write.
-    Missing,
-    /// Bid and ask (and the model for an option) are in; the last may follow.
-    Priced,
-    /// Every field it waits for is in.
-    Complete,
-}
-
-impl QuoteNeeds {
-    pub fn of(security_type: &SecurityType) -> Self {
-        match security_type {
-            SecurityType::Index => Self::Index,
-            SecurityType::Option | SecurityType::FuturesOption => Self::Option,
-            _ => Self::Plain,
-        }
-    }
-
-    pub fn state(self, q: &Quote) -> Fill {
-        let priced = match self {
-            Self::Index => q.last.is_some(),
-            Self::Plain => q.bid.is_some() && q.ask.is_some(),
-            Self::Option => q.bid.is_some() && q.ask.is_some() && q.model_greeks.is_some(),
-        };
-        match (priced, q.last.is_some()) {
-            (false, _) => Fill::Missing,
-            (true, true) => Fill::Complete,
-            (true, false) => Fill::Priced,
-        }
-    }
-}
 
 pub fn right_text(r: Option<OptionRight>) -> Option<String> {
     r.map(|r| match r {
@@ -260,15 +218,27 @@ impl Ib {
         use futures::StreamExt;
         use ibapi::accounts::PositionUpdate;
         use ibapi::subscriptions::SubscriptionItemStreamExt;
-        let _m = self.progress.message().await;
+        let request = self.progress.message().await;
         let mut positions = Vec::new();
         let mut sub = self.client.positions().await?.filter_data();
+        let mut ended = Ok(());
         while let Some(update) = sub.next().await {
-            match update? {
-                PositionUpdate::Position(pos) => positions.push(pos),
-                PositionUpdate::PositionEnd => break,
+            match update {
+                Ok(PositionUpdate::Position(pos)) => positions.push(pos),
+                Ok(PositionUpdate::PositionEnd) => break,
+                Err(e) => {
+                    ended = Err(e);
+                    break;
+                }
             }
         }
+        drop(request);
+        // Dropping the subscription sends its cancel (cancelPositions): a message like any
+        // other, it keeps the pace rather than go out at once.
+        let mut cancel = self.progress.urgent_message().await;
+        drop(sub);
+        cancel.sent();
+        ended?;
         Ok(positions)
     }
 
@@ -331,11 +301,18 @@ impl Ib {
         use futures::StreamExt;
         use ibapi::subscriptions::SubscriptionItem;
         let needs = QuoteNeeds::of(&contract.security_type);
-        if self.farms.borrow().market_data_down() {
-            // The gateway holds market data while its farm is down: wait for the farm (the
-            // request's timeout bounds the wait) rather than spend the quote's own timeout.
+        let sec_type = contract.security_type.to_string();
+        if self
+            .farms
+            .borrow()
+            .market_data_down_for(&sec_type, &contract.currency.0)
+        {
+            // The gateway holds market data while the farm serving it is down: wait for the
+            // farm (the request's timeout bounds the wait) rather than spend the quote's own
+            // timeout. A farm serving other markets holds nothing here.
             let _waiting = self.progress.waiting();
-            crate::gateway::farms::wait_market_data(&self.farms).await;
+            crate::gateway::farms::wait_market_data(&self.farms, &sec_type, &contract.currency.0)
+                .await;
         }
         let client_id = Arc::as_ptr(&self.client) as usize;
         if delayed && self.market_data.needs_type_sent(client_id) {
@@ -370,6 +347,7 @@ impl Ib {
         let subscription = quote_request.subscription.as_mut().expect("just set");
         let deadline = tokio::time::Instant::now() + self.snapshot_timeout;
         let mut quote = Quote::default();
+        let mut no_quote = NoQuote::default();
         let mut settle: Option<tokio::time::Instant> = None;
         // The last notice the gateway sent about this quote (10090, 10167, ...).
         let mut notice: Option<(i32, String)> = None;
@@ -380,9 +358,11 @@ impl Ib {
             match tokio::time::timeout_at(until, subscription.next()).await {
                 Ok(Some(Ok(SubscriptionItem::Data(tick)))) => {
                     quote.apply(&tick);
-                    // A -1 bid or ask is no price: it must not count as one below.
+                    // A -1 bid or ask is no price: it must not count as one below, but it
+                    // says there is no quote on that side (nothing to wait for).
+                    no_quote.note(&quote);
                     quote = crate::gateway::quote::without_sentinels(std::mem::take(&mut quote));
-                    match needs.state(&quote) {
+                    match needs.state(&quote, no_quote) {
                         Fill::Complete => break Ok(()),
                         Fill::Priced if settle.is_none() => {
                             settle = Some(tokio::time::Instant::now() + QUOTE_SETTLE)

@@ -50,8 +50,9 @@ pub struct WorkerSettings {
     pub owner: String,
     /// How long a graceful stop waits for in-flight requests before releasing them.
     pub stop_deadline: Duration,
-    /// `[market_data] type`.
-    pub market_data: market_data::MarketDataMode,
+    /// `[market_data] type` and the session's choice per exchange, shared with the
+    /// streaming manager.
+    pub market_data: Arc<market_data::MarketDataChoice>,
     /// `[contracts]`: which contract each symbol means.
     pub contracts: Arc<contracts::ContractTable>,
     /// The engine's clock: stamps result rows and dates their work (fast under `--clock`).
@@ -162,8 +163,9 @@ pub fn start(
     let (finished_tx, finished) = watch::channel(false);
     let counters = Arc::new(Mutex::new(Counters::default()));
     let gateway_rate = gateway.max_messages_per_sec();
+    let pace = Arc::clone(gateway.pace());
     let budget = admission::budget(gateway_rate);
-    let market_data = Arc::new(market_data::MarketDataChoice::new(settings.market_data));
+    let market_data = Arc::clone(&settings.market_data);
     let shared = Arc::new(Shared {
         queue,
         gateway,
@@ -174,7 +176,7 @@ pub fn start(
         settings,
         counters: Arc::clone(&counters),
         budget,
-        ledger: Arc::new(Ledger::new(admission::turns(gateway_rate), gateway_rate)),
+        ledger: Arc::new(Ledger::new(admission::turns(gateway_rate), pace)),
         polled_positions: AtomicU32::new(0),
         market_data: Arc::clone(&market_data),
         memos: Memos::default(),

@@ -111,7 +111,7 @@ async fn farm_notices_come_at_connect_and_when_a_farm_breaks_and_market_data_wai
             .expect("the notice stream goes on")
     };
     let mut at_connect = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let n = next_notice().await;
         at_connect.push((n.code, n.message));
     }
@@ -119,6 +119,12 @@ async fn farm_notices_come_at_connect_and_when_a_farm_breaks_and_market_data_wai
         at_connect,
         vec![
             (2104, "Market data farm connection is OK:usfarm".to_string()),
+            (2104, "Market data farm connection is OK:usopt".to_string()),
+            (
+                2104,
+                "Market data farm connection is OK:usfuture".to_string()
+            ),
+            (2104, "Market data farm connection is OK:eufarm".to_string()),
             (2106, "HMDS data farm connection is OK:ushmds".to_string()),
             (
                 2158,
@@ -200,16 +206,15 @@ async fn a_quote_waits_for_a_broken_market_data_farm_and_the_state_is_shown() {
         s.gateway.is_connected() && s.farms.summary().as_deref() == Some("farms ok")
     })
     .await;
-    r.sim
-        .set_farm(Farm::MarketData, FarmStatus::Broken)
-        .unwrap();
+    // The farm of US futures: a future's quote waits for it.
+    r.sim.set_farm(Farm::Futures, FarmStatus::Broken).unwrap();
     r.wait_snap("the broken farm in the snapshot", |s| {
         s.farms.market_data_down()
     })
     .await;
-    let status = r.status_saying("md farm usfarm BROKEN").await;
+    let status = r.status_saying("md farm usfuture BROKEN").await;
     assert!(
-        status.contains("data farms: md farm usfarm BROKEN"),
+        status.contains("data farms: md farm usfuture BROKEN"),
         "{status}"
     );
 
@@ -228,7 +233,7 @@ async fn a_quote_waits_for_a_broken_market_data_farm_and_the_state_is_shown() {
     assert_eq!((row.status, row.failures), (Status::Processing, 0));
     assert_eq!(market_data_requests(&r.sim), 0);
 
-    r.sim.set_farm(Farm::MarketData, FarmStatus::Ok).unwrap();
+    r.sim.set_farm(Farm::Futures, FarmStatus::Ok).unwrap();
     let done = settle(&r.engine, &ids, Duration::from_secs(30)).await;
     assert_eq!(
         (done[0].status, done[0].attempts, done[0].failures),
@@ -454,7 +459,7 @@ async fn the_control_channel_breaks_farms_stalls_handshakes_and_silences_resets(
     );
     for bad in [
         "farm sec_def inactive",
-        "farm usfarm ok",
+        "farm jfarm ok",
         "farm market_data down",
         "handshake maybe",
         "nightly_reset 1102 300 loud",
@@ -471,14 +476,15 @@ async fn the_control_channel_breaks_farms_stalls_handshakes_and_silences_resets(
         .await
         .expect("connect");
     let mut codes = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let n = tokio::time::timeout(Duration::from_secs(5), notices.next())
             .await
             .expect("a notice in time")
             .expect("a notice");
         codes.push(n.code);
     }
-    assert_eq!(codes, vec![2103, 2106, 2158]);
+    // usfarm broken; usopt, usfuture, eufarm, ushmds and secdefnj fine.
+    assert_eq!(codes, vec![2103, 2104, 2104, 2104, 2106, 2158]);
     client.disconnect().await;
 
     assert!(say("handshake stall").await.starts_with("ok "));
@@ -507,4 +513,65 @@ async fn the_control_channel_breaks_farms_stalls_handshakes_and_silences_resets(
     assert!(after.is_ok(), "{after:?}");
     client.disconnect().await;
     sim.shutdown().await;
+}
+
+/// A market-data farm that serves none of the contracts asked for holds nothing: with the
+/// European farm and the futures farm down, an option chain of a US stock runs at once; a
+/// future waits for its own farm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_farm_holds_only_the_quotes_it_serves() {
+    let r = rig(sim_config(), |_| {}).await;
+    r.wait_snap("farms reported ok", |s| {
+        s.gateway.is_connected() && s.farms.summary().as_deref() == Some("farms ok")
+    })
+    .await;
+    r.sim.set_farm(Farm::Europe, FarmStatus::Broken).unwrap();
+    r.sim.set_farm(Farm::Futures, FarmStatus::Broken).unwrap();
+    r.wait_snap("both farms down in the snapshot", |s| {
+        s.farms.down().count() == 2
+    })
+    .await;
+    let chain = enqueue(
+        &r.engine,
+        vec![new(
+            RequestType::OptionChain,
+            "SPY",
+            json!({"target_dte": 30, "strikes": 1, "rights": "C"}),
+        )],
+    )
+    .await;
+    let done = settle(&r.engine, &chain, Duration::from_secs(30)).await;
+    assert_eq!(
+        (done[0].status, done[0].failures),
+        (Status::Success, 0),
+        "{:?}",
+        done[0].error_message
+    );
+    let future = enqueue(
+        &r.engine,
+        vec![new(RequestType::FuturesSnapshot, "NQ", json!({}))],
+    )
+    .await;
+    wait_until("the future runs", Duration::from_secs(15), async || {
+        r.row(future[0]).await.status == Status::Processing
+    })
+    .await;
+    let before = market_data_requests(&r.sim);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(r.row(future[0]).await.status, Status::Processing);
+    assert_eq!(
+        market_data_requests(&r.sim),
+        before,
+        "the future's quote waits"
+    );
+    r.sim.set_farm(Farm::Futures, FarmStatus::Ok).unwrap();
+    let done = settle(&r.engine, &future, Duration::from_secs(30)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    r.engine.shutdown().await;
+    r.sim.shutdown().await;
 }

@@ -318,3 +318,53 @@ async fn days_count_trading_sessions_and_over_long_durations_are_refused_with_32
         }
     }
 }
+
+/// The day after Thanksgiving NYSE closes at 13:00 (the crate's calendar): the simulator's
+/// session, and so its bars, end there, while the days before run to 16:00.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_early_close_ends_the_session_and_its_bars_at_13_00() {
+    use chrono::Timelike;
+    use ibapi::market_data::historical::{BarSize, BarTimestamp, ToDuration};
+
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339("2026-11-27T17:00:00-05:00").ok(),
+        speed: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let client = tokio::time::timeout(
+        Duration::from_secs(15),
+        ibapi::Client::connect(&sim.address(), 5),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect");
+    let spy = ibq::worker::ib::stock("SPY");
+    let hourly = client
+        .historical_data(&spy, BarSize::Hour)
+        .duration(3.days())
+        .fetch()
+        .await
+        .expect("hourly bars");
+    // The start of the last bar of each New York day.
+    let mut last_of_day: std::collections::BTreeMap<u32, (u32, u32)> = Default::default();
+    for b in &hourly.bars {
+        let BarTimestamp::DateTime(t) = b.date else {
+            panic!("an intraday bar carries a time")
+        };
+        let ny = DateTime::from_timestamp(t.unix_timestamp(), 0)
+            .unwrap()
+            .with_timezone(&chrono_tz::America::New_York);
+        use chrono::Datelike;
+        last_of_day.insert(ny.day(), (ny.hour(), ny.minute()));
+    }
+    assert_eq!(
+        last_of_day.into_iter().collect::<Vec<_>>(),
+        [(24, (15, 0)), (25, (15, 0)), (27, (12, 0))],
+        "{:?}",
+        hourly.bars
+    );
+    sim.shutdown().await;
+}

@@ -426,10 +426,13 @@ async fn a_leg_refused_market_data_says_why_and_writes_no_row() {
     })
     .await
     .expect("the leg says its data was refused");
+    // Under auto the 354 switches SMART to delayed data, which the account has not
+    // enabled either: the leg says so with IB's 10168.
     assert!(
-        reason.contains("354") && reason.contains("Requested market data is not subscribed"),
+        reason.contains("10168") && reason.contains("Delayed market data is not enabled"),
         "{reason}"
     );
+    assert_eq!(s.stats().errors.get(&354), Some(&1), "live data asked once");
     // Two write intervals pass: no row for the leg.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     engine.shutdown().await;
@@ -441,5 +444,82 @@ async fn a_leg_refused_market_data_says_why_and_writes_no_row() {
             "rows written for a leg without data: {types:?}"
         );
     }
+    s.shutdown().await;
+}
+
+/// Under auto, a leg refused live data (10089) switches its exchange to delayed data for the
+/// session, as the worker's quotes do, with the same one choice: the leg streams delayed
+/// data, its rows record market data type 3, the header lists the exchange, and a later
+/// quote on that exchange asks for delayed data at once (no second 10089).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leg_refused_live_data_streams_delayed_data_under_auto() {
+    use ibq::engine::LegState;
+    let s = sim(Permissions::Delayed, false).await;
+    let (engine, dir) = start_engine(&s, MarketDataMode::Auto).await;
+    let conid = s.universe().conid_of("SPY").unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match crate::streaming::promote(&engine, conid).await {
+            Ok(_) => break,
+            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut snap = engine.handle().snapshot();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let legs = snap.borrow_and_update().legs.clone();
+            if let Some(l) = legs.iter().find(|l| l.conid == conid) {
+                if l.state == LegState::Streaming && l.bid.is_some() && l.ask.is_some() {
+                    return;
+                }
+            }
+            snap.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the leg streams delayed data");
+    let delayed = engine
+        .handle()
+        .snapshot()
+        .borrow()
+        .worker
+        .delayed_exchanges
+        .clone();
+    assert_eq!(delayed.len(), 1, "one exchange switched: {delayed:?}");
+    assert_eq!(s.stats().errors.get(&10089), Some(&1));
+    // The worker's quotes on the leg's exchange take delayed data at once.
+    let ids = enqueue(
+        &engine,
+        vec![new(
+            RequestType::PositionUpdate,
+            "ALL",
+            json!({"conid": s.portfolio()[0].conid}),
+        )],
+    )
+    .await;
+    let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+    assert_eq!(
+        done[0].status,
+        Status::Success,
+        "{:?}",
+        done[0].error_message
+    );
+    // Two write intervals for the leg's rows.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    engine.shutdown().await;
+    let stats = s.stats();
+    assert_eq!(
+        stats.errors.get(&10089),
+        Some(&1),
+        "one refusal of live data for the session: {stats}"
+    );
+    let asked = s.arrivals().iter().filter(|a| a.message == 59).count();
+    assert_eq!(asked, 1, "reqMarketDataType(3) once on the connection");
+    let types = data_types(&dir.path().join("lake"), "position_updates").await;
+    assert!(types.len() >= 2, "the leg's rows and the poll's: {types:?}");
+    assert!(types.iter().all(|t| *t == Some(3)), "{types:?}");
     s.shutdown().await;
 }
