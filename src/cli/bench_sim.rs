@@ -62,7 +62,7 @@ impl GatewayCounts {
 pub enum BenchSim {
     InProcess(SimHandle),
     Process {
-        child: tokio::process::Child,
+        child: Box<tokio::process::Child>,
         address: String,
         control: String,
         universe: Universe,
@@ -103,7 +103,7 @@ impl BenchSim {
         // Keep the pipe drained so the simulator never blocks on its stdout.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self::Process {
-            child,
+            child: Box::new(child),
             address,
             control,
             universe,
