@@ -21,6 +21,7 @@ mod old_table;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;
+mod release;
 mod restarts;
 mod retention;
 mod run_cli;
