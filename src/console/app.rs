@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
 use uuid::Uuid;
 
+pub mod bulk;
 mod draw;
 mod popup_keys;
 mod queue_keys;
@@ -69,7 +70,7 @@ impl PaneId {
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         PaneId::ALL.iter().position(|p| *p == self).unwrap()
     }
 }
@@ -81,10 +82,12 @@ pub enum Deferred {
     Quit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PromptKind {
     Filter(PaneId),
     Promote,
+    /// The reason for a dismissal, asked before its confirmation.
+    DismissReason(bulk::DismissPlan),
 }
 
 pub enum Popup {
@@ -501,7 +504,9 @@ impl App {
             Action::Dismiss => {
                 let focus = self.focus;
                 let cleared = if let Some(q) = self.queue_mut(focus) {
-                    if !q.marks.is_empty() {
+                    if q.cancel_range() {
+                        Some("range dropped")
+                    } else if !q.marks.is_empty() {
                         q.marks.clear();
                         Some("marks cleared")
                     } else if !q.filter().is_empty() {

@@ -177,11 +177,17 @@ impl App {
                 (Mark, "mark"),
                 (Filter, "filter"),
                 (NewRequest, "new"),
+                (CancelAllPending, "cancel all"),
+                (RangeSelect, "range"),
+                (SelectAll, "mark all"),
+                (SortNext, "sort"),
             ],
             PaneId::Processing => &[
                 (Details, "details"),
+                (Release, "release"),
                 (TogglePause, "pause"),
                 (Filter, "filter"),
+                (SortNext, "sort"),
                 (NewRequest, "new"),
             ],
             PaneId::Failed => &[
@@ -191,6 +197,10 @@ impl App {
                 (Priority1, "priority 1"),
                 (Mark, "mark"),
                 (Filter, "filter"),
+                (DismissFailure, "dismiss"),
+                (DismissAllFailed, "dismiss all"),
+                (ToggleGroups, "by cause"),
+                (SortNext, "sort"),
             ],
             PaneId::Legs => &[
                 (Details, "details"),

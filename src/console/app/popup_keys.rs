@@ -3,9 +3,10 @@
 
 use crossterm::event::KeyEvent;
 
-use super::{App, PaneId, Popup, PromptKind, Purpose};
+use super::{App, Deferred, PaneId, Popup, PromptKind, Purpose};
 use crate::console::keymap::{Action, Context};
 use crate::console::panes::View;
+use crate::console::popups::confirm::Confirm;
 use crate::console::popups::help::Help;
 use crate::console::popups::prompt::Prompt;
 use crate::engine::Command;
@@ -34,6 +35,8 @@ impl App {
                 Some(Action::Dismiss) => {
                     if let PromptKind::Filter(pane) = p.kind {
                         self.apply_filter(pane, "");
+                    } else if let PromptKind::DismissReason(plan) = &p.kind {
+                        self.info(format!("dismiss {}: not done", plan.label));
                     }
                     None
                 }
@@ -120,7 +123,27 @@ impl App {
     }
 
     fn submit_prompt(&mut self, mut p: Prompt<PromptKind>) -> Option<Popup> {
-        match p.kind {
+        match p.kind.clone() {
+            PromptKind::DismissReason(plan) => {
+                let reason = p.input.value.trim().to_string();
+                if reason.is_empty() {
+                    let msg = "the reason is empty: say why they will never succeed, or esc";
+                    p.error = Some(msg.into());
+                    self.refuse(format!("dismiss: {msg}"));
+                    return Some(Popup::Prompt(p));
+                }
+                Some(Popup::Confirm(Confirm::new(
+                    "Dismiss",
+                    format!(
+                        "Dismiss {}? They become CANCELLED (reason: {reason}) and leave the failed pane; history keeps them.",
+                        plan.what
+                    ),
+                    Deferred::Send {
+                        label: format!("dismiss {}", plan.label),
+                        command: plan.command(reason),
+                    },
+                )))
+            }
             PromptKind::Filter(pane) => {
                 let text = p.input.value.clone();
                 self.apply_filter(pane, &text);
