@@ -1,7 +1,6 @@
 //! The order of a queue pane's rows: the order of service (the queue's own: priority, then
 //! age), or one of the pane's columns, either way up. Pure logic over the snapshot's rows.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -123,30 +122,31 @@ pub fn order(rows: &[Arc<Request>], shown: &mut [u32], sort: Sort, ctx: &Context
         }
         return;
     };
-    let row = |i: u32| &rows[i as usize];
-    let ascending = |a: u32, b: u32| compare(row(a), row(b), column, ctx);
-    if column == Column::Params {
-        // Summaries are built once per row, not once per comparison.
-        let summaries: std::collections::HashMap<u32, String> =
-            shown.iter().map(|&i| (i, summary(row(i)))).collect();
-        shown.sort_by(|&a, &b| {
-            let o = summaries[&a].cmp(&summaries[&b]);
-            if sort.reverse {
-                o.reverse()
-            } else {
-                o
-            }
-        });
-        return;
-    }
-    shown.sort_by(|&a, &b| {
-        let o = ascending(a, b);
+    // Each row's key is made once, not once per comparison; the sort is stable.
+    let mut keyed: Vec<(Key, u32)> = shown
+        .iter()
+        .map(|&i| (key(&rows[i as usize], column, ctx), i))
+        .collect();
+    keyed.sort_by(|a, b| {
+        let o = a.0.cmp(&b.0);
         if sort.reverse {
             o.reverse()
         } else {
             o
         }
     });
+    for (slot, (_, i)) in shown.iter_mut().zip(keyed) {
+        *slot = i;
+    }
+}
+
+/// What a row is ordered by, ascending by what the column shows.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Number(i64),
+    Text(String),
+    /// `None` (nothing to wait for) first.
+    Time(Option<DateTime<Utc>>),
 }
 
 fn summary(r: &Request) -> String {
@@ -155,27 +155,23 @@ fn summary(r: &Request) -> String {
         .unwrap_or_default()
 }
 
-/// Ascending by what the column shows: a smaller age, elapsed time or wait comes first.
-fn compare(a: &Request, b: &Request, column: Column, ctx: &Context) -> Ordering {
+/// A smaller age, elapsed time or wait comes first: a later time is a smaller age.
+fn key(r: &Request, column: Column, ctx: &Context) -> Key {
+    let newest_first = |t: DateTime<Utc>| Key::Number(-t.timestamp_micros());
     match column {
-        Column::Priority => a.priority.cmp(&b.priority),
-        Column::Type => a.request_type.as_str().cmp(b.request_type.as_str()),
-        Column::Symbol => a.symbol.cmp(&b.symbol),
-        Column::Params => summary(a).cmp(&summary(b)),
-        // A younger row (a later time) has the smaller age.
+        Column::Priority => Key::Number(r.priority.get() as i64),
+        Column::Type => Key::Text(r.request_type.as_str().into()),
+        Column::Symbol => Key::Text(r.symbol.clone()),
+        Column::Params => Key::Text(summary(r)),
         Column::Age => match ctx.kind {
-            QueueKind::Pending => b.created_at.cmp(&a.created_at),
-            _ => b.updated_at.cmp(&a.updated_at),
+            QueueKind::Pending => newest_first(r.created_at),
+            _ => newest_first(r.updated_at),
         },
-        Column::Elapsed => started_at(b, ctx.started).cmp(&started_at(a, ctx.started)),
-        Column::Attempts => a.attempts.cmp(&b.attempts),
+        Column::Elapsed => newest_first(started_at(r, ctx.started)),
+        Column::Attempts => Key::Number(r.attempts as i64),
         // Due now (nothing shown) before a wait, then the shorter wait.
-        Column::Next => next_at(a, ctx.now).cmp(&next_at(b, ctx.now)),
-        Column::Error => a
-            .error_message
-            .as_deref()
-            .unwrap_or_default()
-            .cmp(b.error_message.as_deref().unwrap_or_default()),
+        Column::Next => Key::Time(next_at(r, ctx.now)),
+        Column::Error => Key::Text(r.error_message.clone().unwrap_or_default()),
     }
 }
 
