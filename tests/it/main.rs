@@ -18,7 +18,6 @@ mod gateway_data;
 mod market_data;
 mod old_params;
 mod old_table;
-mod pty;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;

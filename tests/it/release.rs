@@ -8,24 +8,48 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::DateTime;
 use ibq::engine::runtime::Engine;
 use ibq::engine::{Command, Reply, Snapshot};
 use ibq::queue::{Actor, Event, Request, RequestType, Status};
-use ibq::sim::{RequestKind, SimConfig, SimHandle, Simulator};
+use ibq::sim::{RequestKind, SimHandle, Simulator};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::common::{ibq, stderr, stdout, wait_until};
+use crate::connlife::sim_config;
 use crate::worker::{config, enqueue, new, options, settle};
 
-/// A Monday morning with futures trading.
-fn sim_config() -> SimConfig {
-    SimConfig {
-        port: 0,
-        clock_start: DateTime::parse_from_rfc3339("2026-11-23T10:00:00-05:00").ok(),
-        snapshot_end: Duration::from_millis(200),
-        ..SimConfig::default()
+/// A futures snapshot held by the gateway (every quote's answer delayed two minutes), on
+/// its line at both ends. The tests pause the worker so that a released request stays
+/// PENDING instead of being claimed again at once.
+struct Held {
+    sim: SimHandle,
+    engine: Engine,
+    root: std::path::PathBuf,
+    id: Uuid,
+    _dir: tempfile::TempDir,
+}
+
+async fn held() -> Held {
+    let sim = Simulator::start(sim_config()).await.unwrap();
+    sim.set_latency(RequestKind::MarketData, Duration::from_secs(120));
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("lake");
+    let mut cfg = config(&root, &sim);
+    cfg.worker.request_timeout_secs = 300;
+    let engine = Engine::start(&cfg, options()).await.unwrap();
+    let ids = enqueue(
+        &engine,
+        vec![new(RequestType::FuturesSnapshot, "ES", json!({}))],
+    )
+    .await;
+    held_on_its_line(&engine, &sim, ids[0]).await;
+    Held {
+        sim,
+        engine,
+        root,
+        id: ids[0],
+        _dir: dir,
     }
 }
 
@@ -79,27 +103,18 @@ fn assert_released_by_the_operator(r: &Request) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_request_released_by_the_operator_is_pending_again_uncounted_with_its_line_freed() {
-    let sim = Simulator::start(sim_config()).await.unwrap();
-    // The gateway holds every quote's answer for two minutes.
-    sim.set_latency(RequestKind::MarketData, Duration::from_secs(120));
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let mut cfg = config(&root, &sim);
-    cfg.worker.request_timeout_secs = 300;
-    let engine = Engine::start(&cfg, options()).await.unwrap();
-    let ids = enqueue(
-        &engine,
-        vec![new(RequestType::FuturesSnapshot, "ES", json!({}))],
-    )
-    .await;
-    let id = ids[0];
-    held_on_its_line(&engine, &sim, id).await;
+    let Held {
+        sim,
+        engine,
+        root,
+        id,
+        _dir,
+    } = held().await;
     // The console's elapsed time and colours count from the worker's start of the run.
     let s = snap(&engine);
     assert!(s.worker.started.contains_key(&id), "{:?}", s.worker.started);
     assert_eq!(s.worker.request_timeout_secs, 300);
 
-    // Paused, so the released request is not claimed again at once.
     engine.handle().send(Command::PauseWorker).await.unwrap();
     match engine.handle().send(Command::Release(vec![id])).await {
         Ok(Reply::Done(m)) => assert_eq!(m, "released 1 request"),
@@ -117,7 +132,7 @@ async fn a_stuck_request_released_by_the_operator_is_pending_again_uncounted_wit
     // With the gateway answering again, the next attempt is the first one counted.
     sim.set_latency(RequestKind::MarketData, Duration::ZERO);
     engine.handle().send(Command::ResumeWorker).await.unwrap();
-    let done = settle(&engine, &ids, Duration::from_secs(60)).await;
+    let done = settle(&engine, &[id], Duration::from_secs(60)).await;
     assert_eq!(
         (done[0].status, done[0].attempts, done[0].failures),
         (Status::Success, 1, 0),
@@ -130,20 +145,13 @@ async fn a_stuck_request_released_by_the_operator_is_pending_again_uncounted_wit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ibq_release_from_another_process_goes_through_the_actions_table() {
-    let sim = Simulator::start(sim_config()).await.unwrap();
-    sim.set_latency(RequestKind::MarketData, Duration::from_secs(120));
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("lake");
-    let mut cfg = config(&root, &sim);
-    cfg.worker.request_timeout_secs = 300;
-    let engine = Engine::start(&cfg, options()).await.unwrap();
-    let ids = enqueue(
-        &engine,
-        vec![new(RequestType::FuturesSnapshot, "ES", json!({}))],
-    )
-    .await;
-    let id = ids[0];
-    held_on_its_line(&engine, &sim, id).await;
+    let Held {
+        sim,
+        engine,
+        root,
+        id,
+        _dir,
+    } = held().await;
     engine.handle().send(Command::PauseWorker).await.unwrap();
 
     let lake = root.clone();

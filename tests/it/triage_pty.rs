@@ -18,7 +18,7 @@ use ibq::sim::{RequestKind, SimConfig, Simulator};
 use uuid::Uuid;
 
 use crate::common::{ibq, stderr, stdout, test_config, wait_until};
-use crate::pty::PtyConsole;
+use crate::console_pty::{spawn_term, Term};
 
 fn enqueue(lake: &std::path::Path, ty: &str, symbol: &str) -> Uuid {
     let out = ibq(lake, &["enqueue", ty, symbol, "--json"]);
@@ -30,6 +30,25 @@ fn enqueue(lake: &std::path::Path, ty: &str, symbol: &str) -> Uuid {
 async fn row(lake: &std::path::Path, id: Uuid) -> Option<Request> {
     let s = ibq::queue::store::read_state(lake).await.unwrap();
     s.get(&id).map(|r| (**r).clone())
+}
+
+/// The console with its engine on `lake` against `gateway`, in a 36×140 terminal.
+fn console(dir: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Term {
+    let cfg = test_config(dir, "");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--gateway",
+        gateway,
+    ];
+    spawn_term(dir, &args, 36, 140)
+}
+
+async fn quit(mut console: Term) {
+    let status = console.quit().await;
+    assert!(status.success(), "exit status {status:?}");
 }
 
 fn dismissed_with(r: &Request, reason: &str) -> bool {
@@ -52,7 +71,6 @@ async fn failures_are_dismissed_by_filter_and_by_group_in_a_real_terminal() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = test_config(dir.path(), "");
     sim.fail_next(RequestKind::HistoricalData, 3, 200);
     let spy = enqueue(&lake, "market_bars", "SPY");
     let qqq = enqueue(&lake, "market_bars", "QQQ");
@@ -60,7 +78,7 @@ async fn failures_are_dismissed_by_filter_and_by_group_in_a_real_terminal() {
     let mut pair = vec![spy, qqq];
     pair.sort();
 
-    let mut console = PtyConsole::start(&cfg, &lake, &sim.address(), 36, 140);
+    let mut console = console(dir.path(), &lake, &sim.address());
     wait_until(
         "the three requests failed",
         Duration::from_secs(60),
@@ -131,9 +149,7 @@ async fn failures_are_dismissed_by_filter_and_by_group_in_a_real_terminal() {
             .join("\n"),
     );
     assert!(
-        console
-            .raw_text()
-            .contains(&format!("\u{1b}]52;c;{want}\u{7}")),
+        String::from_utf8_lossy(&console.raw()).contains(&format!("\u{1b}]52;c;{want}\u{7}")),
         "OSC 52 with both ids in the output"
     );
 
@@ -162,7 +178,7 @@ async fn failures_are_dismissed_by_filter_and_by_group_in_a_real_terminal() {
         async || console.screen().contains("failed 0"),
     )
     .await;
-    console.quit();
+    quit(console).await;
     sim.shutdown().await;
 }
 
@@ -179,10 +195,9 @@ async fn a_stuck_request_is_released_from_the_processing_pane_in_a_real_terminal
     sim.set_latency(RequestKind::MarketData, Duration::from_secs(300));
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = test_config(dir.path(), "");
     let es = enqueue(&lake, "futures_snapshot", "ES");
 
-    let mut console = PtyConsole::start(&cfg, &lake, &sim.address(), 36, 140);
+    let mut console = console(dir.path(), &lake, &sim.address());
     wait_until(
         "the quote holds a line at the gateway",
         Duration::from_secs(60),
@@ -236,6 +251,6 @@ async fn a_stuck_request_is_released_from_the_processing_pane_in_a_real_terminal
         console.screen().contains("released 1 request")
     })
     .await;
-    console.quit();
+    quit(console).await;
     sim.shutdown().await;
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::bulk::{DismissPlan, Scope};
 use super::{App, Deferred, PaneId, Popup, PromptKind, Purpose, DISMISS_REASON_CONSOLE};
 use crate::console::keymap::Action;
+use crate::console::panes::queue::QueuePane;
 use crate::console::popups::prompt::Prompt;
 use crate::engine::Command;
 use crate::queue::Priority;
@@ -15,7 +16,6 @@ use crate::queue::Priority;
 impl App {
     /// Handles `action` when it is one of the queue panes' commands; false otherwise.
     pub(super) fn queue_action(&mut self, action: Action) -> bool {
-        let snap = self.snap.clone();
         match action {
             Action::Retry => {
                 let t = self.targets(&[PaneId::Failed], "retry");
@@ -80,15 +80,7 @@ impl App {
             Action::Release => match self.targets(&[PaneId::Processing], "release") {
                 Ok(ids) => {
                     let what = Self::plural(ids.len(), "processing request");
-                    let example = if ids.len() == 1 {
-                        self.processing
-                            .selected(&snap)
-                            .filter(|r| r.request_id == ids[0])
-                            .map(|r| format!(" ({} {})", r.request_type, r.symbol))
-                            .unwrap_or_default()
-                    } else {
-                        String::new()
-                    };
+                    let example = self.named(&self.processing, &ids);
                     self.confirm(
                         "Release",
                         format!(
@@ -130,15 +122,7 @@ impl App {
             Action::Cancel => match self.targets(&[PaneId::Pending], "cancel") {
                 Ok(ids) => {
                     let what = Self::plural(ids.len(), "pending request");
-                    let example = if ids.len() == 1 {
-                        self.pending
-                            .selected(&snap)
-                            .filter(|r| r.request_id == ids[0])
-                            .map(|r| format!(" ({} {})", r.request_type, r.symbol))
-                            .unwrap_or_default()
-                    } else {
-                        String::new()
-                    };
+                    let example = self.named(&self.pending, &ids);
                     self.confirm(
                         "Cancel",
                         format!("Cancel {what}{example}? This cannot be undone."),
@@ -227,6 +211,19 @@ impl App {
             }
         };
         self.info(text);
+    }
+
+    /// ` (option_chain SPY)` when `ids` is the one selected request of `pane`: the
+    /// confirmation names what it acts on.
+    fn named(&self, pane: &QueuePane, ids: &[Uuid]) -> String {
+        match ids {
+            [one] => pane
+                .selected(&self.snap)
+                .filter(|r| r.request_id == *one)
+                .map(|r| format!(" ({} {})", r.request_type, r.symbol))
+                .unwrap_or_default(),
+            _ => String::new(),
+        }
     }
 
     /// The requests of the focused queue pane an action applies to, or why there are none.
