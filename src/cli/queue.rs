@@ -593,14 +593,11 @@ pub async fn release(args: ReleaseArgs, config: &Config) -> anyhow::Result<()> {
     match a {
         Applier::Engine(_) => via_engine(config, Command::Release(vec![id])).await,
         Applier::Direct(mut s) => {
-            // No engine runs: opening the queue released every PROCESSING request already.
-            if let Some(r) = s
-                .state()
-                .get(&id)
-                .filter(|r| r.status == Status::Pending && r.event == crate::queue::Event::Released)
-            {
+            // No engine runs, so nothing runs the request: opening the queue as its owner
+            // released every PROCESSING request already.
+            if let Some(r) = s.state().get(&id).filter(|r| r.status == Status::Pending) {
                 println!(
-                    "{id} ({} {}) is PENDING: no engine runs on {}, so nothing was running it; it was released when the queue was opened",
+                    "{id} ({} {}) is PENDING: no engine runs on {}, so nothing is running it",
                     r.request_type,
                     Clean(&r.symbol),
                     config.lake.root.display()

@@ -182,5 +182,18 @@ async fn ibq_release_from_another_process_goes_through_the_actions_table() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     engine.shutdown().await;
+
+    // No engine runs: nothing runs the request, and the command says so.
+    let lake = root.clone();
+    let full = id.to_string();
+    let out = tokio::task::spawn_blocking(move || ibq(&lake, &["release", &full]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("is PENDING: no engine runs on"),
+        "{}",
+        stdout(&out)
+    );
     sim.shutdown().await;
 }
