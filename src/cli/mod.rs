@@ -59,6 +59,7 @@ impl Cli {
                         | Command::Reprioritize(_)
                         | Command::Cancel(_)
                         | Command::Dismiss(_)
+                        | Command::Release(_)
                         | Command::Compact
                         | Command::Config(_)
                         | Command::Keys
@@ -168,6 +169,9 @@ pub enum Command {
     Cancel(queue::CancelArgs),
     /// Put FAILED requests that will never succeed aside: CANCELLED, with a reason.
     Dismiss(queue::DismissArgs),
+    /// Put a PROCESSING request that is stuck or too slow back to PENDING: the running
+    /// engine abandons its run and frees its lines, and no attempt is counted.
+    Release(queue::ReleaseArgs),
     /// Rewrite the queue table to the newest row per request.
     Compact,
     /// Configuration helpers.
@@ -342,6 +346,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reprioritize(a) => queue::reprioritize(a, &config).await,
         Command::Cancel(a) => queue::cancel(a, &config).await,
         Command::Dismiss(a) => queue::dismiss(a, &config).await,
+        Command::Release(a) => queue::release(a, &config).await,
         Command::Compact => queue::compact(&config).await,
         Command::Run => run::run(&config, clock).await,
         Command::Promote(a) => legs::promote(a, &config).await,

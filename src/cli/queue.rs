@@ -1,4 +1,5 @@
-//! Queue subcommands: enqueue, list, show, retry, reprioritize, cancel, compact.
+//! Queue subcommands: enqueue, list, show, retry, reprioritize, cancel, dismiss, release,
+//! compact.
 //!
 //! When no engine runs, the command opens the queue as its owner and commits directly.
 //! When an engine owns the lake, `enqueue` appends the row as any other writer would (the
@@ -105,6 +106,12 @@ pub const DEFAULT_DISMISS_REASON: &str = "dismissed by the operator";
 
 #[derive(Debug, clap::Args)]
 pub struct CancelArgs {
+    pub id: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// Request id of a PROCESSING request (a unique prefix is enough).
     pub id: String,
 }
 
@@ -574,6 +581,41 @@ pub async fn cancel(args: CancelArgs, config: &Config) -> anyhow::Result<()> {
                 .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, now))
                 .await?;
             report("cancelled", results)
+        }
+    }
+}
+
+/// PROCESSING → PENDING for a run that is stuck or too slow: the running engine's worker
+/// abandons it, frees its lines and counts no attempt.
+pub async fn release(args: ReleaseArgs, config: &Config) -> anyhow::Result<()> {
+    let a = applier(config).await?;
+    let id = resolve_live(&config.lake.root, a.state(), &args.id).await?;
+    match a {
+        Applier::Engine(_) => via_engine(config, Command::Release(vec![id])).await,
+        Applier::Direct(mut s) => {
+            // No engine runs, so nothing runs the request: opening the queue as its owner
+            // released every PROCESSING request already.
+            if let Some(r) = s.state().get(&id).filter(|r| r.status == Status::Pending) {
+                println!(
+                    "{id} ({} {}) is PENDING: no engine runs on {}, so nothing is running it",
+                    r.request_type,
+                    Clean(&r.symbol),
+                    config.lake.root.display()
+                );
+                return Ok(());
+            }
+            let now = Utc::now();
+            let results = s
+                .change_each(&[id], |q, id| {
+                    q.prepare_release_by(
+                        id,
+                        crate::queue::state::RELEASED_BY_OPERATOR,
+                        Actor::Operator,
+                        now,
+                    )
+                })
+                .await?;
+            report("released", results)
         }
     }
 }

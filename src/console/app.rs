@@ -8,18 +8,15 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
-use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
-use ratatui::Frame;
 use uuid::Uuid;
 
-use super::keymap::{Action, Context, Key, KeyMap};
+pub mod bulk;
+mod draw;
+mod popup_keys;
+mod queue_keys;
 
-/// The reason recorded when a failure is dismissed in the console.
-pub const DISMISS_REASON_CONSOLE: &str = "dismissed in the console";
+use super::keymap::{Action, Context, Key, KeyMap};
 use super::logs::LogBuffer;
-use super::panes::header::{draw_gauge, draw_header};
 use super::panes::legs::LegsPane;
 use super::panes::logs::LogsPane;
 use super::panes::queue::{QueueKind, QueuePane};
@@ -32,7 +29,6 @@ use super::popups::help::Help;
 use super::popups::prompt::Prompt;
 use super::theme::Theme;
 use crate::engine::{Command, CommandResult, Reply, Snapshot};
-use crate::queue::Priority;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaneId {
@@ -74,7 +70,7 @@ impl PaneId {
         }
     }
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         PaneId::ALL.iter().position(|p| *p == self).unwrap()
     }
 }
@@ -86,10 +82,12 @@ pub enum Deferred {
     Quit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PromptKind {
     Filter(PaneId),
     Promote,
+    /// The reason for a dismissal, asked before its confirmation.
+    DismissReason(bulk::DismissPlan),
 }
 
 pub enum Popup {
@@ -127,6 +125,9 @@ pub struct StatusLine {
     pub text: String,
     pub kind: StatusKind,
 }
+
+/// The reason recorded when a failure is dismissed in the console.
+pub const DISMISS_REASON_CONSOLE: &str = "dismissed in the console";
 
 pub struct App {
     pub keymap: KeyMap,
@@ -425,42 +426,10 @@ impl App {
         }
     }
 
-    /// The requests of the focused queue pane an action applies to, or why there are none.
-    fn targets(&self, allowed: &[PaneId], verb: &str) -> Result<Vec<Uuid>, String> {
-        let names: Vec<&str> = allowed.iter().map(|p| p.title()).collect();
-        let Some(pane) = self
-            .queue(self.focus)
-            .filter(|_| allowed.contains(&self.focus))
-        else {
-            return Err(format!(
-                "{verb}: works on the {} pane{}",
-                names.join(" or ").to_lowercase(),
-                if names.len() > 1 { "s" } else { "" }
-            ));
-        };
-        let ids = pane.targets(&self.snap);
-        if ids.is_empty() {
-            return Err(format!("{verb}: no request selected"));
-        }
-        Ok(ids)
-    }
-
-    fn send_for(
-        &mut self,
-        ids_result: Result<Vec<Uuid>, String>,
-        verb: &str,
-        make: impl FnOnce(Vec<Uuid>) -> Command,
-    ) {
-        match ids_result {
-            Ok(ids) => {
-                let label = format!("{verb} {}", Self::plural(ids.len(), "request"));
-                self.send(make(ids), Purpose::Status(label));
-            }
-            Err(reason) => self.refuse(reason),
-        }
-    }
-
     pub fn act(&mut self, action: Action) {
+        if self.queue_action(action) {
+            return;
+        }
         let snap = self.snap.clone();
         match action {
             Action::NextPane => {
@@ -535,7 +504,9 @@ impl App {
             Action::Dismiss => {
                 let focus = self.focus;
                 let cleared = if let Some(q) = self.queue_mut(focus) {
-                    if !q.marks.is_empty() {
+                    if q.cancel_range() {
+                        Some("range dropped")
+                    } else if !q.marks.is_empty() {
                         q.marks.clear();
                         Some("marks cleared")
                     } else if !q.filter().is_empty() {
@@ -563,80 +534,7 @@ impl App {
                 }
                 self.open_details()
             }
-            Action::Retry => {
-                let t = self.targets(&[PaneId::Failed], "retry");
-                self.send_for(t, "retry", Command::Retry);
-            }
-            Action::RetryAllFailed => {
-                if snap.counts.failed == 0 && snap.failed.is_empty() {
-                    return self.refuse("retry all: there are no failed requests");
-                }
-                let n = snap.counts.failed.max(snap.failed.len());
-                self.confirm(
-                    "Retry all failed",
-                    format!("Put all {} back to PENDING?", Self::plural(n, "failed request")),
-                    Deferred::Send {
-                        command: Command::RetryAllFailed,
-                        label: format!("retry all {}", Self::plural(n, "failed request")),
-                    },
-                );
-            }
-            Action::PriorityUp | Action::PriorityDown => {
-                let up = action == Action::PriorityUp;
-                let t = self.targets(&[PaneId::Pending, PaneId::Failed], "priority");
-                let verb = if up { "raise priority of" } else { "lower priority of" };
-                self.send_for(t, verb, |ids| Command::BumpPriority(ids, up));
-            }
-            Action::Priority1 | Action::Priority2 | Action::Priority3 => {
-                let p = match action {
-                    Action::Priority1 => Priority::IMMEDIATE,
-                    Action::Priority2 => Priority::NORMAL,
-                    _ => Priority::BACKGROUND,
-                };
-                let t = self.targets(&[PaneId::Pending, PaneId::Failed], "priority");
-                let verb = format!("set priority {p} on");
-                self.send_for(t, &verb, |ids| Command::SetPriority(ids, p));
-            }
-            Action::Cancel => match self.targets(&[PaneId::Pending], "cancel") {
-                Ok(ids) => {
-                    let what = Self::plural(ids.len(), "pending request");
-                    let example = if ids.len() == 1 {
-                        self.pending
-                            .selected(&snap)
-                            .filter(|r| r.request_id == ids[0])
-                            .map(|r| format!(" ({} {})", r.request_type, r.symbol))
-                            .unwrap_or_default()
-                    } else {
-                        String::new()
-                    };
-                    self.confirm(
-                        "Cancel",
-                        format!("Cancel {what}{example}? This cannot be undone."),
-                        Deferred::Send {
-                            command: Command::Cancel(ids),
-                            label: format!("cancel {what}"),
-                        },
-                    );
-                }
-                Err(reason) => self.refuse(reason),
-            },
             Action::Copy | Action::CopyShow => self.copy(action == Action::CopyShow),
-            Action::DismissFailure => match self.targets(&[PaneId::Failed], "dismiss") {
-                Ok(ids) => {
-                    let what = Self::plural(ids.len(), "failed request");
-                    self.confirm(
-                        "Dismiss",
-                        format!(
-                            "Dismiss {what}? They become CANCELLED (reason: {DISMISS_REASON_CONSOLE}) and leave the failed pane; history keeps them."
-                        ),
-                        Deferred::Send {
-                            command: Command::Dismiss(ids, DISMISS_REASON_CONSOLE.into()),
-                            label: format!("dismiss {what}"),
-                        },
-                    );
-                }
-                Err(reason) => self.refuse(reason),
-            },
             Action::Promote => {
                 self.popup = Some(Popup::Prompt(Prompt::new(
                     PromptKind::Promote,
@@ -755,450 +653,6 @@ impl App {
                 self.send(Command::Shutdown, Purpose::Shutdown);
                 self.info("shutting down: in-flight requests finish or are released…");
             }
-        }
-    }
-
-    fn on_popup_key(&mut self, key: &KeyEvent) {
-        let Some(popup) = self.popup.take() else {
-            return;
-        };
-        let prompt_action = self.keymap.action_for(Context::Prompt, key);
-        let global_action = self.keymap.action_for(Context::Global, key);
-        self.popup = match popup {
-            Popup::Confirm(c) => match prompt_action {
-                Some(Action::Confirm) => {
-                    self.run(c.then);
-                    None
-                }
-                Some(Action::Dismiss | Action::Submit) => {
-                    self.info(format!("{}: not done", c.title.to_lowercase()));
-                    None
-                }
-                _ => Some(Popup::Confirm(c)),
-            },
-            Popup::Prompt(mut p) => match prompt_action {
-                Some(Action::Submit) => self.submit_prompt(p),
-                Some(Action::Dismiss) => {
-                    if let PromptKind::Filter(pane) = p.kind {
-                        self.apply_filter(pane, "");
-                    }
-                    None
-                }
-                _ => {
-                    if p.input.edit(key) {
-                        p.error = None;
-                        if let PromptKind::Filter(pane) = p.kind {
-                            self.apply_filter(pane, &p.input.value.clone());
-                        }
-                    }
-                    Some(Popup::Prompt(p))
-                }
-            },
-            Popup::NewRequest(mut f) => match prompt_action {
-                Some(Action::Submit) => match f.validate() {
-                    Ok(req) => {
-                        let label = format!("enqueue {} {}", req.request_type, req.symbol);
-                        self.send(Command::Enqueue(req), Purpose::Status(label));
-                        None
-                    }
-                    Err((field, msg)) => {
-                        f.focus = field;
-                        f.error = Some((field, msg.clone()));
-                        self.refuse(format!("new request: {msg}"));
-                        Some(Popup::NewRequest(f))
-                    }
-                },
-                Some(Action::Dismiss) => None,
-                _ => {
-                    if !f.navigate(key) {
-                        f.edit(key);
-                    }
-                    Some(Popup::NewRequest(f))
-                }
-            },
-            Popup::Detail(mut d) => {
-                let page = d.page() as isize;
-                let view_snap = self.snap.clone();
-                let view = View {
-                    snap: &view_snap,
-                    now: self.now,
-                    theme: self.theme,
-                    stale_after: self.stale_after,
-                };
-                match global_action {
-                    Some(Action::MoveUp) => d.scroll_by(-1, &view),
-                    Some(Action::MoveDown) => d.scroll_by(1, &view),
-                    Some(Action::PageUp) => d.scroll_by(-page, &view),
-                    Some(Action::PageDown) => d.scroll_by(page, &view),
-                    Some(Action::Top) => d.scroll = 0,
-                    Some(Action::Bottom) => d.scroll_by(isize::MAX / 2, &view),
-                    Some(Action::Dismiss | Action::Details | Action::Quit) => {
-                        return;
-                    }
-                    _ => {}
-                }
-                Some(Popup::Detail(d))
-            }
-            Popup::Help(mut h) => {
-                let total = Help::lines(&self.keymap, self.theme).len();
-                let page = h.page() as isize;
-                match global_action {
-                    Some(Action::MoveUp) => h.scroll_by(-1, total),
-                    Some(Action::MoveDown) => h.scroll_by(1, total),
-                    Some(Action::PageUp) => h.scroll_by(-page, total),
-                    Some(Action::PageDown) => h.scroll_by(page, total),
-                    Some(Action::Top) => h.scroll = 0,
-                    Some(Action::Bottom) => h.scroll_by(isize::MAX / 2, total),
-                    Some(Action::Dismiss | Action::Help | Action::Quit) => return,
-                    _ => {}
-                }
-                Some(Popup::Help(h))
-            }
-        };
-    }
-
-    fn apply_filter(&mut self, pane: PaneId, text: &str) {
-        let snap = self.snap.clone();
-        if pane == PaneId::Logs {
-            self.logs.filter = text.trim().to_ascii_lowercase();
-        } else if let Some(q) = self.queue_mut(pane) {
-            q.set_filter(text, &snap);
-        }
-    }
-
-    fn submit_prompt(&mut self, mut p: Prompt<PromptKind>) -> Option<Popup> {
-        match p.kind {
-            PromptKind::Filter(pane) => {
-                let text = p.input.value.clone();
-                self.apply_filter(pane, &text);
-                if text.trim().is_empty() {
-                    self.info("filter cleared");
-                } else {
-                    self.info(format!("filter /{}", text.trim()));
-                }
-                None
-            }
-            PromptKind::Promote => {
-                let text = p.input.value.trim().to_string();
-                let mut words = text.split_whitespace();
-                let conid = words.next().map(str::parse::<i32>);
-                let strategy: Vec<&str> = words.collect();
-                match conid {
-                    Some(Ok(conid)) if conid > 0 => {
-                        let strategy = (!strategy.is_empty()).then(|| strategy.join(" "));
-                        let label = match &strategy {
-                            Some(s) => format!("promote {conid} ({s})"),
-                            None => format!("promote {conid}"),
-                        };
-                        self.send(Command::Promote { conid, strategy }, Purpose::Status(label));
-                        None
-                    }
-                    _ => {
-                        let msg = if text.is_empty() {
-                            "type a contract id (conid)".to_string()
-                        } else {
-                            format!(
-                                "`{}` is not a contract id: a positive whole number",
-                                text.split_whitespace().next().unwrap_or("")
-                            )
-                        };
-                        p.error = Some(msg.clone());
-                        self.refuse(format!("promote: {msg}"));
-                        Some(Popup::Prompt(p))
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether there is room for every pane at once.
-    pub fn is_large(area: Rect) -> bool {
-        area.width >= 120 && area.height >= 36
-    }
-
-    /// The whole screen, from the snapshot and this state only.
-    pub fn draw(&self, frame: &mut Frame) {
-        let view = self.view();
-        let theme = self.theme;
-        let area = frame.area();
-        let alerts: Vec<String> = self
-            .snap
-            .alert
-            .iter()
-            .cloned()
-            .chain(self.alerts.iter().cloned())
-            .collect();
-        let [header, gauge, main, alert, status] = Layout::vertical([
-            Constraint::Length(3),
-            Constraint::Length(1),
-            Constraint::Min(5),
-            Constraint::Length(alerts.len().min(1) as u16),
-            Constraint::Length(1),
-        ])
-        .areas(area);
-        draw_header(frame, header, &view);
-        draw_gauge(frame, gauge, &view);
-        if Self::is_large(area) {
-            // Legs across the whole width, as tall as they need (within 40%): their
-            // contracts, strategies and states are what get cut in a column.
-            let legs_height = (self.snap.legs.len() as u16 + 3)
-                .max(5)
-                .min(main.height * 2 / 5);
-            let [top, l] = Layout::vertical([Constraint::Min(10), Constraint::Length(legs_height)])
-                .areas(main);
-            let [left, right] =
-                Layout::horizontal([Constraint::Percentage(56), Constraint::Percentage(44)])
-                    .areas(top);
-            // The wide column holds what has long text (parameters, errors, the day's
-            // outcomes); the narrow one the processing requests and the logs.
-            let jobs_height = (self.snap.jobs.len() as u16 + 3)
-                .max(5)
-                .min(left.height / 3);
-            let [p, f, s] = Layout::vertical([
-                Constraint::Percentage(60),
-                Constraint::Percentage(40),
-                Constraint::Length(jobs_height),
-            ])
-            .areas(left);
-            let [r, g] = Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(70)])
-                .areas(right);
-            self.pending
-                .draw(frame, p, &view, self.focus == PaneId::Pending);
-            self.processing
-                .draw(frame, r, &view, self.focus == PaneId::Processing);
-            self.failed
-                .draw(frame, f, &view, self.focus == PaneId::Failed);
-            self.legs.draw(frame, l, &view, self.focus == PaneId::Legs);
-            self.logs.draw(frame, g, &view, self.focus == PaneId::Logs);
-            self.schedule
-                .draw(frame, s, &view, self.focus == PaneId::Schedule);
-        } else {
-            let [tabs, body] =
-                Layout::vertical([Constraint::Length(1), Constraint::Min(3)]).areas(main);
-            self.draw_tabs(frame, tabs);
-            let c: &dyn Component = match self.focus {
-                PaneId::Pending => &self.pending,
-                PaneId::Processing => &self.processing,
-                PaneId::Failed => &self.failed,
-                PaneId::Legs => &self.legs,
-                PaneId::Logs => &self.logs,
-                PaneId::Schedule => &self.schedule,
-            };
-            c.draw(frame, body, &view, true);
-        }
-        if let Some(a) = alerts.first() {
-            let more = if alerts.len() > 1 {
-                format!(" (+{} more)", alerts.len() - 1)
-            } else {
-                String::new()
-            };
-            frame.render_widget(
-                Paragraph::new(Line::styled(
-                    format!("⚠ {}{more}", crate::text::Clean(a)),
-                    theme.error(),
-                )),
-                alert,
-            );
-        }
-        self.draw_status(frame, status);
-        self.draw_popup(frame, main);
-        scrub(frame.buffer_mut());
-    }
-
-    fn draw_tabs(&self, frame: &mut Frame, area: Rect) {
-        let theme = self.theme;
-        let snap = &self.snap;
-        let tabs = |short: bool| -> Vec<(PaneId, String, Option<usize>)> {
-            PaneId::ALL
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    let n = match p {
-                        PaneId::Pending => Some(snap.pending.len()),
-                        PaneId::Processing => Some(snap.processing.len()),
-                        PaneId::Failed => Some(snap.failed.len()),
-                        PaneId::Legs => Some(snap.legs.len()),
-                        PaneId::Logs => None,
-                        PaneId::Schedule => Some(snap.jobs.len()),
-                    };
-                    let title = if short { &p.title()[..4] } else { p.title() };
-                    let text = match n {
-                        Some(n) => format!(" {} {title} {} ", i + 1, super::fmt::count(n)),
-                        None => format!(" {} {title} ", i + 1),
-                    };
-                    (*p, text, n)
-                })
-                .collect()
-        };
-        let width = |t: &[(PaneId, String, Option<usize>)]| {
-            t.iter()
-                .map(|(_, s, _)| s.chars().count() + 1)
-                .sum::<usize>()
-        };
-        // Titles shorten (`Proc`, `Sche`) rather than the last tabs fall off the edge.
-        let mut all = tabs(false);
-        if width(&all) > area.width as usize {
-            all = tabs(true);
-        }
-        let mut spans = Vec::new();
-        for (p, text, n) in all {
-            let mut style = if p == PaneId::Failed && n.unwrap_or(0) > 0 {
-                theme.failed_row()
-            } else {
-                ratatui::style::Style::default()
-            };
-            if p == self.focus {
-                style = style.patch(theme.selected()).patch(theme.title());
-            }
-            spans.push(Span::styled(text, style));
-            spans.push(Span::raw(" "));
-        }
-        frame.render_widget(Paragraph::new(Line::from(spans)), area);
-    }
-
-    /// The keys bound to `action` where `pane` has focus: its own context first, then
-    /// global; `None` when unbound.
-    fn pane_keys(&self, pane: PaneId, action: Action) -> Option<String> {
-        [pane.context(), Context::Global]
-            .into_iter()
-            .map(|c| self.keys(c, action))
-            .find(|k| k != "(unbound)")
-    }
-
-    /// The focused pane's main keys, as bound: `x cancel · alt-1 priority 1 · …`.
-    pub fn footer_hints(&self, pane: PaneId) -> Vec<String> {
-        use Action::*;
-        let items: &[(Action, &str)] = match pane {
-            PaneId::Pending => &[
-                (Details, "details"),
-                (Cancel, "cancel"),
-                (Priority1, "priority 1"),
-                (Mark, "mark"),
-                (Filter, "filter"),
-                (NewRequest, "new"),
-            ],
-            PaneId::Processing => &[
-                (Details, "details"),
-                (TogglePause, "pause"),
-                (Filter, "filter"),
-                (NewRequest, "new"),
-            ],
-            PaneId::Failed => &[
-                (Retry, "retry"),
-                (RetryAllFailed, "retry all"),
-                (Details, "details"),
-                (Priority1, "priority 1"),
-                (Mark, "mark"),
-                (Filter, "filter"),
-            ],
-            PaneId::Legs => &[
-                (Details, "details"),
-                (Promote, "promote"),
-                (Demote, "demote"),
-                (Mark, "mark"),
-            ],
-            PaneId::Logs => &[
-                (CycleLogLevel, "level"),
-                (ToggleFollow, "follow"),
-                (Details, "details"),
-                (Filter, "filter"),
-            ],
-            PaneId::Schedule => &[(Details, "day"), (RunJobNow, "run now")],
-        };
-        items
-            .iter()
-            .filter_map(|(a, label)| Some(format!("{} {label}", self.pane_keys(pane, *a)?)))
-            .collect()
-    }
-
-    fn draw_status(&self, frame: &mut Frame, area: Rect) {
-        let theme = self.theme;
-        let hint = format!(
-            "{} help · {} quit ",
-            self.keys(Context::Global, Action::Help),
-            self.keys(Context::Global, Action::Quit)
-        );
-        let [left, _, right] = Layout::horizontal([
-            Constraint::Min(10),
-            Constraint::Length(1),
-            Constraint::Length(hint.chars().count() as u16),
-        ])
-        .areas(area);
-        let room = left.width as usize;
-        let line = match &self.status {
-            Some(s) => {
-                let (mark, style) = match s.kind {
-                    StatusKind::Info => ("· ", ratatui::style::Style::default()),
-                    StatusKind::Done => ("✔ ", theme.ok()),
-                    StatusKind::Refused => ("✖ ", theme.error()),
-                };
-                Line::from(vec![
-                    Span::styled(mark, style),
-                    // Replies and refusals may quote a row or the gateway: cleaned and cut.
-                    Span::styled(super::fmt::cut(&s.text, room.saturating_sub(2)), style),
-                ])
-            }
-            None => {
-                // Whole hints only, as many as fit: never a key cut from its word.
-                let mut text = String::new();
-                for h in self.footer_hints(self.focus) {
-                    let sep = if text.is_empty() { "" } else { " · " };
-                    if text.chars().count() + sep.chars().count() + h.chars().count() > room {
-                        break;
-                    }
-                    text.push_str(sep);
-                    text.push_str(&h);
-                }
-                Line::styled(text, theme.dim())
-            }
-        };
-        frame.render_widget(Paragraph::new(line), left);
-        frame.render_widget(Paragraph::new(Line::styled(hint, theme.dim())), right);
-    }
-
-    fn draw_popup(&self, frame: &mut Frame, area: Rect) {
-        let Some(popup) = &self.popup else {
-            return;
-        };
-        let theme = self.theme;
-        let pk = |a| self.keys(Context::Prompt, a);
-        let gk = |a| self.keys(Context::Global, a);
-        let scroll_hint = format!(
-            "{}/{} scroll · {} close",
-            gk(Action::MoveDown),
-            gk(Action::MoveUp),
-            gk(Action::Dismiss)
-        );
-        match popup {
-            Popup::Confirm(c) => c.draw(
-                frame,
-                area,
-                theme,
-                &pk(Action::Confirm),
-                &pk(Action::Dismiss),
-            ),
-            Popup::Detail(d) => d.draw(frame, area, &self.view(), &scroll_hint),
-            Popup::Help(h) => h.draw(frame, area, &self.keymap, theme, &scroll_hint),
-            Popup::Prompt(p) => p.draw(
-                frame,
-                area,
-                theme,
-                &format!(
-                    "{} accept · {} cancel",
-                    pk(Action::Submit),
-                    pk(Action::Dismiss)
-                ),
-            ),
-            Popup::NewRequest(f) => f.draw(
-                frame,
-                area,
-                theme,
-                &format!(
-                    "tab next field · {} send · {} cancel",
-                    pk(Action::Submit),
-                    pk(Action::Dismiss)
-                ),
-            ),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The render benchmark: the full screen drawn into a `TestBackend` with many queue rows
-//! and a flood of log lines, timed per frame and per key press.
+//! and a flood of log lines, timed per frame and per key press, and per frame again with the
+//! pending pane sorted (each new snapshot sorted anew).
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use ratatui::Terminal;
 use super::app::{App, PaneId};
 use super::keymap::KeyMap;
 use super::logs::LogBuffer;
+use super::panes::queue::sort::{Column, Sort};
 use super::sample;
 use super::theme::Theme;
 
@@ -28,6 +30,11 @@ pub struct BenchReport {
     /// Mean time from a key press to the redrawn frame.
     pub per_key: Duration,
     pub slowest_frame: Duration,
+    /// Mean time per frame, the same frames, with the pending pane sorted by AGE and by
+    /// PARAMS (the slowest key: each row's parameters summarised): every tenth frame's new
+    /// snapshot is sorted again.
+    pub per_frame_sorted_age: Duration,
+    pub per_frame_sorted_params: Duration,
 }
 
 impl fmt::Display for BenchReport {
@@ -43,6 +50,15 @@ impl fmt::Display for BenchReport {
             self.per_frame.as_secs_f64() * 1e3,
             self.slowest_frame.as_secs_f64() * 1e3,
             self.per_key.as_secs_f64() * 1e3,
+        )?;
+        let ratio = |d: Duration| d.as_secs_f64() / self.per_frame.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "; sorted by AGE {:.3} ms/frame ({:.2}× unsorted), by PARAMS {:.3} ms/frame ({:.2}×)",
+            self.per_frame_sorted_age.as_secs_f64() * 1e3,
+            ratio(self.per_frame_sorted_age),
+            self.per_frame_sorted_params.as_secs_f64() * 1e3,
+            ratio(self.per_frame_sorted_params),
         )
     }
 }
@@ -79,21 +95,33 @@ pub fn bench_render(rows: usize, frames: usize) -> BenchReport {
         }
     };
     let frames = frames.max(1);
-    let mut slowest = Duration::ZERO;
-    let start = Instant::now();
-    for i in 0..frames {
-        flood(&mut pushed);
-        let t = Instant::now();
-        if i % 10 == 0 {
-            // A new picture from the engine: same rows, new Arc (as a publish would be).
-            let mut s = (*snap).clone();
-            s.pending = Arc::from(s.pending.to_vec());
-            app.set_snapshot(Arc::new(s));
+    let mut run = |app: &mut App, pushed: &mut usize| {
+        let mut slowest = Duration::ZERO;
+        let start = Instant::now();
+        for i in 0..frames {
+            flood(pushed);
+            let t = Instant::now();
+            if i % 10 == 0 {
+                // A new picture from the engine: same rows, new Arc (as a publish would be).
+                let mut s = (*snap).clone();
+                s.pending = Arc::from(s.pending.to_vec());
+                app.set_snapshot(Arc::new(s));
+            }
+            terminal.draw(|f| app.draw(f)).expect("draw");
+            slowest = slowest.max(t.elapsed());
         }
-        terminal.draw(|f| app.draw(f)).expect("draw");
-        slowest = slowest.max(t.elapsed());
-    }
-    let per_frame = start.elapsed() / frames as u32;
+        (start.elapsed() / frames as u32, slowest)
+    };
+    let (per_frame, slowest) = run(&mut app, &mut pushed);
+    let by = |column| Sort {
+        column: Some(column),
+        reverse: false,
+    };
+    app.pending.set_sort(by(Column::Age), &app.snap.clone());
+    let (per_frame_sorted_age, _) = run(&mut app, &mut pushed);
+    app.pending.set_sort(by(Column::Params), &app.snap.clone());
+    let (per_frame_sorted_params, _) = run(&mut app, &mut pushed);
+    app.pending.set_sort(Sort::default(), &app.snap.clone());
 
     app.focus = PaneId::Pending;
     let keys = [
@@ -120,6 +148,8 @@ pub fn bench_render(rows: usize, frames: usize) -> BenchReport {
         per_frame,
         per_key,
         slowest_frame: slowest,
+        per_frame_sorted_age,
+        per_frame_sorted_params,
     }
 }
 
@@ -129,7 +159,10 @@ mod tests {
     fn bench_runs_and_reports() {
         let r = super::bench_render(2_000, 3);
         assert_eq!(r.frames, 3);
-        assert_eq!(r.log_lines, 300);
+        assert_eq!(
+            r.log_lines, 900,
+            "three runs of frames: unsorted, by AGE, by PARAMS"
+        );
         assert!(r.to_string().contains("2000 queue rows"), "{r}");
     }
 

@@ -15,12 +15,14 @@ pub fn cause(error: &str) -> String {
     }
 }
 
-/// `IB 354: rest` / `IB 354 rest` / `354: rest` → the code and the rest.
+/// `IB 354: rest` / `IB error 354: rest` (the worker's own words) / `IB 354 rest` /
+/// `354: rest` → the code and the rest.
 fn ib_code(text: &str) -> Option<(Option<&str>, &str)> {
     let after_ib = text
         .strip_prefix("IB ")
         .or_else(|| text.strip_prefix("IB"))
-        .map(str::trim_start);
+        .map(str::trim_start)
+        .map(|s| s.strip_prefix("error ").map(str::trim_start).unwrap_or(s));
     let s = after_ib.unwrap_or(text);
     let digits = s.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
@@ -142,6 +144,11 @@ mod tests {
         assert_eq!(cause("  IB  162:   no  data  "), "IB 162 no data");
         assert_eq!(cause("162: no data, reqId=17."), "IB 162 no data, reqId=#.");
         assert_eq!(cause("IB 504"), "IB 504");
+        // As the worker words a gateway's error.
+        assert_eq!(
+            cause("IB error 200: No security definition has been found for the request"),
+            "IB 200 No security definition has been found for the request"
+        );
         assert_eq!(cause(""), "(no error text)");
         // Words without digits stay: symbols and exchange names are part of the message.
         assert_eq!(

@@ -67,10 +67,12 @@ impl Filter {
     }
 }
 
-/// The IB code an error begins with (`IB 354: …` → `354`).
+/// The IB code an error begins with (`IB 354: …`, or `IB error 354: …` as the worker words
+/// a gateway's error → `354`).
 fn code(error: &str) -> Option<&str> {
     let s = error.trim_start();
     let s = s.strip_prefix("IB").map(str::trim_start).unwrap_or(s);
+    let s = s.strip_prefix("error ").map(str::trim_start).unwrap_or(s);
     let n = s.bytes().take_while(u8::is_ascii_digit).count();
     (n > 0).then(|| &s[..n])
 }
@@ -154,5 +156,17 @@ mod tests {
         assert!(!m("type:option symbol:qqq", &spy));
         // Text with a colon that names no field is plain text.
         assert!(m("ib 354:", &spy));
+    }
+
+    #[test]
+    fn code_reads_the_workers_own_wording_of_a_gateway_error() {
+        let r = req(
+            "market_bars",
+            "FOO",
+            serde_json::json!({}),
+            Some("IB error 200: No security definition has been found for the request"),
+        );
+        let m = |f: &str| Filter::parse(f).matches(&r);
+        assert!(m("code:200") && !m("code:354") && !m("!code:200"));
     }
 }

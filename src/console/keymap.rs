@@ -69,15 +69,23 @@ actions! {
     FocusSchedule => "focus_schedule", "Focus the schedule pane";
     Details => "details", "Open the selected row's details";
     Retry => "retry", "Put the selected failed request back to pending";
-    RetryAllFailed => "retry_all_failed", "Put every failed request back to pending";
+    RetryAllFailed => "retry_all_failed", "Put every failed request shown back to pending";
+    DismissAllFailed => "dismiss_all_failed", "Dismiss every failed request shown: CANCELLED";
     PriorityUp => "priority_up", "Raise the selected request's priority";
     PriorityDown => "priority_down", "Lower the selected request's priority";
     Priority1 => "priority_1", "Set the selected request's priority to 1";
     Priority2 => "priority_2", "Set the selected request's priority to 2";
     Priority3 => "priority_3", "Set the selected request's priority to 3";
     Cancel => "cancel", "Cancel the selected (or marked) pending requests";
+    CancelAllPending => "cancel_all_pending", "Cancel every pending request shown";
+    Release => "release", "Abandon the selected (or marked) runs: back to pending";
     Mark => "mark", "Mark or unmark the selected request";
+    SelectAll => "select_all", "Mark every row shown";
+    InvertMarks => "invert_marks", "Mark the unmarked rows shown and unmark the marked ones";
+    RangeSelect => "range_select", "Mark a range from here to the cursor; again to keep it";
     Filter => "filter", "Type a filter for the focused pane";
+    SortNext => "sort_next", "Sort by the next column, then the order of service";
+    SortReverse => "sort_reverse", "Reverse the sort";
     Promote => "promote", "Promote a contract to a streaming leg";
     Demote => "demote", "Demote the selected (or marked) legs";
     NewRequest => "new_request", "Enqueue a new request";
@@ -920,6 +928,19 @@ mod tests {
             keys_of(&map, Context::Global, Action::Quit),
             Some(vec!["Q".to_string()])
         );
+    }
+
+    #[test]
+    fn names_and_descriptions_fit_the_help_line() {
+        // The help is 96 wide: borders, a 2-space indent, 16 for the keys, 20 for the name.
+        for action in Action::ALL {
+            assert!(action.name().len() < 20, "{action}: name too long for help");
+            let n = action.description().chars().count();
+            assert!(
+                n <= 56,
+                "{action}: description of {n} characters is cut in help"
+            );
+        }
     }
 
     #[test]

@@ -212,6 +212,13 @@ pub fn snapshot(pending: usize) -> Snapshot {
     let now = t0();
     let processing = 3;
     let failed = 4;
+    let processing_rows = rows(processing, 1_000_000, Status::Processing, now);
+    // Runs of 20 s, 75 s and 150 s against a 120 s timeout: fine, past half, past it.
+    let started = processing_rows
+        .iter()
+        .zip([20, 75, 150])
+        .map(|(r, secs)| (r.request_id, now - Duration::seconds(secs)))
+        .collect();
     Snapshot {
         taken_at: now,
         clock: crate::engine::ClockView::wall(now),
@@ -241,6 +248,8 @@ pub fn snapshot(pending: usize) -> Snapshot {
             last_batch_ms: 840,
             completed_per_minute: (0..60u64).map(|m| (m * 7 + 3) % 23).collect(),
             delayed_exchanges: Vec::new(),
+            started,
+            request_timeout_secs: 120,
         },
         counts: StatusCounts {
             pending,
@@ -250,7 +259,7 @@ pub fn snapshot(pending: usize) -> Snapshot {
             cancelled: 7,
         },
         pending: rows(pending, 0, Status::Pending, now),
-        processing: rows(processing, 1_000_000, Status::Processing, now),
+        processing: processing_rows,
         failed: rows(failed, 2_000_000, Status::Failed, now),
         lines: LineBudgetView {
             limit: 100,

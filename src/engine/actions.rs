@@ -120,6 +120,7 @@ pub fn to_row(command: &Command, requested_by: &str) -> Result<ActionRow, String
             vec![],
             serde_json::json!({"reason": reason}),
         ),
+        Command::Release(ids) => ("release", ids.clone(), serde_json::Value::Null),
         Command::Promote { conid, strategy } => (
             "promote",
             vec![],
@@ -163,6 +164,7 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
         "dismiss_all_failed" => {
             Command::DismissAllFailed(a["reason"].as_str().unwrap_or_default().into())
         }
+        "release" => Command::Release(ids),
         "promote" => Command::Promote {
             conid: a["conid"].as_i64().ok_or("promote without a conid")? as i32,
             strategy: a["strategy"].as_str().map(str::to_string),
@@ -314,6 +316,28 @@ pub async fn ask_owner(
                 wait.as_secs(),
                 row.action_id
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_goes_through_the_actions_table_and_back() {
+        let ids = vec![Uuid::from_u128(7), Uuid::from_u128(9)];
+        let mut row = to_row(&Command::Release(ids.clone()), "ibq cli pid 1").unwrap();
+        row.at = "2026-11-23T15:30:00Z".parse().unwrap();
+        assert_eq!(row.action, "release");
+        assert_eq!(row.request_ids, ids);
+        assert_eq!(row.status, "requested");
+        // Through the table's columns and back, as the owning engine reads it.
+        let back = decode(&encode(std::slice::from_ref(&row))).unwrap();
+        assert_eq!(back, vec![row.clone()]);
+        match to_command(&back[0]).unwrap() {
+            Command::Release(got) => assert_eq!(got, ids),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -21,6 +21,9 @@ pub enum Command {
     /// FAILED → CANCELLED with a reason: failures that will never succeed.
     Dismiss(Vec<Uuid>, String),
     DismissAllFailed(String),
+    /// PROCESSING → PENDING: the worker abandons the runs (freeing their lines) and no
+    /// attempt is counted. For a request that is stuck or too slow.
+    Release(Vec<Uuid>),
     Enqueue(NewRequest),
     Promote {
         conid: i32,

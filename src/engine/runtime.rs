@@ -672,6 +672,7 @@ async fn execute(
                 queue.change(ids, Change::Dismiss(reason, by)).await?,
             )
         }
+        Command::Release(ids) => summarize("released", worker.release(ids, by).await?),
         Command::Enqueue(new) => {
             let mut out = queue.enqueue(vec![new]).await?;
             match out.pop().expect("one outcome") {

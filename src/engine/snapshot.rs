@@ -74,6 +74,13 @@ pub struct WorkerStats {
     /// Exchanges served delayed market data this session (`*`: every one).
     #[serde(default)]
     pub delayed_exchanges: Vec<String>,
+    /// When the worker started each request it runs now: its elapsed time and its timeout
+    /// count from there (the row's own time moves with every lease renewal).
+    #[serde(default)]
+    pub started: std::collections::BTreeMap<uuid::Uuid, DateTime<Utc>>,
+    /// `[worker] request_timeout_secs`: a run is abandoned after this long (0: unknown).
+    #[serde(default)]
+    pub request_timeout_secs: u64,
 }
 
 /// The market-data line budget shared by streams and snapshots.

@@ -32,6 +32,8 @@ pub enum Change {
         policy: RetryPolicy,
     },
     Release(String),
+    /// PROCESSING → PENDING by `Actor`, without counting an attempt, with the reason.
+    ReleaseBy(String, Actor),
     /// Extends the lease of requests the named worker still runs.
     RenewLease(String),
 }
@@ -489,6 +491,7 @@ fn prepare_change(
             policy,
         } => state.prepare_fail(id, error, *retryable, policy, rand::random::<f64>(), now),
         Change::Release(reason) => state.prepare_release(id, reason, now),
+        Change::ReleaseBy(reason, by) => state.prepare_release_by(id, reason, *by, now),
         Change::RenewLease(owner) => state.prepare_renew(id, owner, lease, now),
     }
 }

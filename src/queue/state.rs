@@ -35,6 +35,8 @@ pub enum QueueError {
 pub const GIVEN_PARAMETERS: &str = "given_parameters";
 /// The key of `result_data` that holds the operator's reason for dismissing a failure.
 pub const DISMISS_REASON: &str = "dismiss_reason";
+/// What a request the operator released says of itself (`error_message`).
+pub const RELEASED_BY_OPERATOR: &str = "released by the operator";
 
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -711,10 +713,22 @@ impl QueueState {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<Request, QueueError> {
+        self.prepare_release_by(id, reason, Actor::Worker, now)
+    }
+
+    /// PROCESSING → PENDING without counting an attempt, by `by`: the worker (a lost
+    /// connection, a shutdown) or the operator (a run that is stuck or too slow).
+    pub fn prepare_release_by(
+        &self,
+        id: Uuid,
+        reason: &str,
+        by: Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Request, QueueError> {
         let mut r = self.transition(id, "release", &[Status::Processing], "PROCESSING")?;
         r.status = Status::Pending;
         r.event = Event::Released;
-        r.changed_by = Actor::Worker;
+        r.changed_by = by;
         r.error_message = Some(reason.to_string());
         r.lease_owner = None;
         r.lease_expires_at = None;
@@ -1136,6 +1150,37 @@ mod tests {
         assert!(q
             .prepare_dismiss(a, "again", Actor::Operator, t0())
             .is_err());
+    }
+
+    #[test]
+    fn the_operator_releases_a_running_request_without_counting_an_attempt() {
+        let mut q = QueueState::new();
+        let a = add(&mut q, new(RequestType::FuturesSnapshot, "ES", 2), t0());
+        // Only a PROCESSING request can be released.
+        let e = q
+            .prepare_release_by(a, RELEASED_BY_OPERATOR, Actor::Operator, t0())
+            .unwrap_err();
+        assert!(e.to_string().contains("it is PENDING"), "{e}");
+        for r in q.prepare_claim(1, "w", Duration::minutes(5), t0()) {
+            q.apply(r);
+        }
+        let claimed = q.get(&a).unwrap().clone();
+        assert_eq!(claimed.status, Status::Processing);
+        let r = q
+            .prepare_release_by(a, RELEASED_BY_OPERATOR, Actor::Operator, t0())
+            .unwrap();
+        assert_eq!(r.status, Status::Pending);
+        assert_eq!(r.event, Event::Released);
+        assert_eq!(r.changed_by, Actor::Operator);
+        assert_eq!(
+            (r.attempts, r.failures),
+            (claimed.attempts, claimed.failures)
+        );
+        assert_eq!((r.lease_owner.as_deref(), r.lease_expires_at), (None, None));
+        assert_eq!(r.error_message.as_deref(), Some(RELEASED_BY_OPERATOR));
+        q.apply(r);
+        assert_eq!(q.counts().processing, 0);
+        assert_eq!(q.counts().pending, 1);
     }
 
     #[test]

@@ -16,27 +16,29 @@ pub mod handlers;
 pub mod ib;
 pub mod market_data;
 pub mod memo;
+mod release;
 pub mod results;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use uuid::Uuid;
 
 use crate::engine::{GatewayState, WorkerStats};
 use crate::gateway::pacing::HistoricalPacer;
 use crate::gateway::{Gateway, LineBudget};
 use crate::queue::service::{Change, QueueHandle};
-use crate::queue::{Request, RetryPolicy};
+use crate::queue::{Actor, QueueError, Request, RetryPolicy};
 use admission::Ledger;
 use errors::WorkError;
 use handlers::ActiveLegs;
 use memo::Memos;
+use release::{release_all, release_by, started, ReleaseOrder};
 use results::ResultTables;
 
 #[derive(Debug, Clone)]
@@ -75,6 +77,8 @@ struct Counters {
     stats: WorkerStats,
     /// Completion times within the last hour, for requests per minute.
     completed: VecDeque<chrono::DateTime<Utc>>,
+    /// When each running request's run started (its timeout counts from there).
+    started: BTreeMap<Uuid, chrono::DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -84,9 +88,36 @@ pub struct WorkerHandle {
     counters: Arc<Mutex<Counters>>,
     finished: watch::Receiver<bool>,
     market_data: Arc<market_data::MarketDataChoice>,
+    releases: mpsc::Sender<ReleaseOrder>,
+    queue: QueueHandle,
 }
 
 impl WorkerHandle {
+    /// Abandons the runs of `ids` (their tasks are aborted, so their market-data lines are
+    /// freed and their subscriptions cancelled) and puts them back to PENDING without
+    /// counting an attempt, as `by`. An id this worker does not run is still released if it
+    /// is PROCESSING, and refused with the reason otherwise.
+    pub async fn release(
+        &self,
+        ids: Vec<Uuid>,
+        by: Actor,
+    ) -> Result<Vec<Result<Request, QueueError>>, String> {
+        let (reply, answer) = oneshot::channel();
+        let order = ReleaseOrder {
+            ids: ids.clone(),
+            by,
+            reply,
+        };
+        if self.releases.send(order).await.is_err() {
+            // The worker has stopped: nothing runs, the queue alone decides.
+            let reason = crate::queue::state::RELEASED_BY_OPERATOR.to_string();
+            return self.queue.change(ids, Change::ReleaseBy(reason, by)).await;
+        }
+        answer
+            .await
+            .map_err(|_| "the worker stopped before releasing".to_string())?
+    }
+
     pub fn set_paused(&self, paused: bool) {
         self.paused.send_replace(paused);
     }
@@ -99,6 +130,7 @@ impl WorkerHandle {
         let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut s = c.stats.clone();
         s.paused = self.is_paused();
+        s.started = c.started.clone();
         let now = Utc::now();
         let mut per_minute = vec![0u64; 60];
         for t in &c.completed {
@@ -161,7 +193,14 @@ pub fn start(
     let (paused, paused_rx) = watch::channel(false);
     let (stop, stop_rx) = watch::channel(false);
     let (finished_tx, finished) = watch::channel(false);
+    let (releases, releases_rx) = mpsc::channel(16);
     let counters = Arc::new(Mutex::new(Counters::default()));
+    counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .stats
+        .request_timeout_secs = settings.request_timeout.as_secs();
+    let queue_handle = queue.clone();
     let gateway_rate = gateway.max_messages_per_sec();
     let pace = Arc::clone(gateway.pace());
     let budget = admission::budget(gateway_rate);
@@ -182,7 +221,7 @@ pub fn start(
         memos: Memos::default(),
     });
     tokio::spawn(async move {
-        run(shared, paused_rx, stop_rx).await;
+        run(shared, paused_rx, stop_rx, releases_rx).await;
         finished_tx.send_replace(true);
     });
     WorkerHandle {
@@ -191,6 +230,8 @@ pub fn start(
         counters,
         finished,
         market_data,
+        releases,
+        queue: queue_handle,
     }
 }
 
@@ -198,6 +239,7 @@ async fn run(
     shared: Arc<Shared>,
     mut paused: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
+    mut releases: mpsc::Receiver<ReleaseOrder>,
 ) {
     let s = &shared.settings;
     let immediate = shared.queue.immediate();
@@ -212,6 +254,7 @@ async fn run(
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut in_flight: JoinSet<(Uuid, Outcome)> = JoinSet::new();
     let mut running: HashMap<Uuid, Request> = HashMap::new();
+    let mut aborts: HashMap<Uuid, AbortHandle> = HashMap::new();
     // True while the last claim came back full: more is due, top up as requests finish.
     let mut backlog = false;
     let mut batch_started: Option<(Instant, usize)> = None;
@@ -247,7 +290,8 @@ async fn run(
                         let cost = admission::estimate(&r, known(&shared.polled_positions));
                         typical.observe(cost);
                         shared.ledger.open(r.request_id, cost);
-                        spawn_request(&shared, &mut in_flight, &r);
+                        aborts.insert(r.request_id, spawn_request(&shared, &mut in_flight, &r));
+                        started(&shared, r.request_id, true);
                         running.insert(r.request_id, r);
                     }
                 }
@@ -282,6 +326,7 @@ async fn run(
                 };
                 if let Some(code) = lost.filter(|_| !running.is_empty()) {
                     in_flight.abort_all();
+                    aborts.clear();
                     release_all(
                         &shared,
                         &mut running,
@@ -291,8 +336,12 @@ async fn run(
                 }
             }
             _ = shared.ledger.lighter(), if backlog => {}
+            Some(order) = releases.recv() => {
+                release_by(&shared, &mut running, &mut aborts, order).await;
+            }
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 if let Ok((id, outcome)) = joined {
+                    aborts.remove(&id);
                     if let Some(req) = running.remove(&id) {
                         finish(&shared, &req, outcome).await;
                     }
@@ -348,32 +397,19 @@ async fn run(
         .unwrap_or_else(|p| p.into_inner())
         .stats
         .running = false;
+    shared
+        .counters
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .started
+        .clear();
 }
 
-/// Puts every running request back to PENDING without counting an attempt (their tasks are
-/// aborted), keeping what they fetched for the next attempt.
-async fn release_all(shared: &Shared, running: &mut HashMap<Uuid, Request>, reason: String) {
-    let ids: Vec<Uuid> = running.drain().map(|(id, _)| id).collect();
-    for id in &ids {
-        shared.ledger.close(*id);
-    }
-    tracing::warn!(count = ids.len(), %reason, "releasing requests in flight");
-    match shared
-        .queue
-        .change(ids.clone(), Change::Release(reason))
-        .await
-    {
-        Ok(_) => {
-            let mut c = shared.counters.lock().unwrap_or_else(|p| p.into_inner());
-            c.stats.released += ids.len() as u64;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "releasing requests failed; their leases will expire")
-        }
-    }
-}
-
-fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: &Request) {
+fn spawn_request(
+    shared: &Arc<Shared>,
+    set: &mut JoinSet<(Uuid, Outcome)>,
+    req: &Request,
+) -> AbortHandle {
     let shared = Arc::clone(shared);
     let req = req.clone();
     set.spawn(async move {
@@ -406,7 +442,7 @@ fn spawn_request(shared: &Arc<Shared>, set: &mut JoinSet<(Uuid, Outcome)>, req: 
             }
         };
         (id, outcome)
-    });
+    })
 }
 
 fn known(n: &AtomicU32) -> Option<u32> {
@@ -415,6 +451,7 @@ fn known(n: &AtomicU32) -> Option<u32> {
 
 async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
     let sent = shared.ledger.close(req.request_id);
+    started(shared, req.request_id, false);
     match &outcome {
         Outcome::Done(_) => {
             shared.memos.forget(req.request_id);

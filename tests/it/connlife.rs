@@ -17,7 +17,7 @@ use crate::common::{ibq, stdout, wait_until};
 use crate::worker::{config, enqueue, new, options, settle};
 
 /// A Monday morning with futures trading, and snapshots that end at once.
-fn sim_config() -> SimConfig {
+pub fn sim_config() -> SimConfig {
     SimConfig {
         port: 0,
         clock_start: DateTime::parse_from_rfc3339("2026-11-23T10:00:00-05:00").ok(),

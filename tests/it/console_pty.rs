@@ -24,7 +24,7 @@ impl Term {
         self.parser.lock().unwrap().screen().contents()
     }
 
-    fn keys(&mut self, keys: &str) {
+    pub fn keys(&mut self, keys: &str) {
         self.writer.write_all(keys.as_bytes()).unwrap();
         self.writer.flush().unwrap();
         std::thread::sleep(Duration::from_millis(300));
@@ -62,6 +62,8 @@ pub fn spawn_term(dir: &std::path::Path, args: &[&str], rows: u16, cols: u16) ->
     cmd.env("NO_COLOR", "1");
     cmd.env("TMPDIR", dir);
     cmd.env_remove("IBQ_LAKE");
+    // OSC 52 and the title go to the terminal itself, not through a tmux the tests run in.
+    cmd.env_remove("TMUX");
     cmd.cwd(dir);
     let child = pty.slave.spawn_command(cmd).unwrap();
     drop(pty.slave);
@@ -112,7 +114,7 @@ impl Term {
         }
     }
 
-    fn raw(&self) -> Vec<u8> {
+    pub fn raw(&self) -> Vec<u8> {
         self.raw.lock().unwrap().clone()
     }
 }

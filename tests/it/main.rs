@@ -22,6 +22,7 @@ mod pace;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;
+mod release;
 mod restarts;
 mod retention;
 mod run_cli;

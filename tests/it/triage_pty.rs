@@ -1,21 +1,68 @@
-//! Triage in a real terminal against `ibq sim`: two requests fail on the same injected IB
-//! error; in the failed pane grouped by cause (`z`), marking the group marks both, `y` puts
-//! both ids on the clipboard by OSC 52, and `X` dismisses them after one confirmation: the
-//! table holds them CANCELLED by the operator and the failed count drops to zero.
+//! Triage in a real terminal against `ibq sim`:
+//! - three requests fail on the same injected IB error; with a filter showing one of them,
+//!   `D` dismisses only that one, with the reason typed; in the failed pane grouped by cause
+//!   (`z`), marking the group marks the other two, `y` puts both ids on the clipboard by
+//!   OSC 52, and `X` dismisses them (the default reason kept) after one confirmation: the
+//!   table holds all three CANCELLED by the operator with their reasons, and the failed count
+//!   drops to zero;
+//! - a request held by the gateway (its latency fault) is released from the processing pane
+//!   with `u`: PENDING again by the operator, no attempt counted, its line freed at the
+//!   gateway.
 
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use ibq::queue::{Actor, Event, Status};
+use chrono::DateTime;
+use ibq::queue::{Actor, Event, Request, Status};
 use ibq::sim::{RequestKind, SimConfig, Simulator};
-use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+use uuid::Uuid;
 
-use crate::common::{ibq, ibq_bin, stderr, stdout, test_config, wait_until};
+use crate::common::{ibq, stderr, stdout, test_config, wait_until};
+use crate::console_pty::{spawn_term, Term};
+
+fn enqueue(lake: &std::path::Path, ty: &str, symbol: &str) -> Uuid {
+    let out = ibq(lake, &["enqueue", ty, symbol, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap()
+}
+
+async fn row(lake: &std::path::Path, id: Uuid) -> Option<Request> {
+    let s = ibq::queue::store::read_state(lake).await.unwrap();
+    s.get(&id).map(|r| (**r).clone())
+}
+
+/// The console with its engine on `lake` against `gateway`, in a 36×140 terminal.
+fn console(dir: &std::path::Path, lake: &std::path::Path, gateway: &str) -> Term {
+    let cfg = test_config(dir, "");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--lake",
+        lake.to_str().unwrap(),
+        "--gateway",
+        gateway,
+    ];
+    spawn_term(dir, &args, 36, 140)
+}
+
+async fn quit(mut console: Term) {
+    let status = console.quit().await;
+    assert!(status.success(), "exit status {status:?}");
+}
+
+fn dismissed_with(r: &Request, reason: &str) -> bool {
+    r.status == Status::Cancelled
+        && r.event == Event::Dismissed
+        && r.changed_by == Actor::Operator
+        && r.result_data
+            .as_ref()
+            .and_then(|d| d["dismiss_reason"].as_str())
+            == Some(reason)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failure_group_is_copied_and_dismissed_in_a_real_terminal() {
+async fn failures_are_dismissed_by_filter_and_by_group_in_a_real_terminal() {
     let sim = Simulator::start(SimConfig {
         port: 0,
         ..SimConfig::default()
@@ -24,139 +71,186 @@ async fn a_failure_group_is_copied_and_dismissed_in_a_real_terminal() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cfg = test_config(dir.path(), "");
-    sim.fail_next(RequestKind::HistoricalData, 2, 200);
-    let mut ids = Vec::new();
-    for sym in ["SPY", "QQQ"] {
-        let out = ibq(&lake, &["enqueue", "market_bars", sym, "--json"]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-        ids.push(uuid::Uuid::parse_str(v["request_id"].as_str().unwrap()).unwrap());
-    }
-    ids.sort();
+    sim.fail_next(RequestKind::HistoricalData, 3, 200);
+    let spy = enqueue(&lake, "market_bars", "SPY");
+    let qqq = enqueue(&lake, "market_bars", "QQQ");
+    let iwm = enqueue(&lake, "market_bars", "IWM");
+    let mut pair = vec![spy, qqq];
+    pair.sort();
 
-    let (rows, cols) = (36, 140);
-    let pty = native_pty_system()
-        .openpty(PtySize {
-            rows,
-            cols,
-            pixel_width: 0,
-            pixel_height: 0,
-        })
-        .unwrap();
-    let mut cmd = CommandBuilder::new(ibq_bin());
-    cmd.args([
-        "--config",
-        cfg.to_str().unwrap(),
-        "--lake",
-        lake.to_str().unwrap(),
-        "--gateway",
-        &sim.address(),
-    ]);
-    cmd.env("TERM", "xterm-256color");
-    cmd.env("NO_COLOR", "1");
-    cmd.env_remove("TMUX");
-    cmd.cwd(dir.path());
-    let mut child = pty.slave.spawn_command(cmd).unwrap();
-    drop(pty.slave);
-    let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
-    let raw = Arc::new(Mutex::new(Vec::new()));
-    {
-        let (parser, raw) = (Arc::clone(&parser), Arc::clone(&raw));
-        let mut reader = pty.master.try_clone_reader().unwrap();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                parser.lock().unwrap().process(&buf[..n]);
-                raw.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-    }
-    let mut writer = pty.master.take_writer().unwrap();
-    let mut keys = |k: &str| {
-        writer.write_all(k.as_bytes()).unwrap();
-        writer.flush().unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    let screen = || parser.lock().unwrap().screen().contents();
-
+    let mut console = console(dir.path(), &lake, &sim.address());
     wait_until(
-        "both requests failed",
+        "the three requests failed",
         Duration::from_secs(60),
         async || {
             let s = ibq::queue::store::read_state(&lake).await.unwrap();
-            ids.iter()
+            [spy, qqq, iwm]
+                .iter()
                 .all(|id| s.get(id).is_some_and(|r| r.status == Status::Failed))
         },
     )
     .await;
     wait_until(
-        "the console shows both failures",
+        "the console shows the failures",
         Duration::from_secs(10),
-        async || screen().contains("failed 2"),
+        async || console.screen().contains("failed 3"),
     )
     .await;
 
-    // Group by cause: one line for both, marked at once, copied.
-    keys("3");
-    keys("z");
-    assert!(screen().contains("2 requests"), "{}", screen());
-    keys(" ");
-    keys("y");
+    // Only what the filter shows: IWM, with the reason typed.
+    console.keys("3");
+    console.keys("/symbol:iwm\r");
+    assert!(
+        console.screen().contains("Failed · symbol:iwm · 1–1 of 1"),
+        "{}",
+        console.screen()
+    );
+    console.keys("D");
+    assert!(console.screen().contains("reason"), "{}", console.screen());
+    console.keys("\x15delisted symbol\r");
+    assert!(
+        console
+            .screen()
+            .contains("Dismiss 1 failed request shown by filter \"symbol:iwm\"?"),
+        "{}",
+        console.screen()
+    );
+    console.keys("y");
+    wait_until("IWM dismissed", Duration::from_secs(30), async || {
+        row(&lake, iwm)
+            .await
+            .is_some_and(|r| dismissed_with(&r, "delisted symbol"))
+    })
+    .await;
+    for id in [spy, qqq] {
+        assert_eq!(row(&lake, id).await.unwrap().status, Status::Failed);
+    }
+    wait_until(
+        "the failed count drops to 2",
+        Duration::from_secs(10),
+        async || console.screen().contains("failed 2"),
+    )
+    .await;
+
+    // The filter cleared, grouped by cause: one line for both, marked at once, copied.
+    console.keys("\x1b");
+    console.keys("z");
+    assert!(
+        console.screen().contains("2 requests"),
+        "{}",
+        console.screen()
+    );
+    console.keys(" ");
+    console.keys("y");
     let want = base64::engine::general_purpose::STANDARD.encode(
-        ids.iter()
+        pair.iter()
             .map(|id| id.to_string())
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    let raw_text = String::from_utf8_lossy(&raw.lock().unwrap()).to_string();
     assert!(
-        raw_text.contains(&format!("\u{1b}]52;c;{want}\u{7}")),
+        String::from_utf8_lossy(&console.raw()).contains(&format!("\u{1b}]52;c;{want}\u{7}")),
         "OSC 52 with both ids in the output"
     );
 
-    // Dismiss the group: one confirmation.
-    keys("X");
+    // Dismiss the group: the default reason kept, one confirmation.
+    console.keys("X");
+    console.keys("\r");
     assert!(
-        screen().contains("Dismiss 2 failed requests"),
+        console.screen().contains("Dismiss 2 failed requests"),
         "{}",
-        screen()
+        console.screen()
     );
-    keys("y");
+    console.keys("y");
     wait_until("both dismissed", Duration::from_secs(30), async || {
-        let s = ibq::queue::store::read_state(&lake).await.unwrap();
-        ids.iter().all(|id| {
-            s.get(id).is_some_and(|r| {
-                r.status == Status::Cancelled
-                    && r.event == Event::Dismissed
-                    && r.changed_by == Actor::Operator
-            })
-        })
+        let mut all = true;
+        for id in &pair {
+            all &= row(&lake, *id)
+                .await
+                .is_some_and(|r| dismissed_with(&r, "dismissed in the console"));
+        }
+        all
     })
     .await;
     wait_until(
-        "the failed count drops",
+        "the failed count drops to 0",
         Duration::from_secs(10),
-        async || screen().contains("failed 0") || !screen().contains("failed 2"),
+        async || console.screen().contains("failed 0"),
     )
     .await;
-    assert!(!screen().contains("failed 2"), "{}", screen());
+    quit(console).await;
+    sim.shutdown().await;
+}
 
-    keys("q");
-    if screen().contains("Quit") {
-        keys("y");
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "ibq did not exit");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "exit status {status:?}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_request_is_released_from_the_processing_pane_in_a_real_terminal() {
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339("2026-11-23T10:00:00-05:00").ok(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    // The gateway holds every quote's answer: the snapshot sits on its line.
+    sim.set_latency(RequestKind::MarketData, Duration::from_secs(300));
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let es = enqueue(&lake, "futures_snapshot", "ES");
+
+    let mut console = console(dir.path(), &lake, &sim.address());
+    wait_until(
+        "the quote holds a line at the gateway",
+        Duration::from_secs(60),
+        async || {
+            row(&lake, es)
+                .await
+                .is_some_and(|r| r.status == Status::Processing)
+                && sim.stats().lines_in_use == 1
+        },
+    )
+    .await;
+    // Paused, so it is not claimed again at once; then released from its pane.
+    console.keys("P");
+    console.keys("2");
+    wait_until(
+        "the processing pane shows it",
+        Duration::from_secs(10),
+        async || console.screen().contains("Processing · 1–1 of 1"),
+    )
+    .await;
+    console.keys("u");
+    assert!(
+        console
+            .screen()
+            .contains("Release 1 processing request (futures_snapshot ES)?"),
+        "{}",
+        console.screen()
+    );
+    console.keys("y");
+    wait_until(
+        "released by the operator",
+        Duration::from_secs(30),
+        async || {
+            row(&lake, es).await.is_some_and(|r| {
+                r.status == Status::Pending
+                    && r.event == Event::Released
+                    && r.changed_by == Actor::Operator
+            })
+        },
+    )
+    .await;
+    let r = row(&lake, es).await.unwrap();
+    assert_eq!((r.attempts, r.failures), (0, 0), "no attempt counted");
+    wait_until(
+        "the line freed at the gateway",
+        Duration::from_secs(15),
+        async || sim.stats().lines_in_use == 0,
+    )
+    .await;
+    wait_until("the console says so", Duration::from_secs(10), async || {
+        console.screen().contains("released 1 request")
+    })
+    .await;
+    quit(console).await;
     sim.shutdown().await;
 }

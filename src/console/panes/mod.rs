@@ -62,15 +62,19 @@ pub fn pane_block<'a>(
     } else {
         (theme.border(), "")
     };
-    Block::default()
+    let block = Block::default()
         .borders(Borders::ALL)
         .border_style(border)
         .title(Line::from(vec![
             Span::raw(format!(" {marker}")),
             Span::styled(format!("{number} {title}"), theme.title()),
             Span::raw(" "),
-        ]))
-        .title(Line::from(format!(" {note} ")).right_aligned())
+        ]));
+    if note.is_empty() {
+        block
+    } else {
+        block.title(Line::from(format!(" {note} ")).right_aligned())
+    }
 }
 
 /// The width each column of a table gets in `width` columns, as ratatui's `Table` shares

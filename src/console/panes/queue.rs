@@ -1,16 +1,27 @@
 //! The pending, processing and failed panes: one component, three column sets. Only the
 //! rows in view are formatted, by indexing the snapshot's `Arc` slice, so 100k requests
-//! cost the same as 20.
+//! cost the same as 20. A pane shows the rows its filter lets through, in the order of
+//! service or sorted by a column; rows are marked one by one, all at once, inverted, or as
+//! a range from an anchor to the cursor.
+
+mod cells;
+mod marks;
+pub mod sort;
 
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 use ratatui::Frame;
 use uuid::Uuid;
+
+#[cfg(test)]
+pub use cells::FORMATTED;
+pub use cells::{with_tail, Lateness};
 
 use super::{pane_block, Component, Handled, View};
 use crate::console::causes;
@@ -18,8 +29,9 @@ use crate::console::cursor::Cursor;
 use crate::console::fmt;
 use crate::console::keymap::Action;
 use crate::engine::Snapshot;
-use crate::queue::params::Params;
 use crate::queue::Request;
+use marks::Marking;
+use sort::{Column, Sort};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueKind {
@@ -44,12 +56,14 @@ impl QueueKind {
             QueueKind::Failed => &snap.failed,
         }
     }
-}
 
-#[cfg(test)]
-thread_local! {
-    /// Rows formatted on this thread, so a test can check that only the visible ones were.
-    pub static FORMATTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    fn number(self) -> usize {
+        match self {
+            QueueKind::Pending => 1,
+            QueueKind::Processing => 2,
+            QueueKind::Failed => 3,
+        }
+    }
 }
 
 /// True when the request passes `filter` (see [`crate::console::filter`]).
@@ -60,8 +74,8 @@ pub fn matches(r: &Request, filter: &str) -> bool {
 /// A line of the failed pane while it is grouped by cause.
 #[derive(Debug, Clone)]
 enum GroupLine {
-    /// One cause: its label and the indices of its rows in the snapshot's slice.
-    Group { label: String, members: Vec<u32> },
+    /// One cause: the indices of its rows in the snapshot's slice.
+    Group { members: Vec<u32> },
     /// A row of an expanded group.
     Row(u32),
 }
@@ -71,13 +85,16 @@ pub struct QueuePane {
     pub cursor: Cursor,
     /// The request under the cursor, so the cursor stays on it when rows move.
     selected_id: Option<Uuid>,
-    /// Lower-cased substring; empty shows every row.
+    /// Lower-cased filter text; empty shows every row.
     filter: String,
-    /// Indices of the matching rows while a filter is set, for `filtered_of`.
-    filtered: Option<Vec<u32>>,
+    /// The shown rows (indices into the snapshot's slice) in the order shown, while a
+    /// filter or a sort applies; `None`: every row in the order of service.
+    order: Option<Vec<u32>>,
     /// The slice the filter and selection were computed for.
     synced_with: usize,
     pub marks: HashSet<Uuid>,
+    /// Set while a range is being marked (`range_select`).
+    marking: Option<Marking>,
     /// What to do about an empty pane (`n new request`), shown after "nothing pending".
     pub empty_hint: String,
     /// The failed pane shows one line per cause (`toggle_groups`).
@@ -86,6 +103,7 @@ pub struct QueuePane {
     expanded: HashSet<String>,
     /// The lines shown while grouped (after the filter).
     lines: Option<Vec<GroupLine>>,
+    sort: Sort,
 }
 
 impl QueuePane {
@@ -95,13 +113,15 @@ impl QueuePane {
             cursor: Cursor::default(),
             selected_id: None,
             filter: String::new(),
-            filtered: None,
+            order: None,
             synced_with: 0,
             marks: HashSet::new(),
+            marking: None,
             empty_hint: String::new(),
             grouped: false,
             expanded: HashSet::new(),
             lines: None,
+            sort: Sort::default(),
         }
     }
 
@@ -112,6 +132,7 @@ impl QueuePane {
     /// Switches the failed pane between one line per cause and one line per request.
     pub fn set_grouped(&mut self, grouped: bool, snap: &Snapshot) {
         self.grouped = grouped && self.kind == QueueKind::Failed;
+        self.marking = None;
         self.synced_with = 0;
         self.cursor.selected = 0;
         self.selected_id = None;
@@ -120,14 +141,16 @@ impl QueuePane {
 
     /// On a group line: shows or hides its rows and returns true; false elsewhere.
     pub fn toggle_expanded(&mut self, snap: &Snapshot) -> bool {
-        let Some(GroupLine::Group { label, members }) = self.line(self.cursor.selected) else {
+        let Some(GroupLine::Group { members }) = self.line(self.cursor.selected) else {
             return false;
         };
         let rows = self.kind.rows(snap);
-        let cause = rows
+        let Some(cause) = rows
             .get(members[0] as usize)
             .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()))
-            .unwrap_or_else(|| label.clone());
+        else {
+            return false;
+        };
         if !self.expanded.remove(&cause) {
             self.expanded.insert(cause);
         }
@@ -147,7 +170,7 @@ impl QueuePane {
     /// The rows of the selected group line, if the cursor is on one.
     fn selected_group(&self) -> Option<&[u32]> {
         match self.line(self.cursor.selected) {
-            Some(GroupLine::Group { members, .. }) => Some(members),
+            Some(GroupLine::Group { members }) => Some(members),
             _ => None,
         }
     }
@@ -156,12 +179,17 @@ impl QueuePane {
         &self.filter
     }
 
-    /// Number of rows shown (after the filter).
+    pub fn sort(&self) -> Sort {
+        self.sort
+    }
+
+    /// Number of lines shown (after the filter; while grouped, group lines and the rows of
+    /// expanded groups).
     pub fn len(&self, snap: &Snapshot) -> usize {
         if let Some(lines) = &self.lines {
             return lines.len();
         }
-        match &self.filtered {
+        match &self.order {
             Some(ix) => ix.len(),
             None => self.kind.rows(snap).len(),
         }
@@ -171,18 +199,34 @@ impl QueuePane {
         self.len(snap) == 0
     }
 
-    /// The `i`-th shown row.
+    /// The `i`-th shown line's request (a group line's first request).
     pub fn get<'a>(&self, snap: &'a Snapshot, i: usize) -> Option<&'a Arc<Request>> {
         let rows = self.kind.rows(snap);
         if let Some(lines) = &self.lines {
             return match lines.get(i)? {
-                GroupLine::Group { members, .. } => rows.get(members[0] as usize),
+                GroupLine::Group { members } => rows.get(members[0] as usize),
                 GroupLine::Row(j) => rows.get(*j as usize),
             };
         }
-        match &self.filtered {
+        match &self.order {
             Some(ix) => ix.get(i).and_then(|&j| rows.get(j as usize)),
             None => rows.get(i),
+        }
+    }
+
+    /// The requests of the `i`-th shown line: a group line's are all its rows.
+    fn ids_of_line(&self, snap: &Snapshot, i: usize) -> Vec<Uuid> {
+        let rows = self.kind.rows(snap);
+        match self.line(i) {
+            Some(GroupLine::Group { members }) => members
+                .iter()
+                .filter_map(|&j| rows.get(j as usize).map(|r| r.request_id))
+                .collect(),
+            _ => self
+                .get(snap, i)
+                .map(|r| r.request_id)
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -190,36 +234,51 @@ impl QueuePane {
         self.get(snap, self.cursor.selected)
     }
 
-    /// The rows an action applies to: the marked ones if any, else the selected one.
+    /// The rows an action applies to: the marked ones if any, else the selected one (a
+    /// group line: all its rows).
     pub fn targets(&self, snap: &Snapshot) -> Vec<Uuid> {
         if !self.marks.is_empty() {
             let mut ids: Vec<Uuid> = self.marks.iter().copied().collect();
             ids.sort();
             ids
-        } else if let Some(members) = self.selected_group() {
-            let rows = self.kind.rows(snap);
-            members
+        } else {
+            self.ids_of_line(snap, self.cursor.selected)
+        }
+    }
+
+    /// Every request the filter shows, in the order shown, whether or not its group is
+    /// expanded: what "all" means for a bulk action.
+    pub fn shown_ids(&self, snap: &Snapshot) -> Vec<Uuid> {
+        let rows = self.kind.rows(snap);
+        match &self.order {
+            Some(ix) => ix
                 .iter()
                 .filter_map(|&j| rows.get(j as usize).map(|r| r.request_id))
-                .collect()
-        } else {
-            self.selected(snap)
-                .map(|r| r.request_id)
-                .into_iter()
-                .collect()
+                .collect(),
+            None => rows.iter().map(|r| r.request_id).collect(),
         }
     }
 
     pub fn set_filter(&mut self, filter: &str, snap: &Snapshot) {
         self.filter = filter.trim().to_ascii_lowercase();
+        self.marking = None;
         self.synced_with = 0;
         self.cursor.selected = 0;
         self.selected_id = None;
         self.sync(snap);
     }
 
-    /// Brings the filter, the marks and the cursor up to date with a new snapshot. Costs one
-    /// pass over the rows when the slice changed, none otherwise.
+    /// Orders the rows by `sort`; the cursor stays on its request.
+    pub fn set_sort(&mut self, sort: Sort, snap: &Snapshot) {
+        self.sort = sort;
+        self.marking = None;
+        self.synced_with = 0;
+        self.sync(snap);
+    }
+
+    /// Brings the filter, the order, the marks and the cursor up to date with a new
+    /// snapshot. Costs one pass over the rows (and a sort, when one applies) when the
+    /// slice changed, none otherwise.
     pub fn sync(&mut self, snap: &Snapshot) {
         let rows = self.kind.rows(snap);
         let key = rows.as_ptr() as *const () as usize ^ rows.len();
@@ -227,17 +286,26 @@ impl QueuePane {
             return;
         }
         self.synced_with = key;
-        let parsed = crate::console::filter::Filter::parse(&self.filter);
-        self.filtered = if self.filter.is_empty() {
+        self.order = if self.filter.is_empty() && self.sort.is_default() {
             None
         } else {
-            Some(
+            let parsed = crate::console::filter::Filter::parse(&self.filter);
+            let mut shown: Vec<u32> = if self.filter.is_empty() {
+                (0..rows.len() as u32).collect()
+            } else {
                 rows.iter()
                     .enumerate()
                     .filter(|(_, r)| parsed.matches(r))
                     .map(|(i, _)| i as u32)
-                    .collect(),
-            )
+                    .collect()
+            };
+            let ctx = sort::Context {
+                kind: self.kind,
+                now: snap.taken_at,
+                started: &snap.worker.started,
+            };
+            sort::order(rows, &mut shown, self.sort, &ctx);
+            Some(shown)
         };
         if !self.marks.is_empty() {
             let present: HashSet<Uuid> = rows
@@ -266,7 +334,7 @@ impl QueuePane {
     /// One line per cause (largest first), each expanded group followed by its rows.
     fn group_lines(&self, snap: &Snapshot) -> Vec<GroupLine> {
         let rows = self.kind.rows(snap);
-        let shown: Box<dyn Iterator<Item = u32>> = match &self.filtered {
+        let shown: Box<dyn Iterator<Item = u32>> = match &self.order {
             Some(ix) => Box::new(ix.iter().copied()),
             None => Box::new(0..rows.len() as u32),
         };
@@ -281,158 +349,75 @@ impl QueuePane {
         }));
         let mut lines = Vec::with_capacity(groups.len());
         for g in groups {
-            let label = causes::label(&g);
             let open = self.expanded.contains(&g.cause);
             let members = g.members;
             if open {
                 lines.push(GroupLine::Group {
-                    label,
                     members: members.clone(),
                 });
                 lines.extend(members.into_iter().map(GroupLine::Row));
             } else {
-                lines.push(GroupLine::Group { label, members });
+                lines.push(GroupLine::Group { members });
             }
         }
         lines
-    }
-
-    /// The cells of a group line in the failed pane's columns.
-    fn group_cells(&self, label: &str, members: &[u32], view: &View) -> Vec<String> {
-        let rows = self.kind.rows(view.snap);
-        let members: Vec<&Arc<Request>> = members
-            .iter()
-            .filter_map(|&j| rows.get(j as usize))
-            .collect();
-        let all_marked = members.iter().all(|r| self.marks.contains(&r.request_id));
-        let cause = members
-            .first()
-            .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()));
-        let open = cause.is_some_and(|c| self.expanded.contains(&c));
-        let mut symbols: Vec<&str> = Vec::new();
-        for r in &members {
-            if !symbols.contains(&r.symbol.as_str()) {
-                symbols.push(&r.symbol);
-            }
-        }
-        let newest = members.iter().map(|r| r.updated_at).max();
-        vec![
-            if all_marked { "*" } else { " " }.into(),
-            String::new(),
-            format!(
-                "{} {} request{}",
-                if open { "▾" } else { "▸" },
-                members.len(),
-                if members.len() == 1 { "" } else { "s" }
-            ),
-            fmt::ext(&symbols.join(",")),
-            String::new(),
-            fmt::ext(label),
-            newest.map(|t| fmt::age(view.now, t)).unwrap_or_default(),
-        ]
     }
 
     fn remember(&mut self, snap: &Snapshot) {
         self.selected_id = self.selected(snap).map(|r| r.request_id);
     }
 
-    fn header(&self) -> (Vec<&'static str>, Vec<Constraint>) {
-        use Constraint::*;
-        match self.kind {
-            QueueKind::Pending => (
-                vec!["", "P", "TYPE", "SYMBOL", "PARAMS", "AGE", "ATT", "NEXT"],
-                vec![
-                    Length(1),
-                    Length(1),
-                    Length(16),
-                    Length(8),
-                    Min(10),
-                    Length(6),
-                    Length(3),
-                    Length(9),
-                ],
-            ),
-            QueueKind::Processing => (
-                vec!["", "TYPE", "SYMBOL", "PARAMS", "ELAPSED", "ATT"],
-                vec![
-                    Length(1),
-                    Length(16),
-                    Length(8),
-                    Min(10),
-                    Length(7),
-                    Length(3),
-                ],
-            ),
-            QueueKind::Failed => (
-                vec!["", "P", "TYPE", "SYMBOL", "ATT", "ERROR", "AGE"],
-                vec![
-                    Length(1),
-                    Length(1),
-                    Length(16),
-                    Length(8),
-                    Length(3),
-                    Min(16),
-                    Length(6),
-                ],
-            ),
+    /// The pane's title: its name, then what shapes the rows (grouping, the filter, the
+    /// sort), then which lines are in view: `Failed · code:354 · AGE ▲ · 12–40 of 812`.
+    /// The filter is cut (with `…`) so that the whole title fits in `room` characters.
+    pub fn title(&self, len: usize, window: Range<usize>, room: usize) -> String {
+        let mut before = vec![self.kind.title().to_string()];
+        if self.grouped {
+            before.push("by cause".into());
         }
+        let mut after = Vec::new();
+        let sort = self.sort.label();
+        if !sort.is_empty() {
+            after.push(sort);
+        }
+        if len > 0 {
+            after.push(format!(
+                "{}–{} of {}",
+                fmt::count(window.start + 1),
+                fmt::count(window.end.max(window.start + 1)),
+                fmt::count(len)
+            ));
+        } else if !self.filter.is_empty() {
+            after.push("no match".into());
+        }
+        let join = |parts: &[String]| parts.join(" · ");
+        let fixed = join(&before).chars().count()
+            + after.iter().map(|a| a.chars().count() + 3).sum::<usize>();
+        if !self.filter.is_empty() {
+            let filter = fmt::ext(&self.filter);
+            let left = room.saturating_sub(fixed + 3);
+            if left >= 4 {
+                before.push(fmt::cut(&filter, left));
+            }
+        }
+        before.extend(after);
+        join(&before)
     }
 
-    /// The cells of one row; called for visible rows only.
-    fn cells(&self, r: &Request, view: &View) -> Vec<String> {
-        #[cfg(test)]
-        FORMATTED.with(|c| c.set(c.get() + 1));
-        let mark = if self.marks.contains(&r.request_id) {
-            "*"
-        } else {
-            " "
-        };
-        // Everything but ibq's own enums and numbers came from outside: cleaned before
-        // the table cuts it to the column.
-        let summary = || {
-            fmt::ext(
-                &Params::parse(r.request_type, &r.parameters)
-                    .map(|p| p.summary())
-                    .unwrap_or_else(|e| format!("invalid: {}", e.message)),
-            )
-        };
-        let symbol = || fmt::ext(&r.symbol);
-        match self.kind {
-            QueueKind::Pending => vec![
-                mark.into(),
-                r.priority.to_string(),
-                r.request_type.as_str().into(),
-                symbol(),
-                summary(),
-                fmt::age(view.now, r.created_at),
-                r.attempts.to_string(),
-                match r.window_wait() {
-                    Some(t) => crate::market::window::waits_for_text(t, view.now),
-                    None => r
-                        .next_attempt_at
-                        .filter(|t| *t > view.now)
-                        .map(|t| fmt::until(view.now, t))
-                        .unwrap_or_default(),
-                },
-            ],
-            QueueKind::Processing => vec![
-                mark.into(),
-                r.request_type.as_str().into(),
-                symbol(),
-                summary(),
-                fmt::age(view.now, r.updated_at),
-                r.attempts.to_string(),
-            ],
-            QueueKind::Failed => vec![
-                mark.into(),
-                r.priority.to_string(),
-                r.request_type.as_str().into(),
-                symbol(),
-                r.attempts.to_string(),
-                fmt::ext(r.error_message.as_deref().unwrap_or_default()),
-                fmt::age(view.now, r.updated_at),
-            ],
+    /// What the right of the title says: marks, the range under way, and the pane's whole
+    /// count when the filter hides some rows.
+    fn note(&self, snap: &Snapshot) -> String {
+        let mut parts = Vec::new();
+        if !self.filter.is_empty() || self.grouped {
+            let total = self.kind.rows(snap).len();
+            parts.push(format!("{} in all", fmt::count(total)));
         }
+        if self.marking.is_some() {
+            parts.push(format!("range · {} marked", fmt::count(self.marks.len())));
+        } else if !self.marks.is_empty() {
+            parts.push(format!("{} marked", fmt::count(self.marks.len())));
+        }
+        parts.join(" · ")
     }
 }
 
@@ -440,31 +425,20 @@ impl Component for QueuePane {
     fn draw(&self, frame: &mut Frame, area: Rect, view: &View, focused: bool) {
         let theme = view.theme;
         let snap = view.snap;
-        let total = self.kind.rows(snap).len();
         let len = self.len(snap);
-        let mut note = if self.filtered.is_some() {
-            format!(
-                "/{} {} of {}",
-                fmt::ext(&self.filter),
-                fmt::count(len),
-                fmt::count(total)
-            )
-        } else {
-            fmt::count(total)
-        };
-        if !self.marks.is_empty() {
-            note.push_str(&format!(" · {} marked", self.marks.len()));
-        }
-        let number = match self.kind {
-            QueueKind::Pending => 1,
-            QueueKind::Processing => 2,
-            QueueKind::Failed => 3,
-        };
-        let block = pane_block(theme, number, self.kind.title(), note, focused);
+        // Two border rows and the header row: the rest holds lines.
+        let body = area.height.saturating_sub(3) as usize;
+        let window = self.cursor.window(len, body);
+        let note = self.note(snap);
+        // Borders, the focus marker, the number, the spaces and the note take the rest.
+        let room = (area.width as usize).saturating_sub(note.chars().count() + 12);
+        let title = self.title(len, window.clone(), room);
+        let block = pane_block(theme, self.kind.number(), &title, note, focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         if len == 0 {
-            let mut text = if self.filtered.is_some() {
+            let filtered = !self.filter.is_empty();
+            let mut text = if filtered {
                 "no row matches the filter (esc clears it)"
             } else {
                 match self.kind {
@@ -474,14 +448,12 @@ impl Component for QueuePane {
                 }
             }
             .to_string();
-            if self.filtered.is_none() && !self.empty_hint.is_empty() {
+            if !filtered && !self.empty_hint.is_empty() {
                 text = format!("{text} · {}", self.empty_hint);
             }
             frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), inner);
             return;
         }
-        let body = inner.height.saturating_sub(1) as usize;
-        let window = self.cursor.window(len, body);
         let selected = self.cursor.selected.min(len - 1);
         let failed = self.kind == QueueKind::Failed;
         // A request held for its market-hours window says so ("waits for 09:30 ET"): the NEXT
@@ -493,10 +465,12 @@ impl Component for QueuePane {
         let (header, mut widths) = self.header();
         if waiting {
             if let Some(next) = widths.last_mut() {
-                *next = Constraint::Length(WAITS_WIDTH);
+                *next = Constraint::Length(cells::WAITS_WIDTH);
             }
         }
         let fit = super::column_widths(&widths, inner.width);
+        let elapsed = self.cell_of(Column::Elapsed);
+        let error = self.cell_of(Column::Error);
         let rows: Vec<Row> = window
             .map(|i| {
                 let r = self.get(snap, i).expect("index within len");
@@ -505,11 +479,11 @@ impl Component for QueuePane {
                 } else {
                     Style::default()
                 };
-                let cells = match self.line(i) {
-                    Some(GroupLine::Group { label, members }) => {
-                        self.group_cells(label, members, view)
+                let (cells, group) = match self.line(i) {
+                    Some(GroupLine::Group { members }) => {
+                        (self.group_cells(members, view), Some(members.len()))
                     }
-                    _ => self.cells(r, view),
+                    _ => (self.cells(r, view), None),
                 };
                 if cells[0] == "*" {
                     style = style.patch(theme.marked());
@@ -517,15 +491,37 @@ impl Component for QueuePane {
                 if i == selected && focused {
                     style = style.patch(theme.selected());
                 }
+                let late = (elapsed.is_some() && group.is_none())
+                    .then(|| self.lateness(r, view).style(theme));
                 let cells = cells
                     .into_iter()
                     .zip(&fit)
-                    .map(|(c, w)| Cell::from(fmt::cut(&c, *w as usize)));
+                    .enumerate()
+                    .map(|(c, (text, w))| {
+                        let w = *w as usize;
+                        let text = match group {
+                            // A group's count is never cut: its cause gives way.
+                            Some(n) if Some(c) == error => with_tail(&text, &format!(" ×{n}"), w),
+                            _ => fmt::cut(&text, w),
+                        };
+                        match late {
+                            Some(s) if Some(c) == elapsed => Cell::from(text).style(s),
+                            _ => Cell::from(text),
+                        }
+                    });
                 Row::new(cells).style(style)
             })
             .collect();
-        let header = Row::new(header.into_iter().map(|h| Cell::from(Span::raw(h))))
-            .style(theme.header_row());
+        let sorted = self.sort.column.and_then(|c| self.cell_of(c));
+        let header = Row::new(header.into_iter().enumerate().map(|(c, h)| {
+            let cell = Cell::from(Span::raw(h));
+            if Some(c) == sorted {
+                cell.style(Style::default().add_modifier(Modifier::UNDERLINED))
+            } else {
+                cell
+            }
+        }))
+        .style(theme.header_row());
         let table = Table::new(rows, widths).header(header).column_spacing(1);
         frame.render_widget(table, inner);
     }
@@ -534,6 +530,7 @@ impl Component for QueuePane {
         let len = self.len(view.snap);
         if self.cursor.handle(action, len) {
             self.remember(view.snap);
+            self.mark_range(view.snap);
             return Handled::Consumed;
         }
         if action == Action::ToggleGroups {
@@ -543,15 +540,14 @@ impl Component for QueuePane {
             self.set_grouped(!self.grouped, view.snap);
             return Handled::Consumed;
         }
+        if action == Action::Mark && self.marking.is_some() {
+            // Space ends a range as `v` does, keeping what it marked.
+            self.marking = None;
+            return Handled::Consumed;
+        }
         if action == Action::Mark && self.selected_group().is_some() {
             // Marking a group marks all its rows; when all are marked, unmarks them.
-            let rows = self.kind.rows(view.snap);
-            let ids: Vec<Uuid> = self
-                .selected_group()
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|&j| rows.get(j as usize).map(|r| r.request_id))
-                .collect();
+            let ids = self.ids_of_line(view.snap, self.cursor.selected);
             if ids.iter().all(|id| self.marks.contains(id)) {
                 for id in &ids {
                     self.marks.remove(id);
@@ -577,5 +573,5 @@ impl Component for QueuePane {
     }
 }
 
-/// Width of "waits for Wed 09:30 ET" in the pending pane's NEXT column.
-const WAITS_WIDTH: u16 = 22;
+#[cfg(test)]
+mod tests;

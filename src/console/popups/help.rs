@@ -37,7 +37,7 @@ impl Help {
             };
             out.push(Line::from(vec![
                 Span::styled(format!("  {keys:<16}"), theme.key()),
-                Span::raw(format!("{:<18}", action.name())),
+                Span::raw(format!("{:<20}", action.name())),
                 Span::styled(action.description().to_string(), theme.dim()),
             ]));
         }

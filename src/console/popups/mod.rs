@@ -43,7 +43,10 @@ pub fn frame_popup(frame: &mut Frame, area: Rect, theme: Theme, title: &str, hin
         .borders(Borders::ALL)
         .border_style(theme.focused_border())
         .title(Line::styled(
-            format!(" {} ", crate::text::Clean(title)),
+            format!(
+                " {} ",
+                crate::text::cut(title, area.width.saturating_sub(4) as usize)
+            ),
             theme.title(),
         ))
         .title_bottom(Line::styled(format!(" {hint} "), theme.dim()).right_aligned());

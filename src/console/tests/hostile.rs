@@ -229,11 +229,11 @@ fn the_confirm_dialog_and_the_status_line_show_replies_escaped() {
 fn a_filter_quoting_outside_text_is_drawn_escaped() {
     let mut app = hostile_app();
     app.focus = PaneId::Failed;
-    // The filter note shows what was typed; a pasted ESC stays visible.
+    // The title shows the filter as typed; a pasted ESC stays visible.
     let snap = app.snap.clone();
     app.failed.set_filter("x\x1b]2;t\x07", &snap);
     let buf = buffer(&app, 200, 60);
-    assert!(text(&buf).contains("/x\\x1b]2;t\\x07"));
+    assert!(text(&buf).contains("Failed · x\\x1b]2;t\\x07 · "));
     assert!(!buf.content().iter().any(|c| c.symbol() == SCRUBBED));
 }
 

@@ -97,8 +97,13 @@ fn dismiss_asks_once_then_sends_the_failed_rows_with_a_reason() {
     assert!(app.popup.is_none());
     let status = app.status.clone().unwrap();
     assert!(status.text.contains("failed pane"), "{}", status.text);
-    // Mark two failed rows, dismiss: one confirmation, then one command for both.
+    // Mark two failed rows, dismiss: the reason (the default kept), one confirmation,
+    // then one command for both.
     press(&mut app, "3  X");
+    assert!(
+        matches!(&app.popup, Some(Popup::Prompt(p)) if p.input.value == crate::console::app::DISMISS_REASON_CONSOLE)
+    );
+    app.on_key(&key(KeyCode::Enter));
     assert!(matches!(app.popup, Some(Popup::Confirm(_))));
     assert!(commands(&mut app).is_empty(), "nothing before the yes");
     press(&mut app, "y");
@@ -414,7 +419,9 @@ fn the_failed_pane_groups_by_cause_expands_and_marks_whole_groups() {
     let mut want = first.clone();
     want.sort();
     assert_eq!(marked, want);
-    press(&mut app, "Xy");
+    press(&mut app, "X");
+    app.on_key(&key(KeyCode::Enter));
+    press(&mut app, "y");
     match commands(&mut app).as_slice() {
         [Command::Dismiss(got, _)] => assert_eq!(got, &want),
         other => panic!("{other:?}"),

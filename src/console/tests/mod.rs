@@ -1,9 +1,11 @@
 //! Render snapshots, style checks and the app logic, all on pure `Snapshot` data.
 
+mod bulk;
 mod checks;
 mod hostile;
 mod logic;
 mod render;
+mod render_bulk;
 
 use std::sync::Arc;
 

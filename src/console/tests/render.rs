@@ -18,7 +18,7 @@ const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
 /// The picture at every size, each checked by [`super::checks::check_cuts`]: the panes
 /// as drawn without the popup, and the popup on its own (the cells it changed), so a
 /// pane's text the popup covers is not taken for a cut.
-fn snap_all(name: &str, app: &mut App) {
+pub(super) fn snap_all(name: &str, app: &mut App) {
     for (w, h) in SIZES {
         let buf = buffer(app, w, h);
         let popup = app.popup.take();
@@ -384,7 +384,7 @@ fn every_pane_names_its_own_keys_without_overlap() {
     assert!(text.lines().last().unwrap().contains("N run now"), "{text}");
 }
 
-fn fg_of(buf: &ratatui::buffer::Buffer, needle: &str) -> (Color, Modifier) {
+pub(super) fn fg_of(buf: &ratatui::buffer::Buffer, needle: &str) -> (Color, Modifier) {
     let t = text(buf);
     for (y, line) in t.lines().enumerate() {
         if let Some(byte) = line.find(needle) {
