@@ -2,7 +2,9 @@
 //! command line while an engine runs): they append a `requested` row to the Delta table
 //! `ib_operator_actions`; the owning engine applies it and appends the outcome (`applied` or
 //! `refused`, with the message) under the same `action_id`. Two consoles on one lake never
-//! run two workers: only the owner applies anything.
+//! run two workers: only the owner applies anything. The owner also records there the
+//! commands of its own console, as one answered row each, so the table is the one journal
+//! of what operators did (`journal`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,6 +14,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::command::Command;
+use super::journal::Journal;
 use crate::lake::columns::{col, BatchBuilder, BatchReader, Col, ColumnKind::*};
 use crate::lake::table::DataFile;
 use crate::lake::{LakeError, LakeTable};
@@ -130,7 +133,18 @@ pub fn to_row(command: &Command, requested_by: &str) -> Result<ActionRow, String
         Command::ResumeWorker => ("resume_worker", vec![], serde_json::Value::Null),
         Command::Reconnect => ("reconnect", vec![], serde_json::Value::Null),
         Command::RunJob(job) => ("run_job", vec![], serde_json::json!({"job": job})),
-        Command::Enqueue(_) | Command::History(_) | Command::Shutdown => {
+        Command::Enqueue(new) => (
+            "enqueue",
+            vec![],
+            serde_json::json!({
+                "request_type": new.request_type.as_str(),
+                "symbol": new.symbol,
+                "priority": new.priority.get(),
+                "parameters": new.parameters,
+                "during": new.during.to_string(),
+            }),
+        ),
+        Command::History(_) | Command::Shutdown => {
             return Err("this action is not sent to the owning engine".into())
         }
     };
@@ -180,6 +194,21 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
         "pause_worker" => Command::PauseWorker,
         "resume_worker" => Command::ResumeWorker,
         "reconnect" => Command::Reconnect,
+        "enqueue" => Command::Enqueue(crate::queue::NewRequest {
+            request_type: a["request_type"].as_str().unwrap_or_default().parse()?,
+            symbol: a["symbol"]
+                .as_str()
+                .ok_or("enqueue without a symbol")?
+                .to_string(),
+            priority: Priority::try_from(a["priority"].as_i64().unwrap_or(2))?,
+            parameters: a
+                .get("parameters")
+                .cloned()
+                .unwrap_or(serde_json::json!({})),
+            changed_by: crate::queue::Actor::Operator,
+            schedule_key: None,
+            during: a["during"].as_str().unwrap_or("any").parse()?,
+        }),
         "run_job" => Command::RunJob(
             a["job"]
                 .as_str()
@@ -190,34 +219,23 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
     })
 }
 
-/// The owner's side: finds requested actions not yet answered.
-pub struct ActionInbox {
+/// Reads the rows of `ib_operator_actions` added since the last read (files not read yet).
+pub struct NewRows {
     table: LakeTable,
     seen_files: HashSet<String>,
-    answered: HashSet<Uuid>,
 }
 
-impl ActionInbox {
+impl NewRows {
+    /// Opens the table (created when missing); the first `next` reads every row.
     pub async fn open(root: &Path) -> Result<Self, LakeError> {
-        let table = LakeTable::open_or_create(root, ACTIONS_TABLE, ACTION_COLUMNS).await?;
-        let mut inbox = Self {
-            table,
+        Ok(Self {
+            table: LakeTable::open_or_create(root, ACTIONS_TABLE, ACTION_COLUMNS).await?,
             seen_files: HashSet::new(),
-            answered: HashSet::new(),
-        };
-        // Requests older than this start are answered as refused: the operator who asked
-        // has long stopped waiting, and applying them late would surprise.
-        let pending = inbox.poll().await?;
-        for row in pending {
-            inbox
-                .answer(&row, Err("ibq was not running when this was asked".into()))
-                .await?;
-        }
-        Ok(inbox)
+        })
     }
 
-    /// Requested actions that appeared since the last poll and are not answered.
-    pub async fn poll(&mut self) -> Result<Vec<ActionRow>, LakeError> {
+    /// Rows in files this reader has not read before.
+    pub async fn next(&mut self) -> Result<Vec<ActionRow>, LakeError> {
         self.table.refresh().await?;
         let files: Vec<DataFile> = self
             .table
@@ -238,13 +256,56 @@ impl ActionInbox {
             })?);
         }
         self.seen_files.extend(files.into_iter().map(|f| f.path));
+        Ok(rows)
+    }
+
+    /// Appends rows in one commit; this reader does not read them back.
+    async fn append(&mut self, rows: &[ActionRow]) -> Result<(), LakeError> {
+        let (_, added) = self.table.append(&[encode(rows)]).await?;
+        self.seen_files.extend(added.into_iter().map(|f| f.path));
+        Ok(())
+    }
+}
+
+/// The owner's side: finds requested actions not yet answered, answers them, records the
+/// commands of its own console, and keeps the journal of what operators did.
+pub struct ActionInbox {
+    rows: NewRows,
+    answered: HashSet<Uuid>,
+    journal: Journal,
+}
+
+impl ActionInbox {
+    pub async fn open(root: &Path) -> Result<Self, LakeError> {
+        let mut inbox = Self {
+            rows: NewRows::open(root).await?,
+            answered: HashSet::new(),
+            journal: Journal::default(),
+        };
+        // Requests older than this start are answered as refused: the operator who asked
+        // has long stopped waiting, and applying them late would surprise.
+        let pending = inbox.poll().await?;
+        for row in pending {
+            inbox
+                .answer(&row, Err("ibq was not running when this was asked".into()))
+                .await?;
+        }
+        Ok(inbox)
+    }
+
+    /// Requested actions that appeared since the last poll and are not answered.
+    pub async fn poll(&mut self) -> Result<Vec<ActionRow>, LakeError> {
+        let rows = self.rows.next().await?;
         for r in rows.iter().filter(|r| r.status != "requested") {
             self.answered.insert(r.action_id);
         }
-        Ok(rows
-            .into_iter()
+        let requested = rows
+            .iter()
             .filter(|r| r.status == "requested" && !self.answered.contains(&r.action_id))
-            .collect())
+            .cloned()
+            .collect();
+        self.journal.absorb(rows);
+        Ok(requested)
     }
 
     /// Records the outcome of a requested action.
@@ -265,10 +326,22 @@ impl ActionInbox {
                 answer.message = Some(m);
             }
         }
-        let (_, added) = self.table.append(&[encode(&[answer])]).await?;
-        self.seen_files.extend(added.into_iter().map(|f| f.path));
         self.answered.insert(row.action_id);
-        Ok(())
+        self.journal.absorb([answer.clone()]);
+        self.rows.append(&[answer]).await
+    }
+
+    /// Records a command the engine's own console sent, already answered (see
+    /// [`super::journal::answered_row`]). The journal shows it even when the append fails.
+    pub async fn record(&mut self, row: ActionRow) -> Result<(), LakeError> {
+        self.answered.insert(row.action_id);
+        self.journal.absorb([row.clone()]);
+        self.rows.append(&[row]).await
+    }
+
+    /// What operators did, as read and recorded so far.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 }
 
