@@ -128,8 +128,7 @@ impl DismissArgs {
         let reason = self.reason.trim().to_string();
         if reason.is_empty() {
             return Err(
-                "--reason is empty; say why the failure is dismissed, or leave --reason out"
-                    .into(),
+                "--reason is empty; say why the failure is dismissed, or leave --reason out".into(),
             );
         }
         Ok(reason)

@@ -172,10 +172,7 @@ pub fn actions(now: DateTime<Utc>) -> Vec<ActionEntry> {
             "ibq cli pid 9031",
             ActionOutcome::Refused {
                 at: now - Duration::seconds(299),
-                message: format!(
-                    "request {} is PENDING; dismiss needs FAILED",
-                    id(2_000_003)
-                ),
+                message: format!("request {} is PENDING; dismiss needs FAILED", id(2_000_003)),
             },
         ),
         entry(
@@ -185,7 +182,10 @@ pub fn actions(now: DateTime<Utc>) -> Vec<ActionEntry> {
             vec![],
             json!({"conid": 756733, "strategy": "SPY iron condor Dec"}),
             "console pid 4242",
-            applied(1799, "promoted 756733 SPY 20261218 600 C (SPY iron condor Dec)"),
+            applied(
+                1799,
+                "promoted 756733 SPY 20261218 600 C (SPY iron condor Dec)",
+            ),
         ),
         entry(
             5,
@@ -312,6 +312,28 @@ pub fn jobs(now: DateTime<Utc>) -> Vec<JobView> {
             _ => Some(Status::Success),
         }
     })
+}
+
+/// `snap` with request ids that differ in their first characters (the sample's differ only
+/// in their last), for tests of ids given by a prefix: list `k` (pending, processing,
+/// failed, done) starts `k`, then the row's number.
+pub fn with_distinct_ids(mut snap: Snapshot) -> Snapshot {
+    let renumber = |k: u128, rows: &Arc<[Arc<Request>]>| -> Arc<[Arc<Request>]> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut r = (**r).clone();
+                r.request_id =
+                    Uuid::from_u128((k << 124) | ((i as u128) << 96) | 0x4000_8000_0000_0000_0000);
+                Arc::new(r)
+            })
+            .collect()
+    };
+    snap.pending = renumber(1, &snap.pending);
+    snap.processing = renumber(2, &snap.processing);
+    snap.failed = renumber(3, &snap.failed);
+    snap.done = renumber(4, &snap.done);
+    snap
 }
 
 /// A busy, healthy picture: `pending` requests waiting, a few in flight and failed.

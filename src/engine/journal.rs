@@ -20,8 +20,14 @@ use super::command::{CommandResult, Reply};
 pub enum ActionOutcome {
     /// Asked; the owning engine has not answered yet.
     Waiting,
-    Applied { at: DateTime<Utc>, message: String },
-    Refused { at: DateTime<Utc>, message: String },
+    Applied {
+        at: DateTime<Utc>,
+        message: String,
+    },
+    Refused {
+        at: DateTime<Utc>,
+        message: String,
+    },
 }
 
 impl ActionOutcome {
@@ -92,7 +98,10 @@ impl ActionEntry {
             "retry_all_failed" => "retry all failed".into(),
             "set_priority" => format!(
                 "set priority {} on {requests}",
-                a["priority"].as_i64().map(|p| p.to_string()).unwrap_or_default()
+                a["priority"]
+                    .as_i64()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
             ),
             "bump_priority" if a["up"].as_bool() == Some(false) => {
                 format!("lower priority of {requests}")
@@ -183,8 +192,11 @@ impl Journal {
             }
         }
         if self.entries.len() > JOURNAL_KEPT + JOURNAL_KEPT / 4 {
-            let mut times: Vec<(DateTime<Utc>, Uuid)> =
-                self.entries.values().map(|e| (e.asked_at, e.action_id)).collect();
+            let mut times: Vec<(DateTime<Utc>, Uuid)> = self
+                .entries
+                .values()
+                .map(|e| (e.asked_at, e.action_id))
+                .collect();
             times.sort();
             for (_, id) in &times[..times.len() - JOURNAL_KEPT] {
                 self.entries.remove(id);
@@ -324,7 +336,10 @@ mod tests {
                 },
                 "promote 756733 (ic)",
             ),
-            (Command::Demote(vec![756733, 756734]), "demote 756733, 756734"),
+            (
+                Command::Demote(vec![756733, 756734]),
+                "demote 756733, 756734",
+            ),
             (
                 Command::RunJob("bars_morning".into()),
                 "run job bars_morning",
@@ -361,7 +376,10 @@ mod tests {
         let r = to_row(&Command::Enqueue(new.clone()), "console pid 1").unwrap();
         let mut j = Journal::default();
         j.absorb([r.clone()]);
-        assert_eq!(j.view(1)[0].summary(), "enqueue option_chain SPY priority 1");
+        assert_eq!(
+            j.view(1)[0].summary(),
+            "enqueue option_chain SPY priority 1"
+        );
         match crate::engine::actions::to_command(&r).unwrap() {
             Command::Enqueue(back) => {
                 assert_eq!(back.request_type, new.request_type);

@@ -11,12 +11,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::actions;
 use super::command::{Command, CommandResult, EngineHandle, Reply};
+use super::journal::Journal;
 use super::runtime::status_path;
 use super::snapshot::{GatewayState, Snapshot};
 use crate::config::Config;
-use crate::queue::store::{self, OwnerLock};
-use super::journal::Journal;
 use crate::queue::service::QueueView;
+use crate::queue::store::{self, OwnerLock};
 use crate::queue::Enqueued;
 
 pub struct Observer {

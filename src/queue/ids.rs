@@ -62,6 +62,8 @@ mod tests {
                     .into()
             )
         );
-        assert!(resolve(ids, "spy!").unwrap_err().contains("is not a request id"));
+        assert!(resolve(ids, "spy!")
+            .unwrap_err()
+            .contains("is not a request id"));
     }
 }
