@@ -55,9 +55,11 @@ pub fn grammar() -> clap::Command {
     Cli::augment_subcommands(root)
 }
 
-/// A clap error in one line, as the CLI prints it: the error, its tips, and the usage.
+/// A clap error in one line, as the CLI prints it: the error (without the `error: ` the
+/// status line's ✖ says), its tips, and the usage.
 fn clap_line(e: &clap::Error) -> String {
     let text = e.render().to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
     let mut parts: Vec<String> = Vec::new();
     let mut usage = None;
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
@@ -362,7 +364,7 @@ mod tests {
         );
         let e = err("enqueue option_chain");
         assert!(
-            e.starts_with("error: the following required arguments were not provided: <SYMBOL>")
+            e.starts_with("the following required arguments were not provided: <SYMBOL>")
                 && e.ends_with("Usage: ibq enqueue <REQUEST_TYPE> <SYMBOL>"),
             "{e}"
         );

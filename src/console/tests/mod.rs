@@ -1,9 +1,11 @@
 //! Render snapshots, style checks and the app logic, all on pure `Snapshot` data.
 
 mod checks;
+mod cmdline;
 mod hostile;
 mod logic;
 mod render;
+mod views;
 
 use std::sync::Arc;
 
