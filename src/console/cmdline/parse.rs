@@ -2,7 +2,7 @@
 //! (`crate::cli::Command`), so the console takes exactly the CLI's grammar and refuses with
 //! the CLI's words; it then becomes the engine `Command` the keys would send.
 
-use clap::{CommandFactory, FromArgMatches, Subcommand};
+use clap::{FromArgMatches, Subcommand};
 use uuid::Uuid;
 
 use super::words;
@@ -301,6 +301,7 @@ pub fn about(verb: &str) -> String {
 /// The whole CLI, for a check that every console verb is one of its subcommands.
 #[cfg(test)]
 fn cli_verbs() -> Vec<String> {
+    use clap::CommandFactory;
     crate::cli::Cli::command()
         .get_subcommands()
         .map(|c| c.get_name().to_string())
