@@ -209,6 +209,13 @@ impl CmdLine {
         } else {
             text_w + 2 + note_w.min(48) + 2
         };
+        let title = match (menu.selected, n) {
+            (_, 0) => " no match ".to_string(),
+            (Some(i), n) => format!(" {} of {n} ", i + 1),
+            (None, 1) => " 1 match ".to_string(),
+            (None, n) => format!(" {n} matches · tab cycles "),
+        };
+        let want = want.max(title.chars().count() + 2);
         let width = (want as u16).clamp(24, area.width);
         let height = ((n.clamp(1, ROWS)) as u16 + 2).min(area.height);
         let column = 1 + self.input[..menu.start.min(self.input.len())]
@@ -222,12 +229,6 @@ impl CmdLine {
             height,
         };
         frame.render_widget(Clear, rect);
-        let title = match (menu.selected, n) {
-            (_, 0) => " no match ".to_string(),
-            (Some(i), n) => format!(" {} of {n} ", i + 1),
-            (None, 1) => " 1 match ".to_string(),
-            (None, n) => format!(" {n} matches · tab cycles "),
-        };
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.focused_border())

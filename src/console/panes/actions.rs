@@ -5,7 +5,6 @@
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use uuid::Uuid;
 
@@ -93,42 +92,21 @@ impl Component for ActionsPane {
         let theme = view.theme;
         let snap = view.snap;
         let total = snap.actions.len();
-        let len = self.list.len(total);
         let refused = snap
             .actions
             .iter()
             .filter(|e| matches!(e.outcome, ActionOutcome::Refused { .. }))
             .count();
-        let mut note = if self.list.is_filtered() {
-            format!(
-                "/{} {} of {}",
-                fmt::ext(self.list.filter()),
-                fmt::count(len),
-                fmt::count(total)
-            )
-        } else {
-            fmt::count(total)
-        };
+        let mut note = self.list.note(fmt::count(total));
         if refused > 0 {
             note.push_str(&format!(" · {refused} refused"));
         }
         let block = pane_block(theme, NUMBER, "Actions", note, focused);
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        if len == 0 {
-            let text = if self.list.is_filtered() {
-                "no action matches the filter (esc clears it)"
-            } else {
-                "no operator action yet · : opens the command line"
-            };
-            frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), inner);
+        let empty = "no operator action yet · : opens the command line";
+        let Some((inner, window)) = self.list.frame(frame, area, block, total, empty, theme) else {
             return;
-        }
-        let window = self
-            .list
-            .cursor
-            .window(len, inner.height.saturating_sub(1) as usize);
-        let first = window.start;
+        };
+        let selected = self.list.cursor.selected - window.start;
         let rows: Vec<TableRow> = window
             .filter_map(|i| self.list.index(i, total))
             .map(|j| {
@@ -161,41 +139,22 @@ impl Component for ActionsPane {
         // The outcome's message gives way first, then what was done (a conid in it stays
         // whole: `promote 756733 (SP…`); in a narrow pane who asked, then which requests,
         // leave (the detail has both).
-        let mut keep = [true; 5];
-        let width = inner.width as usize;
-        if width < 84 {
-            keep[3] = false;
-        }
-        if width < 70 {
-            keep[2] = false;
-        }
-        let all_cols = [
+        let cols = vec![
             Col::whole(need[0]),
             Col::text(need[1], 20),
             Col::whole(need[2]),
             Col::text(need[3], 8),
             Col::text(need[4], 7),
         ];
-        let header: Vec<&str> = pick(HEADER.to_vec(), keep);
-        let rows = rows
-            .into_iter()
-            .map(|r| TableRow {
-                cells: pick(r.cells, keep),
-                style: r.style,
-            })
-            .collect();
-        draw_table(
-            frame,
-            inner,
-            theme,
-            TableView {
-                header: &header,
-                cols: pick(all_cols.to_vec(), keep),
-                rows,
-                selected: Some(self.list.cursor.selected.min(len - 1) - first),
-            },
-            focused,
-        );
+        let width = inner.width;
+        let keep = [true, true, width >= 70, width >= 84, true];
+        let table = TableView {
+            header: HEADER.to_vec(),
+            cols,
+            rows,
+            selected: Some(selected),
+        };
+        draw_table(frame, inner, theme, table.keep(&keep), focused);
     }
 
     fn handle(&mut self, action: Action, view: &View) -> Handled {
@@ -205,14 +164,6 @@ impl Component for ActionsPane {
             Handled::NotConsumed
         }
     }
-}
-
-/// The columns kept.
-fn pick<T>(v: Vec<T>, keep: [bool; 5]) -> Vec<T> {
-    v.into_iter()
-        .zip(keep)
-        .filter_map(|(x, k)| k.then_some(x))
-        .collect()
 }
 
 /// The detail view of one action: every field, each request id whole, the outcome's

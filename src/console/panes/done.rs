@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
-use ratatui::text::Line;
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use uuid::Uuid;
 
@@ -93,38 +91,17 @@ impl Component for DonePane {
         let theme = view.theme;
         let snap = view.snap;
         let total = snap.done.len();
-        let len = self.list.len(total);
-        let latest = format!(
+        let note = self.list.note(format!(
             "latest {} of {}",
             fmt::count(total),
             fmt::count(snap.counts.success.max(total))
-        );
-        let note = if self.list.is_filtered() {
-            format!(
-                "/{} {} of {latest}",
-                fmt::ext(self.list.filter()),
-                fmt::count(len)
-            )
-        } else {
-            latest
-        };
+        ));
         let block = pane_block(theme, NUMBER, "Done", note, focused);
-        let inner = block.inner(area);
-        frame.render_widget(block, area);
-        if len == 0 {
-            let text = if self.list.is_filtered() {
-                "no row matches the filter (esc clears it)"
-            } else {
-                "no request has succeeded yet"
-            };
-            frame.render_widget(Paragraph::new(Line::styled(text, theme.dim())), inner);
+        let empty = "no request has succeeded yet";
+        let Some((inner, window)) = self.list.frame(frame, area, block, total, empty, theme) else {
             return;
-        }
-        let window = self
-            .list
-            .cursor
-            .window(len, inner.height.saturating_sub(1) as usize);
-        let first = window.start;
+        };
+        let selected = self.list.cursor.selected - window.start;
         let rows: Vec<TableRow> = window
             .filter_map(|i| self.list.index(i, total))
             .map(|j| {
@@ -168,40 +145,18 @@ impl Component for DonePane {
         ];
         // In a narrow pane the table (which the type names) and the parameters leave,
         // so the type shows whole; the detail has both.
-        let keep: [bool; 8] = if inner.width < 70 {
+        let keep = if inner.width < 70 {
             [true, true, true, true, false, true, true, false]
         } else {
             [true; 8]
         };
-        let pick = |i: usize| keep[i];
-        let header: Vec<&str> = (0..8).filter(|&i| pick(i)).map(|i| HEADER[i]).collect();
-        let cols = (0..8).filter(|&i| pick(i)).map(|i| cols[i]).collect();
-        let rows = rows
-            .into_iter()
-            .map(|r| TableRow {
-                cells: r
-                    .cells
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| pick(*i))
-                    .map(|(_, c)| c)
-                    .collect(),
-                style: r.style,
-            })
-            .collect();
-        let selected = self.list.cursor.selected.min(len - 1) - first;
-        draw_table(
-            frame,
-            inner,
-            theme,
-            TableView {
-                header: &header,
-                cols,
-                rows,
-                selected: Some(selected),
-            },
-            focused,
-        );
+        let table = TableView {
+            header: HEADER.to_vec(),
+            cols,
+            rows,
+            selected: Some(selected),
+        };
+        draw_table(frame, inner, theme, table.keep(&keep), focused);
     }
 
     fn handle(&mut self, action: Action, view: &View) -> Handled {

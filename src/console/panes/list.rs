@@ -81,7 +81,8 @@ impl<K: Copy + PartialEq> ListState<K> {
     }
 
     /// Brings the filter and the cursor up to date with a new slice of rows: one pass
-    /// when the slice changed, none otherwise. The cursor stays on its row.
+    /// when the slice changed, none otherwise. The cursor stays on its row, but on the
+    /// first row it stays first: the newest row, as rows arrive on top.
     pub fn sync<T>(
         &mut self,
         rows: &[T],
@@ -101,7 +102,8 @@ impl<K: Copy + PartialEq> ListState<K> {
                 .collect()
         });
         let len = self.len(rows.len());
-        if let Some(want) = self.selected {
+        let following = self.cursor.selected == 0;
+        if let Some(want) = self.selected.filter(|_| !following) {
             let here = self.selected(rows.len()).map(|j| id(&rows[j]));
             if here != Some(want) {
                 if let Some(i) = (0..len)
@@ -131,13 +133,82 @@ pub struct TableRow {
     pub style: Style,
 }
 
+impl<K: Copy + PartialEq> ListState<K> {
+    /// Draws the pane's `block` and returns its inside with the rows in view (by their
+    /// place among the rows shown), or says `empty` (or that the filter matches nothing)
+    /// and returns `None`.
+    pub fn frame(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        block: ratatui::widgets::Block,
+        total: usize,
+        empty: &str,
+        theme: Theme,
+    ) -> Option<(Rect, std::ops::Range<usize>)> {
+        let inner = block.inner(area);
+        frame.render_widget(block, area);
+        let len = self.len(total);
+        if len == 0 {
+            let text = if self.is_filtered() {
+                "nothing matches the filter (esc clears it)"
+            } else {
+                empty
+            };
+            frame.render_widget(
+                ratatui::widgets::Paragraph::new(ratatui::text::Line::styled(
+                    text.to_string(),
+                    theme.dim(),
+                )),
+                inner,
+            );
+            return None;
+        }
+        let window = self
+            .cursor
+            .window(len, inner.height.saturating_sub(1) as usize);
+        Some((inner, window))
+    }
+
+    /// The title's note: `25` or, filtered, `/spy 3 of 25` (`of` what `total` says).
+    pub fn note(&self, shown_of: String) -> String {
+        if self.is_filtered() {
+            format!(
+                "/{} {} of {shown_of}",
+                fmt::ext(&self.filter),
+                fmt::count(self.shown.as_ref().map_or(0, Vec::len))
+            )
+        } else {
+            shown_of
+        }
+    }
+}
+
 /// A table to draw: its header, how its columns share the width, its rows, and which one
 /// (an index into `rows`) is selected.
 pub struct TableView<'a> {
-    pub header: &'a [&'a str],
+    pub header: Vec<&'a str>,
     pub cols: Vec<Col>,
     pub rows: Vec<TableRow>,
     pub selected: Option<usize>,
+}
+
+impl TableView<'_> {
+    /// Only the columns `keep` marks (a narrow pane leaves some out).
+    pub fn keep(mut self, keep: &[bool]) -> Self {
+        fn pick<T>(v: Vec<T>, keep: &[bool]) -> Vec<T> {
+            v.into_iter()
+                .zip(keep)
+                .filter_map(|(x, k)| k.then_some(x))
+                .collect()
+        }
+        self.header = pick(self.header, keep);
+        self.cols = pick(self.cols, keep);
+        for r in &mut self.rows {
+            r.cells = pick(std::mem::take(&mut r.cells), keep);
+        }
+        self
+    }
 }
 
 /// Draws the table in `area`, the columns sharing its width by their needs; cut cells end
@@ -230,14 +301,19 @@ mod tests {
         let rows = vec![(4, "iwm"), (3, "spy"), (2, "qqq"), (1, "spy")];
         l.sync(&rows, |r| r.0, contains);
         assert_eq!(l.selected(rows.len()).map(|j| rows[j].0), Some(2));
+        // On the first row it stays on the newest.
+        l.handle(Action::Top, &rows, |r| r.0);
+        let rows = vec![(5, "tsla"), (4, "iwm"), (3, "spy"), (2, "qqq"), (1, "spy")];
+        l.sync(&rows, |r| r.0, contains);
+        assert_eq!(l.selected(rows.len()).map(|j| rows[j].0), Some(5));
         l.set_filter(" SPY ", &rows, |r| r.0, contains);
         assert_eq!(l.filter(), "spy");
         assert_eq!(l.len(rows.len()), 2);
-        assert_eq!(l.index(1, rows.len()), Some(3));
+        assert_eq!(l.index(1, rows.len()), Some(4));
         assert_eq!(l.index(2, rows.len()), None);
         assert!(!l.handle(Action::Details, &rows, |r| r.0));
         l.set_filter("", &rows, |r| r.0, contains);
         assert!(!l.is_filtered());
-        assert_eq!(l.len(rows.len()), 4);
+        assert_eq!(l.len(rows.len()), 5);
     }
 }
