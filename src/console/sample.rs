@@ -118,7 +118,7 @@ pub fn done(n: usize, now: DateTime<Utc>) -> Arc<[Arc<Request>]> {
             r
         })
         .collect();
-    v.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+    v.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
     v.into_iter().map(Arc::new).collect()
 }
 

@@ -353,7 +353,10 @@ mod tests {
         want.sort();
         assert_eq!(got, want);
         let one = &failed[2];
-        assert_eq!(texts(&format!("dismiss {}", &one[..8]), &s), [one.clone()]);
+        assert_eq!(
+            texts(&format!("dismiss {}", &one[..8]), &s),
+            vec![one.to_string()]
+        );
         assert_eq!(texts("cancel ", &s).len(), s.pending.len());
         assert_eq!(
             texts("reprioritize ", &s).len(),

@@ -118,7 +118,7 @@ impl History {
 
     /// The line before the one shown (older), among those starting with what was typed
     /// when the walk began; `None` when there is none.
-    pub fn prev(&mut self, typed: &str) -> Option<String> {
+    pub fn older(&mut self, typed: &str) -> Option<String> {
         let (prefix, at) = self
             .walk
             .clone()
@@ -132,7 +132,7 @@ impl History {
 
     /// The line after the one shown (newer); past the newest, the line as typed before the
     /// walk, which ends it. `None` when not walking.
-    pub fn next(&mut self) -> Option<String> {
+    pub fn newer(&mut self) -> Option<String> {
         let (prefix, at) = self.walk.clone()?;
         match (at + 1..self.entries.len()).find(|&i| self.entries[i].starts_with(&prefix)) {
             Some(i) => {
@@ -168,14 +168,14 @@ mod tests {
     #[test]
     fn up_walks_back_and_down_comes_back_to_what_was_typed() {
         let mut h = h(&["pause", "retry --all-failed", "resume"]);
-        assert_eq!(h.prev("").as_deref(), Some("resume"));
-        assert_eq!(h.prev("resume").as_deref(), Some("retry --all-failed"));
-        assert_eq!(h.prev("retry --all-failed").as_deref(), Some("pause"));
-        assert_eq!(h.prev("pause"), None, "nothing older");
-        assert_eq!(h.next().as_deref(), Some("retry --all-failed"));
-        assert_eq!(h.next().as_deref(), Some("resume"));
-        assert_eq!(h.next().as_deref(), Some(""), "back to the empty line");
-        assert_eq!(h.next(), None, "the walk is over");
+        assert_eq!(h.older("").as_deref(), Some("resume"));
+        assert_eq!(h.older("resume").as_deref(), Some("retry --all-failed"));
+        assert_eq!(h.older("retry --all-failed").as_deref(), Some("pause"));
+        assert_eq!(h.older("pause"), None, "nothing older");
+        assert_eq!(h.newer().as_deref(), Some("retry --all-failed"));
+        assert_eq!(h.newer().as_deref(), Some("resume"));
+        assert_eq!(h.newer().as_deref(), Some(""), "back to the empty line");
+        assert_eq!(h.newer(), None, "the walk is over");
     }
 
     #[test]
@@ -186,12 +186,12 @@ mod tests {
             "reprioritize 1b9d 1",
             "retry --all-failed",
         ]);
-        assert_eq!(h.prev("ret").as_deref(), Some("retry --all-failed"));
-        assert_eq!(h.prev("retry --all-failed").as_deref(), Some("retry 1b9d"));
-        assert_eq!(h.next().as_deref(), Some("retry --all-failed"));
-        assert_eq!(h.next().as_deref(), Some("ret"));
+        assert_eq!(h.older("ret").as_deref(), Some("retry --all-failed"));
+        assert_eq!(h.older("retry --all-failed").as_deref(), Some("retry 1b9d"));
+        assert_eq!(h.newer().as_deref(), Some("retry --all-failed"));
+        assert_eq!(h.newer().as_deref(), Some("ret"));
         let mut h2 = h.clone();
-        assert_eq!(h2.prev("zzz"), None);
+        assert_eq!(h2.older("zzz"), None);
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
         a.push("").unwrap();
         let (mut b, _) = History::load(&path);
         assert_eq!(b.entries(), ["retry --all-failed", "pause"]);
-        assert_eq!(b.prev("").as_deref(), Some("pause"));
+        assert_eq!(b.older("").as_deref(), Some("pause"));
         // A second console appending at the same time loses nothing.
         a.push("resume").unwrap();
         b.push("show 1b9d").unwrap();

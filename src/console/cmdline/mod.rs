@@ -126,9 +126,9 @@ impl CmdLine {
         }
         self.menu = None;
         let line = if back {
-            history.prev(&self.input)
+            history.older(&self.input)
         } else {
-            history.next()
+            history.newer()
         };
         if let Some(line) = line {
             self.input = line;
