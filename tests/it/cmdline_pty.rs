@@ -150,3 +150,98 @@ async fn retry_all_failed_typed_on_the_command_line_puts_the_failures_back_to_pe
         ["retry", "pause", "retry --all-failed", "resume"]
     );
 }
+
+/// `ibq pause` and `ibq resume` (which the console's `:pause` and `:resume` mirror) reach
+/// the running engine through `ib_operator_actions`; with no engine they say so. The
+/// journal pairs each request with its answer, as the actions view shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_and_resume_from_the_cli_reach_the_running_engine_and_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = ibq(&lake, &["pause"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no ibq engine is running") && err.contains("no worker to pause"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let (mut sim, address) = spawn_sim_with(&[]);
+    let cfg = test_config(dir.path(), "");
+    let mut run = crate::common::spawn_run(&cfg, &lake, &address);
+    let status = async || -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(lake.join(".ibq-status.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    wait_until(
+        "the engine writes its status",
+        Duration::from_secs(60),
+        async || status().await.is_some(),
+    )
+    .await;
+    let out = ibq(&lake, &["pause"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("worker paused: no new requests are claimed (applied by the running engine)"),
+        "{}",
+        stdout(&out)
+    );
+    wait_until(
+        "the status says paused",
+        Duration::from_secs(10),
+        async || {
+            status()
+                .await
+                .is_some_and(|s| s["worker"]["paused"] == true)
+        },
+    )
+    .await;
+    let out = ibq(&lake, &["resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until(
+        "the status says running",
+        Duration::from_secs(10),
+        async || {
+            status()
+                .await
+                .is_some_and(|s| s["worker"]["paused"] == false)
+        },
+    )
+    .await;
+    run.kill().unwrap();
+    run.wait().unwrap();
+    sim.kill().unwrap();
+    sim.wait().unwrap();
+
+    let mut reader = ibq::engine::actions::NewRows::open(&lake).await.unwrap();
+    let mut journal = ibq::engine::journal::Journal::default();
+    journal.absorb(reader.next().await.unwrap());
+    let entries = journal.view(10);
+    let said: Vec<(String, &str, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.summary(),
+                e.outcome.as_str(),
+                e.outcome.message().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("resume worker".into(), "applied", "worker resumed".into()),
+            (
+                "pause worker".into(),
+                "applied",
+                "worker paused: no new requests are claimed".into()
+            ),
+        ]
+    );
+    assert!(entries
+        .iter()
+        .all(|e| e.requested_by.starts_with("ibq cli pid ")
+            && e.outcome.answered_at().is_some_and(|t| t >= e.asked_at)));
+}
