@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use crossterm::event::KeyEvent;
 use uuid::Uuid;
 
-mod cmdline_keys;
 mod draw;
 mod popup_keys;
 mod queue_keys;
+
+mod cmdline_keys;
 
 use super::cmdline::history::History as CommandHistory;
 use super::cmdline::CmdLine;
