@@ -226,21 +226,13 @@ impl App {
                 (Filter, "filter"),
             ],
             PaneId::Schedule => &[(Details, "day"), (RunJobNow, "run now")],
-            PaneId::Done => &[
-                (Details, "details"),
-                (Filter, "filter"),
-                (Copy, "copy id"),
-                (CommandLine, "command"),
-            ],
-            PaneId::Actions => &[
-                (Details, "details"),
-                (Filter, "filter"),
-                (Copy, "copy ids"),
-                (CommandLine, "command"),
-            ],
+            PaneId::Done => &[(Details, "details"), (Filter, "filter"), (Copy, "copy id")],
+            PaneId::Actions => &[(Details, "details"), (Filter, "filter"), (Copy, "copy ids")],
         };
+        // Every pane ends with the command line, shown where there is room.
         items
             .iter()
+            .chain(&[(CommandLine, "command")])
             .filter_map(|(a, label)| Some(format!("{} {label}", self.pane_keys(pane, *a)?)))
             .collect()
     }
