@@ -343,6 +343,19 @@ impl ActionInbox {
     pub fn journal(&self) -> &Journal {
         &self.journal
     }
+
+    /// Keeps the table small to open as it grows by a file an action: small files merged
+    /// (`policy`: the table has no partitions, so once it holds
+    /// `open_partition_max_files`), a checkpoint, old files vacuumed, the log cleaned. The
+    /// merged file is read again at the next poll: its requests are all answered, so that
+    /// only confirms what is known.
+    pub async fn upkeep(
+        &mut self,
+        policy: &crate::lake::upkeep::Policy,
+        now: DateTime<Utc>,
+    ) -> Result<crate::lake::upkeep::Report, LakeError> {
+        crate::lake::upkeep::run(&mut self.rows.table, policy, None, now).await
+    }
 }
 
 /// The asking side: appends the request and waits for the owner's answer.
@@ -388,5 +401,60 @@ pub async fn ask_owner(
                 row.action_id
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_table_is_kept_small_and_nothing_is_applied_twice_after_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inbox = ActionInbox::open(dir.path()).await.unwrap();
+        for _ in 0..5 {
+            let mut row = to_row(&Command::PauseWorker, "console pid 1").unwrap();
+            row.status = "applied".into();
+            inbox.record(row).await.unwrap();
+        }
+        // Another process asks; the owner answers.
+        let asked = to_row(&Command::ResumeWorker, "ibq cli pid 2").unwrap();
+        let mut other = NewRows::open(dir.path()).await.unwrap();
+        other.append(std::slice::from_ref(&asked)).await.unwrap();
+        let requested = inbox.poll().await.unwrap();
+        assert_eq!(requested.len(), 1);
+        inbox
+            .answer(&requested[0], Ok("worker resumed".into()))
+            .await
+            .unwrap();
+        let before = inbox.rows.table.files().await.unwrap().len();
+        assert_eq!(before, 7);
+
+        let policy = crate::lake::upkeep::Policy {
+            open_partition_max_files: 4,
+            ..Default::default()
+        };
+        let report = inbox.upkeep(&policy, Utc::now()).await.unwrap();
+        assert_eq!(report.files_merged, 7);
+        assert_eq!(inbox.rows.table.files().await.unwrap().len(), 1);
+        // The merged file is read again: nothing to apply, the journal unchanged.
+        assert!(inbox.poll().await.unwrap().is_empty());
+        let entries = inbox.journal().view(100);
+        assert_eq!(entries.len(), 6);
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.outcome.as_str() == "applied")
+                .count(),
+            6
+        );
+        // A reader opening the table anew sees every row once.
+        let rows = NewRows::open(dir.path())
+            .await
+            .unwrap()
+            .next()
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 7);
     }
 }

@@ -584,6 +584,7 @@ async fn serve_actions(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -614,6 +615,22 @@ async fn serve_actions(
             tracing::info!(action = %row.action, by = %row.requested_by, outcome = ?outcome, "operator action from another process");
             if let Err(e) = inbox.answer(&row, outcome).await {
                 tracing::warn!(error = %e, "recording an operator action's outcome in ib_operator_actions failed; the action was applied, its requester sees no answer");
+            }
+        }
+        // The table grows by a file an action: kept small to open, every ten minutes.
+        ticks += 1;
+        if ticks.is_multiple_of(600) {
+            match inbox
+                .upkeep(&crate::lake::upkeep::Policy::default(), Utc::now())
+                .await
+            {
+                Ok(r) if r.files_merged > 0 => {
+                    tracing::info!(files_merged = r.files_merged, "ib_operator_actions upkeep")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "ib_operator_actions upkeep failed; it runs again in ten minutes")
+                }
             }
         }
         let view = inbox.journal().view(ACTIONS_SHOWN);
