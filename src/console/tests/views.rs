@@ -93,3 +93,28 @@ fn detail_of_an_action() {
     app.on_key(&key(KeyCode::Enter));
     snap_all("detail_action", &mut app);
 }
+
+#[test]
+fn the_new_panes_name_their_keys_and_a_remapped_key_shows_as_bound() {
+    for (pane, want) in [('7', "y copy id"), ('8', "y copy ids")] {
+        let mut app = app(3);
+        press(&mut app, &pane.to_string());
+        let footer = screen(&app, 120, 40).lines().last().unwrap().to_string();
+        for hint in ["enter details", "/ filter", want, ": command"] {
+            assert!(footer.contains(hint), "{pane}: `{hint}` in {footer}");
+        }
+        assert!(footer.ends_with("? help · q quit"), "{footer}");
+    }
+    let user = "[global]\ncommand_line = [\"ctrl-k\"]\nfocus_done = [\"alt-7\"]\n";
+    let mut app = app(3);
+    app.keymap = KeyMap::from_texts(Some((user, std::path::Path::new("keys.toml")))).unwrap();
+    app.on_key(&KeyEvent::new(
+        KeyCode::Char('7'),
+        crossterm::event::KeyModifiers::ALT,
+    ));
+    assert_eq!(app.focus, crate::console::app::PaneId::Done);
+    let footer = screen(&app, 120, 40).lines().last().unwrap().to_string();
+    assert!(footer.contains("ctrl-k command"), "{footer}");
+    press(&mut app, ":");
+    assert!(app.cmdline.is_none(), "`:` is no longer bound");
+}
