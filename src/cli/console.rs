@@ -37,7 +37,7 @@ pub async fn console(
     let (logs, _guard) = console_logging(config)?;
     let engine = Engine::start(config, EngineOptions { clock }).await?;
     let result = run_console(
-        engine.handle(),
+        engine.console_handle(),
         keys,
         ConsoleOptions::from_config(config, logs),
     )
@@ -142,7 +142,7 @@ pub async fn demo(
         }
     });
     let result = run_console(
-        engine.handle(),
+        engine.console_handle(),
         keys,
         ConsoleOptions::from_config(&config, logs),
     )

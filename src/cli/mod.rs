@@ -66,6 +66,8 @@ impl Cli {
                         | Command::Schedule(_)
                         | Command::Promote(_)
                         | Command::Demote(_)
+                        | Command::Pause
+                        | Command::Resume
                         | Command::Legs(_)
                         | Command::Status { .. }
                         | Command::Doctor { .. }
@@ -188,6 +190,10 @@ pub enum Command {
     Demote(legs::DemoteArgs),
     /// The active legs, with live quotes when an engine runs.
     Legs(legs::LegsArgs),
+    /// Stop the running engine's worker from claiming requests (those in flight finish).
+    Pause,
+    /// Let the running engine's worker claim requests again.
+    Resume,
     /// The console on a simulator and a demo lake, on a fast clock.
     Demo,
     /// Run the engine (worker, scheduler, streaming) without a console.
@@ -238,6 +244,7 @@ pub mod queue;
 pub mod run;
 pub mod tmux;
 pub mod upkeep;
+pub mod worker;
 
 /// Resolves the configuration and the command-line overrides into one `Config`.
 pub fn resolve_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -352,6 +359,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Promote(a) => legs::promote(a, &config).await,
         Command::Demote(a) => legs::demote(a, &config).await,
         Command::Legs(a) => legs::legs(a, &config).await,
+        Command::Pause => worker::pause(&config).await,
+        Command::Resume => worker::resume(&config).await,
         Command::Status { tmux: true, .. } => {
             println!(
                 "{}",

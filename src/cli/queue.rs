@@ -45,6 +45,28 @@ pub struct EnqueueArgs {
     pub json: bool,
 }
 
+impl EnqueueArgs {
+    /// The operator's request these arguments ask for, and what each old parameter name
+    /// was taken as (`dte=30 → target_dte=30`). The console's `:enqueue` builds it here too.
+    pub fn request(&self) -> Result<(NewRequest, Vec<String>), String> {
+        let request_type: RequestType = self.request_type.parse()?;
+        let priority: Priority = self.priority.parse()?;
+        let parameters = params_from_pairs(&self.params)?;
+        let taken = taken_as(request_type, &parameters);
+        let during: During = self.during.parse()?;
+        let new = NewRequest {
+            request_type,
+            symbol: self.symbol.clone(),
+            priority,
+            parameters,
+            changed_by: Actor::Operator,
+            schedule_key: None,
+            during,
+        };
+        Ok((new, taken))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Only requests with this status.
@@ -101,6 +123,19 @@ pub struct DismissArgs {
     pub reason: String,
 }
 
+impl DismissArgs {
+    /// The reason as given, refused when empty.
+    pub fn reason(&self) -> Result<String, String> {
+        let reason = self.reason.trim().to_string();
+        if reason.is_empty() {
+            return Err(
+                "--reason is empty; say why the failure is dismissed, or leave --reason out".into(),
+            );
+        }
+        Ok(reason)
+    }
+}
+
 /// The reason recorded when the operator gives none.
 pub const DEFAULT_DISMISS_REASON: &str = "dismissed by the operator";
 
@@ -154,28 +189,7 @@ pub async fn via_engine(config: &Config, command: Command) -> anyhow::Result<()>
 
 /// Finds the request a full id or unique prefix names.
 fn resolve_id(state: &QueueState, text: &str) -> anyhow::Result<Uuid> {
-    if let Ok(id) = Uuid::parse_str(text) {
-        return Ok(id);
-    }
-    let text = text.to_ascii_lowercase();
-    if text.len() < 4 || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        anyhow::bail!(
-            "`{text}` is not a request id (give the UUID or at least its first 4 characters)"
-        );
-    }
-    let matches: Vec<Uuid> = state
-        .all()
-        .map(|r| r.request_id)
-        .filter(|id| id.to_string().starts_with(&text))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(*one),
-        [] => anyhow::bail!("no request id starts with `{text}`"),
-        many => anyhow::bail!(
-            "`{text}` matches {} requests; give more characters",
-            many.len()
-        ),
-    }
+    crate::queue::ids::resolve(state.all().map(|r| r.request_id), text).map_err(anyhow::Error::msg)
 }
 
 /// A request to change, named by its id or a unique prefix: an archived one is refused
@@ -242,20 +256,7 @@ pub async fn enqueue(
     clock: std::sync::Arc<dyn crate::market::clock::Clock>,
 ) -> anyhow::Result<()> {
     let market = crate::market::Market::new(MarketCalendar::from_config(&config.scheduler), clock);
-    let request_type: RequestType = args.request_type.parse().map_err(anyhow::Error::msg)?;
-    let priority: Priority = args.priority.parse().map_err(anyhow::Error::msg)?;
-    let parameters = params_from_pairs(&args.params).map_err(anyhow::Error::msg)?;
-    let taken = taken_as(request_type, &parameters);
-    let during: During = args.during.parse().map_err(anyhow::Error::msg)?;
-    let new = NewRequest {
-        request_type,
-        symbol: args.symbol,
-        priority,
-        parameters,
-        changed_by: Actor::Operator,
-        schedule_key: None,
-        during,
-    };
+    let (new, taken) = args.request().map_err(anyhow::Error::msg)?;
     let (outcome, via_engine) =
         match QueueStore::open(&config.lake.root, config.queue.clone()).await {
             Ok(mut s) => {
@@ -622,10 +623,7 @@ pub async fn release(args: ReleaseArgs, config: &Config) -> anyhow::Result<()> {
 
 /// FAILED → CANCELLED with a reason, for failures that will never succeed.
 pub async fn dismiss(args: DismissArgs, config: &Config) -> anyhow::Result<()> {
-    let reason = args.reason.trim().to_string();
-    if reason.is_empty() {
-        anyhow::bail!("--reason is empty; say why the failure is dismissed, or leave --reason out");
-    }
+    let reason = args.reason().map_err(anyhow::Error::msg)?;
     let a = applier(config).await?;
     let ids: Vec<Uuid> = match &args.id {
         Some(text) => vec![resolve_id(a.state(), text)?],

@@ -199,6 +199,8 @@ pub struct ConsoleConfig {
     pub title: bool,
     /// Ring once the worker has stayed paused this long.
     pub paused_alert_secs: u64,
+    /// The `:` command line's history; empty: `<data dir>/ibq/history`.
+    pub history_file: PathBuf,
 }
 
 impl Default for ConsoleConfig {
@@ -207,6 +209,19 @@ impl Default for ConsoleConfig {
             bell: true,
             title: true,
             paused_alert_secs: 300,
+            history_file: PathBuf::new(),
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Where the command history is kept: `history_file`, else `<data dir>/ibq/history`
+    /// (`~/.local/share/ibq/history` on Linux); `None` when there is no data dir.
+    pub fn history_path(&self) -> Option<PathBuf> {
+        if self.history_file.as_os_str().is_empty() {
+            crate::console::cmdline::history::default_path()
+        } else {
+            Some(self.history_file.clone())
         }
     }
 }
@@ -488,6 +503,17 @@ mod tests {
         .unwrap();
         assert!(!c.console.bell && c.console.title);
         assert_eq!(c.console.paused_alert_secs, 60);
+        assert_eq!(
+            c.console.history_path(),
+            crate::console::cmdline::history::default_path()
+        );
+        let c = Config::parse(
+            "[console]
+history_file = \"/tmp/h\"\n",
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.console.history_path(), Some(PathBuf::from("/tmp/h")));
         let err = parse_err("[console]\nbel = false\n");
         assert!(err.contains("line 2") && err.contains("`bel`"), "{err}");
         let err = parse_err("[console]\ntitle = \"yes\"\n");

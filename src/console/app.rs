@@ -15,8 +15,14 @@ mod draw;
 mod popup_keys;
 mod queue_keys;
 
+mod cmdline_keys;
+
+use super::cmdline::history::History as CommandHistory;
+use super::cmdline::CmdLine;
 use super::keymap::{Action, Context, Key, KeyMap};
 use super::logs::LogBuffer;
+use super::panes::actions::ActionsPane;
+use super::panes::done::DonePane;
 use super::panes::legs::LegsPane;
 use super::panes::logs::LogsPane;
 use super::panes::queue::{QueueKind, QueuePane};
@@ -38,16 +44,20 @@ pub enum PaneId {
     Legs,
     Logs,
     Schedule,
+    Done,
+    Actions,
 }
 
 impl PaneId {
-    pub const ALL: [PaneId; 6] = [
+    pub const ALL: [PaneId; 8] = [
         PaneId::Pending,
         PaneId::Processing,
         PaneId::Failed,
         PaneId::Legs,
         PaneId::Logs,
         PaneId::Schedule,
+        PaneId::Done,
+        PaneId::Actions,
     ];
 
     pub fn context(self) -> Context {
@@ -56,6 +66,8 @@ impl PaneId {
             PaneId::Legs => Context::Legs,
             PaneId::Logs => Context::Logs,
             PaneId::Schedule => Context::Schedule,
+            // Movement, details, filter and copy: the global keys.
+            PaneId::Done | PaneId::Actions => Context::Global,
         }
     }
 
@@ -67,6 +79,16 @@ impl PaneId {
             PaneId::Legs => "Legs",
             PaneId::Logs => "Logs",
             PaneId::Schedule => "Schedule",
+            PaneId::Done => "Done",
+            PaneId::Actions => "Actions",
+        }
+    }
+
+    /// The title in four letters, for tabs on a narrow screen.
+    pub fn short(self) -> &'static str {
+        match self {
+            PaneId::Actions => "Acts",
+            p => &p.title()[..4],
         }
     }
 
@@ -103,6 +125,8 @@ pub enum Popup {
 pub enum Purpose {
     Status(String),
     History(Uuid),
+    /// `:show ID` of a request not on screen: its history opens the detail view.
+    Show(Uuid),
     Shutdown,
 }
 
@@ -142,6 +166,17 @@ pub struct App {
     pub legs: LegsPane,
     pub logs: LogsPane,
     pub schedule: SchedulePane,
+    pub done: DonePane,
+    pub actions: ActionsPane,
+    /// Which of logs, done and actions the large layout's shared place shows: the one
+    /// focused last.
+    side: PaneId,
+    /// The `:` line while it is open.
+    pub cmdline: Option<CmdLine>,
+    /// The `:` line's history (`[console] history_file`).
+    pub history: CommandHistory,
+    /// The symbols of `[contracts]`, for the `:` line's completion.
+    pub symbols: Vec<String>,
     pub popup: Option<Popup>,
     pub status: Option<StatusLine>,
     /// Problems the console itself saw (a background task that panicked).
@@ -192,6 +227,12 @@ impl App {
             legs: LegsPane::default(),
             logs: LogsPane::new(logs),
             schedule: SchedulePane::default(),
+            done: DonePane::default(),
+            actions: ActionsPane::default(),
+            side: PaneId::Logs,
+            cmdline: None,
+            history: CommandHistory::default(),
+            symbols: Vec::new(),
             popup: None,
             status: None,
             alerts: Vec::new(),
@@ -237,6 +278,8 @@ impl App {
         };
         self.legs.sync(&view);
         self.schedule.sync(&view);
+        self.done.sync(&snap);
+        self.actions.sync(&snap);
     }
 
     pub fn queue(&self, pane: PaneId) -> Option<&QueuePane> {
@@ -314,6 +357,17 @@ impl App {
                 self.logs.current().map(|l| l.message).into_iter().collect(),
                 "log line",
             ),
+            PaneId::Done | PaneId::Actions => {
+                let ids = self.side_targets();
+                if show {
+                    (
+                        ids.iter().map(|id| format!("ibq show {id}")).collect(),
+                        "command",
+                    )
+                } else {
+                    (ids.iter().map(|id| id.to_string()).collect(), "id")
+                }
+            }
             p => match self.queue(p) {
                 Some(q) => {
                     let ids = q.targets(&snap);
@@ -327,7 +381,7 @@ impl App {
                     }
                 }
                 None => {
-                    return self.refuse("copy show: works on the queue panes (1, 2, 3)");
+                    return self.refuse("copy show: works on the request panes (1, 2, 3, 7, 8)");
                 }
             },
         };
@@ -384,6 +438,7 @@ impl App {
                     }
                 }
             }
+            Purpose::Show(id) => self.on_show_reply(id, result),
             Purpose::Shutdown => {
                 self.exit = true;
             }
@@ -396,11 +451,14 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: &KeyEvent) {
-        if self.popup.is_some() {
+        if self.cmdline.is_some() {
+            self.on_cmdline_key(key);
+        } else if self.popup.is_some() {
             self.on_popup_key(key);
         } else if let Some(action) = self.action_for(key) {
             self.act(action);
         }
+        self.remember_side();
     }
 
     fn focused_component(&mut self) -> &mut dyn Component {
@@ -411,6 +469,8 @@ impl App {
             PaneId::Legs => &mut self.legs,
             PaneId::Logs => &mut self.logs,
             PaneId::Schedule => &mut self.schedule,
+            PaneId::Done => &mut self.done,
+            PaneId::Actions => &mut self.actions,
         }
     }
 
@@ -445,6 +505,9 @@ impl App {
             Action::FocusLegs => self.focus = PaneId::Legs,
             Action::FocusLogs => self.focus = PaneId::Logs,
             Action::FocusSchedule => self.focus = PaneId::Schedule,
+            Action::FocusDone => self.focus = PaneId::Done,
+            Action::FocusActions => self.focus = PaneId::Actions,
+            Action::CommandLine => self.open_cmdline(),
             Action::RunJobNow => self.run_job_now(),
             Action::Help => self.popup = Some(Popup::Help(Help::default())),
             Action::Quit => {
@@ -482,6 +545,8 @@ impl App {
             Action::Filter => {
                 let current = match self.focus {
                     PaneId::Logs => self.logs.filter.clone(),
+                    PaneId::Done => self.done.list.filter().to_string(),
+                    PaneId::Actions => self.actions.list.filter().to_string(),
                     p => match self.queue(p) {
                         Some(q) => q.filter().to_string(),
                         None => {
@@ -489,10 +554,10 @@ impl App {
                         }
                     },
                 };
-                let help = if self.focus == PaneId::Logs {
-                    "text in the message, target or fields; empty shows all"
-                } else {
-                    "text in any column; type: symbol: code: status: param.NAME:, ! negates"
+                let help = match self.focus {
+                    PaneId::Logs => "text in the message, target or fields; empty shows all",
+                    PaneId::Actions => "words in any column (what, requests, who, outcome)",
+                    _ => "text in any column; type: symbol: code: status: param.NAME:, ! negates",
                 };
                 self.popup = Some(Popup::Prompt(Prompt::new(
                     PromptKind::Filter(self.focus),
@@ -520,6 +585,10 @@ impl App {
                     Some("marks cleared")
                 } else if focus == PaneId::Logs && !self.logs.filter.is_empty() {
                     self.logs.filter.clear();
+                    Some("filter cleared")
+                } else if matches!(focus, PaneId::Done | PaneId::Actions)
+                    && self.side_filter_clear()
+                {
                     Some("filter cleared")
                 } else {
                     None
@@ -621,7 +690,15 @@ impl App {
                 Some(l) => DetailBody::Log(l),
                 None => return self.refuse("details: no log line"),
             },
-            p => match self.queue(p).and_then(|q| q.selected(&snap)) {
+            PaneId::Actions => match self.actions.selected(&snap) {
+                Some(e) => DetailBody::Action(e.clone()),
+                None => return self.refuse("details: no action selected"),
+            },
+            p => match self
+                .queue(p)
+                .and_then(|q| q.selected(&snap))
+                .or_else(|| self.done.selected(&snap).filter(|_| p == PaneId::Done))
+            {
                 Some(r) => {
                     let id = r.request_id;
                     let body = DetailBody::Request {

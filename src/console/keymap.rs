@@ -67,6 +67,8 @@ actions! {
     FocusLegs => "focus_legs", "Focus the legs pane";
     FocusLogs => "focus_logs", "Focus the logs pane";
     FocusSchedule => "focus_schedule", "Focus the schedule pane";
+    FocusDone => "focus_done", "Focus the done pane (latest successes)";
+    FocusActions => "focus_actions", "Focus the operator actions pane";
     Details => "details", "Open the selected row's details";
     Retry => "retry", "Put the selected failed request back to pending";
     RetryAllFailed => "retry_all_failed", "Put every failed request shown back to pending";
@@ -91,6 +93,11 @@ actions! {
     NewRequest => "new_request", "Enqueue a new request";
     TogglePause => "toggle_pause", "Pause or resume the worker";
     Reconnect => "reconnect", "Drop and re-open the gateway connection";
+    CommandLine => "command_line", "Type a CLI command (:retry --all-failed)";
+    Complete => "complete", "Complete the word; again: next candidate";
+    CompleteBack => "complete_back", "The previous candidate";
+    HistoryPrev => "history_prev", "Older command starting with what is typed";
+    HistoryNext => "history_next", "Newer command, back to what was typed";
     Help => "help", "Show the key map";
     Quit => "quit", "Leave the console";
     Confirm => "confirm", "Answer yes to the dialog";
@@ -112,7 +119,7 @@ impl fmt::Display for Action {
 }
 
 /// Where a binding applies. A pane context wins over `Global` while that pane is focused;
-/// `Prompt` is modal: `Global` does not apply there.
+/// `Prompt` and `CommandLine` are modal: `Global` does not apply there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     Global,
@@ -120,6 +127,7 @@ pub enum Context {
     Legs,
     Logs,
     Schedule,
+    CommandLine,
     Prompt,
 }
 
@@ -131,6 +139,7 @@ impl Context {
         Context::Legs,
         Context::Logs,
         Context::Schedule,
+        Context::CommandLine,
         Context::Prompt,
     ];
 
@@ -142,6 +151,7 @@ impl Context {
             Context::Legs => "legs",
             Context::Logs => "logs",
             Context::Schedule => "schedule",
+            Context::CommandLine => "cmdline",
             Context::Prompt => "prompt",
         }
     }
@@ -533,7 +543,7 @@ impl KeyMap {
         let key = Key::from_event(event);
         let find = |c: Context| self.lookup.get(&c).and_then(|m| m.get(&key)).copied();
         match context {
-            Context::Prompt | Context::Global => find(context),
+            Context::Prompt | Context::CommandLine | Context::Global => find(context),
             pane => find(pane).or_else(|| find(Context::Global)),
         }
     }

@@ -10,6 +10,7 @@ pub mod app;
 pub mod bench;
 pub mod causes;
 pub mod clipboard;
+pub mod cmdline;
 pub mod cursor;
 pub mod filter;
 pub mod fmt;

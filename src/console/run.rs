@@ -24,6 +24,7 @@ use tokio::time::Instant;
 
 use super::alerts::{self, AlertOptions, Alerts};
 use super::app::App;
+use super::cmdline::history::History as CommandHistory;
 use super::keymap::KeyMap;
 use super::logs::LogBuffer;
 use super::theme::Theme;
@@ -46,6 +47,10 @@ pub struct ConsoleOptions {
     pub title: bool,
     /// Ring once the worker has stayed paused this long.
     pub paused_alert: Duration,
+    /// The `:` line's history file (`None`: kept for this session only).
+    pub history_file: Option<std::path::PathBuf>,
+    /// The `[contracts]` symbols, for the `:` line's completion.
+    pub symbols: Vec<String>,
 }
 
 impl Default for ConsoleOptions {
@@ -58,6 +63,8 @@ impl Default for ConsoleOptions {
             bell: true,
             title: true,
             paused_alert: Duration::from_secs(300),
+            history_file: None,
+            symbols: Vec::new(),
         }
     }
 }
@@ -71,6 +78,8 @@ impl ConsoleOptions {
             bell: config.console.bell,
             title: config.console.title,
             paused_alert: Duration::from_secs(config.console.paused_alert_secs),
+            history_file: config.console.history_path(),
+            symbols: config.contracts.0.keys().cloned().collect(),
             ..Self::default()
         }
     }
@@ -259,6 +268,15 @@ async fn event_loop(
         first,
         options.logs,
     );
+    let history = match &options.history_file {
+        Some(path) => {
+            let (history, warning) = CommandHistory::load(path);
+            app.alerts.extend(warning);
+            history
+        }
+        None => CommandHistory::default(),
+    };
+    app.set_command_line(options.symbols.clone(), history);
     let mut watch = Alerts::new(AlertOptions {
         bell: options.bell,
         title: options.title,

@@ -9,7 +9,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::engine::{
-    GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot, WorkerStats,
+    ActionEntry, ActionOutcome, GatewayState, JobView, LegState, LegView, LineBudgetView,
+    MarketView, Snapshot, WorkerStats,
 };
 use crate::queue::{Actor, Event, Priority, Request, RequestType, Status, StatusCounts};
 
@@ -90,6 +91,112 @@ fn rows(n: usize, start: usize, status: Status, now: DateTime<Utc>) -> Arc<[Arc<
         v.sort_by_key(|r| (r.priority, r.created_at, r.request_id));
     }
     Arc::from(v)
+}
+
+/// `n` SUCCESS requests, the most recently finished first, each with what it wrote.
+pub fn done(n: usize, now: DateTime<Utc>) -> Arc<[Arc<Request>]> {
+    let mut v: Vec<Request> = (0..n)
+        .map(|k| {
+            let i = 3_000_000 + k;
+            let mut r = request(i, Status::Success, now);
+            r.event = Event::Succeeded;
+            r.changed_by = Actor::Worker;
+            r.updated_at = now - Duration::seconds(5 + 37 * k as i64);
+            r.created_at = r.updated_at - Duration::seconds(12 + (k as i64 % 5) * 20);
+            let rows = match r.request_type {
+                RequestType::OptionChain => 22 + (k % 3) as i64 * 20,
+                RequestType::MarketBars => 5 + k as i64 % 7,
+                RequestType::PositionUpdate => 9,
+                _ => 1,
+            };
+            r.result_data = Some(json!({
+                "table": r.request_type.result_table(),
+                "rows": rows,
+                "version": 40 + 3 * (n - k) as i64,
+                "duration_ms": 350 + (k as i64 * 911) % 9000,
+            }));
+            r
+        })
+        .collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.updated_at));
+    v.into_iter().map(Arc::new).collect()
+}
+
+/// What operators did, newest first: this console, the command line and an observer.
+pub fn actions(now: DateTime<Utc>) -> Vec<ActionEntry> {
+    let id = |i: u128| Uuid::from_u128(0x1b9d_0000_0000_4000_8000_0000_0000_0000 + i);
+    let entry = |k: u128,
+                 secs: i64,
+                 action: &str,
+                 ids: Vec<Uuid>,
+                 argument: serde_json::Value,
+                 by: &str,
+                 outcome: ActionOutcome| ActionEntry {
+        action_id: Uuid::from_u128(0xac00 + k),
+        action: action.into(),
+        request_ids: ids,
+        argument,
+        requested_by: by.into(),
+        asked_at: now - Duration::seconds(secs),
+        outcome,
+    };
+    let applied = |secs: i64, m: &str| ActionOutcome::Applied {
+        at: now - Duration::seconds(secs),
+        message: m.into(),
+    };
+    vec![
+        entry(
+            1,
+            4,
+            "pause_worker",
+            vec![],
+            json!(null),
+            "observer pid 7719",
+            ActionOutcome::Waiting,
+        ),
+        entry(
+            2,
+            65,
+            "retry",
+            vec![id(2_000_000), id(2_000_001)],
+            json!(null),
+            "console pid 4242",
+            applied(65, "retried 2 requests"),
+        ),
+        entry(
+            3,
+            300,
+            "dismiss",
+            vec![id(2_000_003)],
+            json!({"reason": "IB 200: no such contract"}),
+            "ibq cli pid 9031",
+            ActionOutcome::Refused {
+                at: now - Duration::seconds(299),
+                message: format!("request {} is PENDING; dismiss needs FAILED", id(2_000_003)),
+            },
+        ),
+        entry(
+            4,
+            1800,
+            "promote",
+            vec![],
+            json!({"conid": 756733, "strategy": "SPY iron condor Dec"}),
+            "console pid 4242",
+            applied(
+                1799,
+                "promoted 756733 SPY 20261218 600 C (SPY iron condor Dec)",
+            ),
+        ),
+        entry(
+            5,
+            7200,
+            "set_priority",
+            vec![id(7)],
+            json!({"priority": 1}),
+            "console pid 4242",
+            applied(7200, "reprioritized 1 request"),
+        ),
+    ]
 }
 
 pub fn legs(now: DateTime<Utc>) -> Vec<LegView> {
@@ -207,6 +314,28 @@ pub fn jobs(now: DateTime<Utc>) -> Vec<JobView> {
     })
 }
 
+/// `snap` with request ids that differ in their first characters (the sample's differ only
+/// in their last), for tests of ids given by a prefix: list `k` (pending, processing,
+/// failed, done) starts `k`, then the row's number.
+pub fn with_distinct_ids(mut snap: Snapshot) -> Snapshot {
+    let renumber = |k: u128, rows: &Arc<[Arc<Request>]>| -> Arc<[Arc<Request>]> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut r = (**r).clone();
+                r.request_id =
+                    Uuid::from_u128((k << 124) | ((i as u128) << 96) | 0x4000_8000_0000_0000_0000);
+                Arc::new(r)
+            })
+            .collect()
+    };
+    snap.pending = renumber(1, &snap.pending);
+    snap.processing = renumber(2, &snap.processing);
+    snap.failed = renumber(3, &snap.failed);
+    snap.done = renumber(4, &snap.done);
+    snap
+}
+
 /// A busy, healthy picture: `pending` requests waiting, a few in flight and failed.
 pub fn snapshot(pending: usize) -> Snapshot {
     let now = t0();
@@ -261,6 +390,8 @@ pub fn snapshot(pending: usize) -> Snapshot {
         pending: rows(pending, 0, Status::Pending, now),
         processing: processing_rows,
         failed: rows(failed, 2_000_000, Status::Failed, now),
+        done: done(25, now),
+        actions: Arc::from(actions(now)),
         lines: LineBudgetView {
             limit: 100,
             margin: 2,

@@ -2,7 +2,9 @@
 //! command line while an engine runs): they append a `requested` row to the Delta table
 //! `ib_operator_actions`; the owning engine applies it and appends the outcome (`applied` or
 //! `refused`, with the message) under the same `action_id`. Two consoles on one lake never
-//! run two workers: only the owner applies anything.
+//! run two workers: only the owner applies anything. The owner also records there the
+//! commands of its own console, as one answered row each, so the table is the one journal
+//! of what operators did (`journal`).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -12,6 +14,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::command::Command;
+use super::journal::Journal;
 use crate::lake::columns::{col, BatchBuilder, BatchReader, Col, ColumnKind::*};
 use crate::lake::table::DataFile;
 use crate::lake::{LakeError, LakeTable};
@@ -131,7 +134,18 @@ pub fn to_row(command: &Command, requested_by: &str) -> Result<ActionRow, String
         Command::ResumeWorker => ("resume_worker", vec![], serde_json::Value::Null),
         Command::Reconnect => ("reconnect", vec![], serde_json::Value::Null),
         Command::RunJob(job) => ("run_job", vec![], serde_json::json!({"job": job})),
-        Command::Enqueue(_) | Command::History(_) | Command::Shutdown => {
+        Command::Enqueue(new) => (
+            "enqueue",
+            vec![],
+            serde_json::json!({
+                "request_type": new.request_type.as_str(),
+                "symbol": new.symbol,
+                "priority": new.priority.get(),
+                "parameters": new.parameters,
+                "during": new.during.to_string(),
+            }),
+        ),
+        Command::History(_) | Command::Shutdown => {
             return Err("this action is not sent to the owning engine".into())
         }
     };
@@ -182,6 +196,21 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
         "pause_worker" => Command::PauseWorker,
         "resume_worker" => Command::ResumeWorker,
         "reconnect" => Command::Reconnect,
+        "enqueue" => Command::Enqueue(crate::queue::NewRequest {
+            request_type: a["request_type"].as_str().unwrap_or_default().parse()?,
+            symbol: a["symbol"]
+                .as_str()
+                .ok_or("enqueue without a symbol")?
+                .to_string(),
+            priority: Priority::try_from(a["priority"].as_i64().unwrap_or(2))?,
+            parameters: a
+                .get("parameters")
+                .cloned()
+                .unwrap_or(serde_json::json!({})),
+            changed_by: crate::queue::Actor::Operator,
+            schedule_key: None,
+            during: a["during"].as_str().unwrap_or("any").parse()?,
+        }),
         "run_job" => Command::RunJob(
             a["job"]
                 .as_str()
@@ -192,34 +221,23 @@ pub fn to_command(row: &ActionRow) -> Result<Command, String> {
     })
 }
 
-/// The owner's side: finds requested actions not yet answered.
-pub struct ActionInbox {
+/// Reads the rows of `ib_operator_actions` added since the last read (files not read yet).
+pub struct NewRows {
     table: LakeTable,
     seen_files: HashSet<String>,
-    answered: HashSet<Uuid>,
 }
 
-impl ActionInbox {
+impl NewRows {
+    /// Opens the table (created when missing); the first `next` reads every row.
     pub async fn open(root: &Path) -> Result<Self, LakeError> {
-        let table = LakeTable::open_or_create(root, ACTIONS_TABLE, ACTION_COLUMNS).await?;
-        let mut inbox = Self {
-            table,
+        Ok(Self {
+            table: LakeTable::open_or_create(root, ACTIONS_TABLE, ACTION_COLUMNS).await?,
             seen_files: HashSet::new(),
-            answered: HashSet::new(),
-        };
-        // Requests older than this start are answered as refused: the operator who asked
-        // has long stopped waiting, and applying them late would surprise.
-        let pending = inbox.poll().await?;
-        for row in pending {
-            inbox
-                .answer(&row, Err("ibq was not running when this was asked".into()))
-                .await?;
-        }
-        Ok(inbox)
+        })
     }
 
-    /// Requested actions that appeared since the last poll and are not answered.
-    pub async fn poll(&mut self) -> Result<Vec<ActionRow>, LakeError> {
+    /// Rows in files this reader has not read before.
+    pub async fn next(&mut self) -> Result<Vec<ActionRow>, LakeError> {
         self.table.refresh().await?;
         let files: Vec<DataFile> = self
             .table
@@ -240,13 +258,56 @@ impl ActionInbox {
             })?);
         }
         self.seen_files.extend(files.into_iter().map(|f| f.path));
+        Ok(rows)
+    }
+
+    /// Appends rows in one commit; this reader does not read them back.
+    async fn append(&mut self, rows: &[ActionRow]) -> Result<(), LakeError> {
+        let (_, added) = self.table.append(&[encode(rows)]).await?;
+        self.seen_files.extend(added.into_iter().map(|f| f.path));
+        Ok(())
+    }
+}
+
+/// The owner's side: finds requested actions not yet answered, answers them, records the
+/// commands of its own console, and keeps the journal of what operators did.
+pub struct ActionInbox {
+    rows: NewRows,
+    answered: HashSet<Uuid>,
+    journal: Journal,
+}
+
+impl ActionInbox {
+    pub async fn open(root: &Path) -> Result<Self, LakeError> {
+        let mut inbox = Self {
+            rows: NewRows::open(root).await?,
+            answered: HashSet::new(),
+            journal: Journal::default(),
+        };
+        // Requests older than this start are answered as refused: the operator who asked
+        // has long stopped waiting, and applying them late would surprise.
+        let pending = inbox.poll().await?;
+        for row in pending {
+            inbox
+                .answer(&row, Err("ibq was not running when this was asked".into()))
+                .await?;
+        }
+        Ok(inbox)
+    }
+
+    /// Requested actions that appeared since the last poll and are not answered.
+    pub async fn poll(&mut self) -> Result<Vec<ActionRow>, LakeError> {
+        let rows = self.rows.next().await?;
         for r in rows.iter().filter(|r| r.status != "requested") {
             self.answered.insert(r.action_id);
         }
-        Ok(rows
-            .into_iter()
+        let requested = rows
+            .iter()
             .filter(|r| r.status == "requested" && !self.answered.contains(&r.action_id))
-            .collect())
+            .cloned()
+            .collect();
+        self.journal.absorb(rows);
+        Ok(requested)
     }
 
     /// Records the outcome of a requested action.
@@ -267,10 +328,35 @@ impl ActionInbox {
                 answer.message = Some(m);
             }
         }
-        let (_, added) = self.table.append(&[encode(&[answer])]).await?;
-        self.seen_files.extend(added.into_iter().map(|f| f.path));
         self.answered.insert(row.action_id);
-        Ok(())
+        self.journal.absorb([answer.clone()]);
+        self.rows.append(&[answer]).await
+    }
+
+    /// Records a command the engine's own console sent, already answered (see
+    /// [`super::journal::answered_row`]). The journal shows it even when the append fails.
+    pub async fn record(&mut self, row: ActionRow) -> Result<(), LakeError> {
+        self.answered.insert(row.action_id);
+        self.journal.absorb([row.clone()]);
+        self.rows.append(&[row]).await
+    }
+
+    /// What operators did, as read and recorded so far.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Keeps the table small to open as it grows by a file an action: small files merged
+    /// (`policy`: the table has no partitions, so once it holds
+    /// `open_partition_max_files`), a checkpoint, old files vacuumed, the log cleaned. The
+    /// merged file is read again at the next poll: its requests are all answered, so that
+    /// only confirms what is known.
+    pub async fn upkeep(
+        &mut self,
+        policy: &crate::lake::upkeep::Policy,
+        now: DateTime<Utc>,
+    ) -> Result<crate::lake::upkeep::Report, LakeError> {
+        crate::lake::upkeep::run(&mut self.rows.table, policy, None, now).await
     }
 }
 
@@ -339,5 +425,55 @@ mod tests {
             Command::Release(got) => assert_eq!(got, ids),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_table_is_kept_small_and_nothing_is_applied_twice_after_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut inbox = ActionInbox::open(dir.path()).await.unwrap();
+        for _ in 0..5 {
+            let mut row = to_row(&Command::PauseWorker, "console pid 1").unwrap();
+            row.status = "applied".into();
+            inbox.record(row).await.unwrap();
+        }
+        // Another process asks; the owner answers.
+        let asked = to_row(&Command::ResumeWorker, "ibq cli pid 2").unwrap();
+        let mut other = NewRows::open(dir.path()).await.unwrap();
+        other.append(std::slice::from_ref(&asked)).await.unwrap();
+        let requested = inbox.poll().await.unwrap();
+        assert_eq!(requested.len(), 1);
+        inbox
+            .answer(&requested[0], Ok("worker resumed".into()))
+            .await
+            .unwrap();
+        let before = inbox.rows.table.files().await.unwrap().len();
+        assert_eq!(before, 7);
+
+        let policy = crate::lake::upkeep::Policy {
+            open_partition_max_files: 4,
+            ..Default::default()
+        };
+        let report = inbox.upkeep(&policy, Utc::now()).await.unwrap();
+        assert_eq!(report.files_merged, 7);
+        assert_eq!(inbox.rows.table.files().await.unwrap().len(), 1);
+        // The merged file is read again: nothing to apply, the journal unchanged.
+        assert!(inbox.poll().await.unwrap().is_empty());
+        let entries = inbox.journal().view(100);
+        assert_eq!(entries.len(), 6);
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.outcome.as_str() == "applied")
+                .count(),
+            6
+        );
+        // A reader opening the table anew sees every row once.
+        let rows = NewRows::open(dir.path())
+            .await
+            .unwrap()
+            .next()
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 7);
     }
 }

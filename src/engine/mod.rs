@@ -6,10 +6,12 @@ pub mod command;
 pub mod snapshot;
 
 pub use command::{Command, CommandResult, EngineHandle, Reply};
+pub use journal::{ActionEntry, ActionOutcome};
 pub use snapshot::{
     ClockView, GatewayState, JobView, LegState, LegView, LineBudgetView, MarketView, Snapshot,
     WorkerStats,
 };
 pub mod actions;
+pub mod journal;
 pub mod observer;
 pub mod runtime;

@@ -11,9 +11,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::actions;
 use super::command::{Command, CommandResult, EngineHandle, Reply};
+use super::journal::Journal;
 use super::runtime::status_path;
 use super::snapshot::{GatewayState, Snapshot};
 use crate::config::Config;
+use crate::queue::service::QueueView;
 use crate::queue::store::{self, OwnerLock};
 use crate::queue::Enqueued;
 
@@ -52,6 +54,9 @@ impl Observer {
 async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
     let root = config.lake.root.clone();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // What operators did: the owner records every action in ib_operator_actions.
+    let mut actions: Option<actions::NewRows> = None;
+    let mut journal = Journal::default();
     loop {
         tick.tick().await;
         let mut snap = Snapshot::empty(root.clone(), &config.gateway.address);
@@ -59,10 +64,12 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
         let mut clock: Option<(super::ClockView, Option<chrono::DateTime<Utc>>)> = None;
         match store::read_state(&root).await {
             Ok(state) => {
-                snap.counts = state.counts();
-                snap.pending = state.pending().cloned().collect();
-                snap.processing = state.processing().cloned().collect();
-                snap.failed = state.failed().cloned().collect();
+                let view = QueueView::of(&state);
+                snap.counts = view.counts;
+                snap.pending = view.pending;
+                snap.processing = view.processing;
+                snap.failed = view.failed;
+                snap.done = view.done;
             }
             Err(e) => {
                 snap.alert = Some(format!(
@@ -99,6 +106,18 @@ async fn refresh(config: Config, tx: watch::Sender<Arc<Snapshot>>) {
             }
             None => snap.alert = Some("the owning engine has not written its status yet".into()),
         }
+        if actions.is_none() {
+            actions = actions::NewRows::open(&root).await.ok();
+        }
+        if let Some(reader) = &mut actions {
+            match reader.next().await {
+                Ok(rows) => journal.absorb(rows),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading ib_operator_actions failed; read again in a second")
+                }
+            }
+        }
+        snap.actions = journal.view(super::runtime::ACTIONS_SHOWN);
         snap.taken_at = Utc::now();
         // The owner's clock as it wrote the file, carried forward to now.
         snap.clock = match clock {

@@ -38,6 +38,8 @@ pub struct EngineOptions {
 
 pub struct Engine {
     handle: EngineHandle,
+    /// The operator's console: its commands are recorded in `ib_operator_actions`.
+    console_handle: EngineHandle,
     queue: QueueHandle,
     worker: WorkerHandle,
     gateway: Arc<Gateway>,
@@ -198,6 +200,10 @@ impl Engine {
             root.clone(),
             &config.gateway.address,
         )));
+        // What operators did: read from ib_operator_actions and recorded as the console's
+        // commands are answered, published for the actions view.
+        let inbox = ActionInbox::open(&root).await?;
+        let (actions_tx, actions_rx) = watch::channel(inbox.journal().view(ACTIONS_SHOWN));
         tasks.push(tokio::spawn(publish(
             Publisher {
                 root: root.clone(),
@@ -209,36 +215,50 @@ impl Engine {
                 schedule: schedule.clone(),
                 calendar,
                 clock: Arc::clone(&options.clock),
+                actions: actions_rx,
             },
             snap_tx,
             stop_rx.clone(),
         )));
 
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (console_tx, console_rx) = mpsc::channel(64);
+        let (journal_tx, journal_rx) = mpsc::unbounded_channel();
         let shutdown_requested = Arc::new(Notify::new());
         tasks.push(tokio::spawn(serve_commands(
-            cmd_rx,
-            queue.clone(),
-            worker.clone(),
-            Arc::clone(&gateway),
-            streaming.clone(),
-            Arc::clone(&shutdown_requested),
-            Arc::new(Jobs {
-                schedule,
-                clock: Arc::clone(&options.clock),
-            }),
+            Inboxes {
+                others: cmd_rx,
+                console: console_rx,
+                journal: journal_tx,
+            },
+            Services {
+                queue: queue.clone(),
+                worker: worker.clone(),
+                gateway: Arc::clone(&gateway),
+                streaming: streaming.clone(),
+                shutdown: Arc::clone(&shutdown_requested),
+                jobs: Arc::new(Jobs {
+                    schedule,
+                    clock: Arc::clone(&options.clock),
+                }),
+            },
         )));
 
-        let handle = EngineHandle::new(cmd_tx, snap_rx);
-        let inbox = ActionInbox::open(&root).await?;
+        let handle = EngineHandle::new(cmd_tx, snap_rx.clone());
+        let console_handle = EngineHandle::new(console_tx, snap_rx);
         tasks.push(tokio::spawn(serve_actions(
             inbox,
             handle.clone(),
+            Journaling {
+                rows: journal_rx,
+                view: actions_tx,
+            },
             stop_rx.clone(),
         )));
 
         Ok(Engine {
             handle,
+            console_handle,
             queue,
             worker,
             gateway,
@@ -249,8 +269,16 @@ impl Engine {
         })
     }
 
+    /// Commands from programs and tests; they are not an operator's actions.
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
+    }
+
+    /// The operator console's connection: each command it sends (but a history read or the
+    /// shutdown) is recorded in `ib_operator_actions` with its outcome, and shows in the
+    /// actions view.
+    pub fn console_handle(&self) -> EngineHandle {
+        self.console_handle.clone()
     }
 
     pub fn queue(&self) -> &QueueHandle {
@@ -338,6 +366,7 @@ struct Publisher {
     schedule: Schedule,
     calendar: MarketCalendar,
     clock: Arc<dyn Clock>,
+    actions: watch::Receiver<Arc<[super::ActionEntry]>>,
 }
 
 /// What running a job by hand needs: the jobs and the engine's clock.
@@ -390,6 +419,8 @@ impl Publisher {
             pending: view.pending.clone(),
             processing: view.processing.clone(),
             failed: view.failed.clone(),
+            done: view.done.clone(),
+            actions: self.actions.borrow().clone(),
             lines: self.lines.view(),
             legs: self.streaming.legs().into(),
             jobs,
@@ -410,6 +441,7 @@ struct Fingerprint {
     legs: Arc<[super::LegView]>,
     jobs: Arc<[JobView]>,
     farms: crate::gateway::FarmsView,
+    actions: Arc<[super::ActionEntry]>,
 }
 
 fn fingerprint(s: &Snapshot, queue_generation: u64) -> Fingerprint {
@@ -422,6 +454,7 @@ fn fingerprint(s: &Snapshot, queue_generation: u64) -> Fingerprint {
         legs: Arc::clone(&s.legs),
         jobs: Arc::clone(&s.jobs),
         farms: s.farms.clone(),
+        actions: Arc::clone(&s.actions),
     }
 }
 
@@ -485,47 +518,88 @@ fn write_status(root: &std::path::Path, s: &Snapshot) {
     }
 }
 
-async fn serve_commands(
-    mut rx: mpsc::Receiver<(Command, oneshot::Sender<CommandResult>)>,
+/// Where commands come from: programs (and the actions of other processes), the
+/// operator's console, whose answered commands go to the journal.
+struct Inboxes {
+    others: mpsc::Receiver<(Command, oneshot::Sender<CommandResult>)>,
+    console: mpsc::Receiver<(Command, oneshot::Sender<CommandResult>)>,
+    journal: mpsc::UnboundedSender<actions::ActionRow>,
+}
+
+/// What commands act on.
+#[derive(Clone)]
+struct Services {
     queue: QueueHandle,
     worker: WorkerHandle,
     gateway: Arc<Gateway>,
     streaming: Streaming,
     shutdown: Arc<Notify>,
     jobs: Arc<Jobs>,
-) {
-    while let Some((cmd, reply)) = rx.recv().await {
-        if let Command::RunJob(name) = cmd {
-            let (queue, jobs) = (queue.clone(), Arc::clone(&jobs));
-            tokio::spawn(async move {
-                let _ = reply.send(run_job(&name, &queue, &jobs).await);
-            });
-            continue;
-        }
-        let queue = queue.clone();
-        let worker = worker.clone();
-        let gateway = Arc::clone(&gateway);
-        let streaming = streaming.clone();
-        let shutdown = Arc::clone(&shutdown);
+}
+
+/// Who the operator's console is in `ib_operator_actions`.
+fn console_name() -> String {
+    format!("console pid {}", std::process::id())
+}
+
+async fn serve_commands(mut inboxes: Inboxes, services: Services) {
+    loop {
+        let ((cmd, reply), from_console) = tokio::select! {
+            Some(c) = inboxes.others.recv() => (c, false),
+            Some(c) = inboxes.console.recv() => (c, true),
+            else => return,
+        };
+        // The action as another process would have asked for it; `None` for a history
+        // read or the shutdown, which are not operator actions.
+        let asked = from_console
+            .then(|| actions::to_row(&cmd, &console_name()).ok())
+            .flatten();
+        let journal = inboxes.journal.clone();
+        let services = services.clone();
         // Each command runs on its own task: a slow one (a promotion waiting on the
         // gateway) never holds up the others.
         tokio::spawn(async move {
-            let result = execute(cmd, &queue, &worker, &gateway, &streaming, &shutdown).await;
+            let result = match cmd {
+                Command::RunJob(name) => run_job(&name, &services.queue, &services.jobs).await,
+                cmd => execute(cmd, &services).await,
+            };
+            if let Some(row) = super::journal::answered_row(asked, &result) {
+                let _ = journal.send(row);
+            }
             let _ = reply.send(result);
         });
     }
 }
 
-/// Applies actions other processes recorded in `ib_operator_actions`, once a second.
+/// The console's answered commands to record, and where the journal is published.
+struct Journaling {
+    rows: mpsc::UnboundedReceiver<actions::ActionRow>,
+    view: watch::Sender<Arc<[super::ActionEntry]>>,
+}
+
+/// How many of the latest operator actions a snapshot carries.
+pub const ACTIONS_SHOWN: usize = 200;
+
+/// Applies actions other processes recorded in `ib_operator_actions`, once a second, and
+/// records the commands the operator's console had answered; publishes the journal.
 async fn serve_actions(
     mut inbox: ActionInbox,
     handle: EngineHandle,
+    mut journaling: Journaling,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = stop.changed() => return,
+            Some(row) = journaling.rows.recv() => {
+                if let Err(e) = inbox.record(row).await {
+                    tracing::warn!(error = %e, "recording a console command in ib_operator_actions failed; the actions view shows it until the engine stops");
+                }
+                journaling.view.send_replace(inbox.journal().view(ACTIONS_SHOWN));
+                continue;
+            }
             _ = tick.tick() => {}
         }
         let requested = match inbox.poll().await {
@@ -548,6 +622,30 @@ async fn serve_actions(
                 tracing::warn!(error = %e, "recording an operator action's outcome in ib_operator_actions failed; the action was applied, its requester sees no answer");
             }
         }
+        // The table grows by a file an action: kept small to open, every ten minutes.
+        ticks += 1;
+        if ticks.is_multiple_of(600) {
+            match inbox
+                .upkeep(&crate::lake::upkeep::Policy::default(), Utc::now())
+                .await
+            {
+                Ok(r) if r.files_merged > 0 => {
+                    tracing::info!(files_merged = r.files_merged, "ib_operator_actions upkeep")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "ib_operator_actions upkeep failed; it runs again in ten minutes")
+                }
+            }
+        }
+        let view = inbox.journal().view(ACTIONS_SHOWN);
+        journaling.view.send_if_modified(|v| {
+            let changed = *v != view;
+            if changed {
+                *v = view;
+            }
+            changed
+        });
     }
 }
 
@@ -617,14 +715,15 @@ async fn run_job(name: &str, queue: &QueueHandle, jobs: &Jobs) -> CommandResult 
     }
 }
 
-async fn execute(
-    cmd: Command,
-    queue: &QueueHandle,
-    worker: &WorkerHandle,
-    gateway: &Gateway,
-    streaming: &Streaming,
-    shutdown: &Notify,
-) -> CommandResult {
+async fn execute(cmd: Command, services: &Services) -> CommandResult {
+    let Services {
+        queue,
+        worker,
+        gateway,
+        streaming,
+        shutdown,
+        ..
+    } = services;
     let by = Actor::Operator;
     match cmd {
         Command::Retry(ids) => summarize("retried", queue.change(ids, Change::Retry(by)).await?),

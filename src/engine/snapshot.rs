@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::journal::ActionEntry;
 use crate::gateway::FarmsView;
 use crate::queue::{Request, StatusCounts};
 
@@ -175,6 +176,10 @@ pub struct Snapshot {
     pub processing: Arc<[Arc<Request>]>,
     /// FAILED requests, newest first.
     pub failed: Arc<[Arc<Request>]>,
+    /// The latest SUCCESS requests, newest first (`counts.success` counts them all).
+    pub done: Arc<[Arc<Request>]>,
+    /// What operators did, newest first (`ib_operator_actions` and this console).
+    pub actions: Arc<[ActionEntry]>,
     pub lines: LineBudgetView,
     pub legs: Arc<[LegView]>,
     pub jobs: Arc<[JobView]>,
@@ -206,6 +211,8 @@ impl Snapshot {
             pending: Arc::from(Vec::new()),
             processing: Arc::from(Vec::new()),
             failed: Arc::from(Vec::new()),
+            done: Arc::from(Vec::new()),
+            actions: Arc::from(Vec::new()),
             lines: LineBudgetView::default(),
             legs: Arc::from(Vec::new()),
             jobs: Arc::from(Vec::new()),

@@ -2,6 +2,7 @@
 //! checked transitions, and the store that persists every change to Delta Lake.
 
 pub mod compact;
+pub mod ids;
 pub mod ingest;
 pub mod lease;
 pub mod lookup;

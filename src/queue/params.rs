@@ -311,6 +311,22 @@ fn fields(request_type: RequestType) -> &'static [(&'static str, Kind)] {
     }
 }
 
+/// The parameter names a request type takes, each with the kind of value it holds
+/// (`number`, `text`, `true or false`): what the console's `:enqueue --param` completes.
+pub fn names(request_type: RequestType) -> Vec<(&'static str, &'static str)> {
+    fields(request_type)
+        .iter()
+        .map(|(name, kind)| {
+            let kind = match kind {
+                Kind::Num => "number",
+                Kind::Str => "text",
+                Kind::Bool => "true or false",
+            };
+            (*name, kind)
+        })
+        .collect()
+}
+
 /// Old parameter names (of the system ibq replaced) and the field each stands for.
 const ALIASES: [(&str, &str); 3] = [
     ("dte", "target_dte"),

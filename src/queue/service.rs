@@ -58,16 +58,22 @@ pub struct QueueView {
     pub pending: Arc<[Arc<Request>]>,
     pub processing: Arc<[Arc<Request>]>,
     pub failed: Arc<[Arc<Request>]>,
+    /// The most recently finished SUCCESS requests, newest first, at most [`DONE_SHOWN`].
+    pub done: Arc<[Arc<Request>]>,
 }
 
+/// How many of the latest successes the view carries (the count of all is in `counts`).
+pub const DONE_SHOWN: usize = 500;
+
 impl QueueView {
-    fn of(state: &QueueState) -> Self {
+    pub fn of(state: &QueueState) -> Self {
         Self {
             generation: state.generation(),
             counts: state.counts(),
             pending: state.pending().cloned().collect(),
             processing: state.processing().cloned().collect(),
             failed: state.failed().cloned().collect(),
+            done: state.succeeded().take(DONE_SHOWN).cloned().collect(),
         }
     }
 }

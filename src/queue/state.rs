@@ -135,6 +135,8 @@ pub struct QueueState {
     pending: BTreeSet<OrderKey>,
     processing: BTreeSet<OrderKey>,
     failed: BTreeSet<(DateTime<Utc>, Uuid)>,
+    /// SUCCESS requests by the time they finished, for the console's done view.
+    succeeded: BTreeSet<(DateTime<Utc>, Uuid)>,
     /// PENDING requests held to a market-hours window other than `any`.
     windowed: HashSet<Uuid>,
     open: HashMap<DedupKey, Uuid>,
@@ -219,6 +221,11 @@ impl QueueState {
     /// FAILED requests, newest failure first.
     pub fn failed(&self) -> impl Iterator<Item = &Arc<Request>> + '_ {
         self.failed.iter().rev().map(|k| &self.requests[&k.1])
+    }
+
+    /// SUCCESS requests, the most recently finished first.
+    pub fn succeeded(&self) -> impl Iterator<Item = &Arc<Request>> + '_ {
+        self.succeeded.iter().rev().map(|k| &self.requests[&k.1])
     }
 
     /// The earliest time a PENDING request becomes due, if any is waiting on a backoff.
@@ -355,7 +362,10 @@ impl QueueState {
             Status::Failed => {
                 self.failed.remove(&(old.updated_at, old.request_id));
             }
-            Status::Success | Status::Cancelled => {}
+            Status::Success => {
+                self.succeeded.remove(&(old.updated_at, old.request_id));
+            }
+            Status::Cancelled => {}
         }
         if old.status.is_open() {
             let key = old.dedup_key();
@@ -380,7 +390,10 @@ impl QueueState {
             Status::Failed => {
                 self.failed.insert((r.updated_at, r.request_id));
             }
-            Status::Success | Status::Cancelled => {}
+            Status::Success => {
+                self.succeeded.insert((r.updated_at, r.request_id));
+            }
+            Status::Cancelled => {}
         }
         if r.status.is_open() {
             self.open.entry(r.dedup_key()).or_insert(r.request_id);
@@ -1234,6 +1247,31 @@ mod tests {
             later(t0(), Duration::seconds(1)),
             t0() + Duration::seconds(1)
         );
+    }
+
+    #[test]
+    fn successes_are_listed_most_recently_finished_first_and_leave_when_forgotten() {
+        let mut q = QueueState::new();
+        let ids: Vec<Uuid> = ["SPY", "QQQ", "IWM"]
+            .iter()
+            .map(|s| add(&mut q, new(RequestType::MarketBars, s, 2), t0()))
+            .collect();
+        for r in q.prepare_claim(3, "w", Duration::minutes(5), t0()) {
+            q.apply(r);
+        }
+        // They finish in the order QQQ, SPY, IWM.
+        for (i, id) in [ids[1], ids[0], ids[2]].into_iter().enumerate() {
+            let at = t0() + Duration::seconds(10 + i as i64);
+            let r = q.prepare_succeed(id, json!({"rows": i}), at).unwrap();
+            q.apply(r);
+        }
+        let shown: Vec<Uuid> = q.succeeded().map(|r| r.request_id).collect();
+        assert_eq!(shown, vec![ids[2], ids[0], ids[1]]);
+        assert_eq!(q.succeeded().count(), q.counts().success);
+        // A request that leaves SUCCESS (forgotten after archiving) leaves the list.
+        q.forget(&ids[0]);
+        let shown: Vec<Uuid> = q.succeeded().map(|r| r.request_id).collect();
+        assert_eq!(shown, vec![ids[2], ids[1]]);
     }
 
     #[test]

@@ -473,7 +473,14 @@ async fn finish(shared: &Shared, req: &Request, outcome: Outcome) {
         Outcome::Failed(_) => String::new(),
     };
     let (change, label) = match outcome {
-        Outcome::Done(data) => (Change::Succeed(data), "succeeded"),
+        Outcome::Done(mut data) => {
+            // How long the successful attempt ran, claim to result, for the done view.
+            let ran = (Utc::now() - req.updated_at).num_milliseconds().max(0);
+            if let Some(fields) = data.as_object_mut() {
+                fields.insert("duration_ms".into(), ran.into());
+            }
+            (Change::Succeed(data), "succeeded")
+        }
         Outcome::Failed(WorkError::ConnectionLost(m)) => {
             (Change::Release(format!("connection lost: {m}")), "released")
         }

@@ -168,9 +168,15 @@ fn signals(raw: &[u8]) -> Signals {
 
 /// Starts `ibq sim` as its own process on a free port; its address.
 fn spawn_sim() -> (std::process::Child, String) {
+    spawn_sim_with(&[])
+}
+
+/// `ibq sim` as its own process on a free port with more options (`--fail-next …`).
+pub fn spawn_sim_with(args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
     let mut child = std::process::Command::new(ibq_bin())
         .args(["sim", "--port", "0"])
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()

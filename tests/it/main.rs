@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bench_year;
+mod cmdline_pty;
 mod common;
 mod connlife;
 mod console_pty;

@@ -70,7 +70,13 @@ impl App {
             self.failed
                 .draw(frame, f, &view, self.focus == PaneId::Failed);
             self.legs.draw(frame, l, &view, self.focus == PaneId::Legs);
-            self.logs.draw(frame, g, &view, self.focus == PaneId::Logs);
+            // Logs, done and actions share a place: the one focused last shows.
+            let side: &dyn Component = match self.side_shown() {
+                PaneId::Done => &self.done,
+                PaneId::Actions => &self.actions,
+                _ => &self.logs,
+            };
+            side.draw(frame, g, &view, self.focus == self.side_shown());
             self.schedule
                 .draw(frame, s, &view, self.focus == PaneId::Schedule);
         } else {
@@ -84,6 +90,8 @@ impl App {
                 PaneId::Legs => &self.legs,
                 PaneId::Logs => &self.logs,
                 PaneId::Schedule => &self.schedule,
+                PaneId::Done => &self.done,
+                PaneId::Actions => &self.actions,
             };
             c.draw(frame, body, &view, true);
         }
@@ -101,8 +109,14 @@ impl App {
                 alert,
             );
         }
-        self.draw_status(frame, status);
+        match &self.cmdline {
+            Some(line) => line.draw_line(frame, status, theme, &self.cmdline_hint()),
+            None => self.draw_status(frame, status),
+        }
         self.draw_popup(frame, main);
+        if let Some(line) = &self.cmdline {
+            line.draw_menu(frame, main, theme);
+        }
         scrub(frame.buffer_mut());
     }
 
@@ -121,8 +135,10 @@ impl App {
                         PaneId::Legs => Some(snap.legs.len()),
                         PaneId::Logs => None,
                         PaneId::Schedule => Some(snap.jobs.len()),
+                        // The header counts the successes; what the pane holds is its list.
+                        PaneId::Done | PaneId::Actions => None,
                     };
-                    let title = if short { &p.title()[..4] } else { p.title() };
+                    let title = if short { p.short() } else { p.title() };
                     let text = match n {
                         Some(n) => format!(" {} {title} {} ", i + 1, crate::console::fmt::count(n)),
                         None => format!(" {} {title} ", i + 1),
@@ -131,15 +147,20 @@ impl App {
                 })
                 .collect()
         };
-        let width = |t: &[(PaneId, String, Option<usize>)]| {
+        let width = |t: &[(PaneId, String, Option<usize>)], gap: usize| {
             t.iter()
-                .map(|(_, s, _)| s.chars().count() + 1)
+                .map(|(_, s, _)| s.chars().count() + gap)
                 .sum::<usize>()
         };
-        // Titles shorten (`Proc`, `Sche`) rather than the last tabs fall off the edge.
+        // Titles shorten (`Proc`, `Sche`), then the gaps between tabs go, rather than the
+        // last tabs fall off the edge.
         let mut all = tabs(false);
-        if width(&all) > area.width as usize {
+        let mut gap = 1;
+        if width(&all, gap) > area.width as usize {
             all = tabs(true);
+        }
+        if width(&all, gap) > area.width as usize {
+            gap = 0;
         }
         let mut spans = Vec::new();
         for (p, text, n) in all {
@@ -152,7 +173,7 @@ impl App {
                 style = style.patch(theme.selected()).patch(theme.title());
             }
             spans.push(Span::styled(text, style));
-            spans.push(Span::raw(" "));
+            spans.push(Span::raw(" ".repeat(gap)));
         }
         frame.render_widget(Paragraph::new(Line::from(spans)), area);
     }
@@ -215,20 +236,32 @@ impl App {
                 (Filter, "filter"),
             ],
             PaneId::Schedule => &[(Details, "day"), (RunJobNow, "run now")],
+            PaneId::Done => &[(Details, "details"), (Filter, "filter"), (Copy, "copy id")],
+            PaneId::Actions => &[(Details, "details"), (Filter, "filter"), (Copy, "copy ids")],
         };
+        // Every pane ends with the command line, shown where there is room.
         items
             .iter()
+            .chain(&[(CommandLine, "command")])
             .filter_map(|(a, label)| Some(format!("{} {label}", self.pane_keys(pane, *a)?)))
             .collect()
     }
 
     fn draw_status(&self, frame: &mut Frame, area: Rect) {
         let theme = self.theme;
-        let hint = format!(
+        let mut hint = format!(
             "{} help · {} quit ",
             self.keys(Context::Global, Action::Help),
             self.keys(Context::Global, Action::Quit)
         );
+        // A message the row cannot hold beside the hint takes the whole row.
+        let text_width = self
+            .status
+            .as_ref()
+            .map_or(0, |s| s.text.chars().count() + 2);
+        if text_width + hint.chars().count() + 1 > area.width as usize {
+            hint.clear();
+        }
         let [left, _, right] = Layout::horizontal([
             Constraint::Min(10),
             Constraint::Length(1),

@@ -117,6 +117,10 @@ impl App {
         let snap = self.snap.clone();
         if pane == PaneId::Logs {
             self.logs.filter = text.trim().to_ascii_lowercase();
+        } else if pane == PaneId::Done {
+            self.done.set_filter(text, &snap);
+        } else if pane == PaneId::Actions {
+            self.actions.set_filter(text, &snap);
         } else if let Some(q) = self.queue_mut(pane) {
             q.set_filter(text, &snap);
         }

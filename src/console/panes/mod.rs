@@ -1,8 +1,11 @@
 //! The panes: each draws itself from `&self` and the snapshot, and handles the actions that
 //! only concern itself (movement, marking); the `App` handles the ones that send commands.
 
+pub mod actions;
+pub mod done;
 pub mod header;
 pub mod legs;
+pub mod list;
 pub mod logs;
 pub mod queue;
 pub mod schedule;

@@ -14,7 +14,7 @@ use crate::console::fmt;
 use crate::console::logs::LogLine;
 use crate::console::panes::legs::{describe, state_text, tick_age};
 use crate::console::panes::View;
-use crate::engine::{JobView, LegView};
+use crate::engine::{ActionEntry, JobView, LegView};
 use crate::queue::params::{taken_as, Params};
 use crate::queue::Request;
 use crate::text::Clean;
@@ -36,6 +36,8 @@ pub enum DetailBody {
     Log(LogLine),
     /// A scheduler job's day: every slot today and how it went.
     JobDay(JobView),
+    /// What an operator did (the actions pane).
+    Action(ActionEntry),
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +300,7 @@ impl Detail {
             DetailBody::Leg(l) => Self::leg_lines(view, l),
             DetailBody::Log(l) => Self::log_lines(view, l),
             DetailBody::JobDay(j) => crate::console::panes::schedule::day_lines(j, view),
+            DetailBody::Action(e) => crate::console::panes::actions::detail_lines(e, view),
         }
     }
 
@@ -314,6 +317,7 @@ impl Detail {
             DetailBody::Leg(l) => format!("leg {}", l.conid),
             DetailBody::Log(l) => format!("log line {}", l.seq),
             DetailBody::JobDay(j) => format!("{} · today", j.name),
+            DetailBody::Action(e) => format!("action · {}", e.summary()),
         };
         let width = popup.width.saturating_sub(2);
         self.width.set(width);

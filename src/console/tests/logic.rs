@@ -335,9 +335,11 @@ fn pause_toggles_by_the_worker_state_and_panes_switch() {
     assert_eq!(app.focus, PaneId::Processing);
     app.on_key(&key(KeyCode::BackTab));
     app.on_key(&key(KeyCode::BackTab));
-    assert_eq!(app.focus, PaneId::Schedule);
+    assert_eq!(app.focus, PaneId::Actions);
     app.on_key(&key(KeyCode::BackTab));
-    assert_eq!(app.focus, PaneId::Logs);
+    assert_eq!(app.focus, PaneId::Done);
+    app.on_key(&key(KeyCode::BackTab));
+    assert_eq!(app.focus, PaneId::Schedule);
     press(&mut app, "C");
     press(&mut app, "y");
     assert!(matches!(
@@ -458,5 +460,5 @@ fn y_copies_ids_or_conids_and_capital_y_the_show_commands() {
     assert!(text.parse::<i32>().is_ok(), "{text}");
     press(&mut app, "Y");
     assert!(app.take_clipboard().is_none());
-    assert!(app.status.as_ref().unwrap().text.contains("queue panes"));
+    assert!(app.status.as_ref().unwrap().text.contains("request panes"));
 }

@@ -2,10 +2,12 @@
 
 mod bulk;
 mod checks;
+mod cmdline;
 mod hostile;
 mod logic;
 mod render;
 mod render_bulk;
+mod views;
 
 use std::sync::Arc;
 

@@ -16,14 +16,18 @@ use crate::queue::Status;
 const SIZES: [(u16, u16); 3] = [(80, 24), (120, 40), (200, 60)];
 
 /// The picture at every size, each checked by [`super::checks::check_cuts`]: the panes
-/// as drawn without the popup, and the popup on its own (the cells it changed), so a
-/// pane's text the popup covers is not taken for a cut.
+/// as drawn without the popup (or the command line's menu), and the popup on its own (the
+/// cells it changed), so a pane's text the popup covers is not taken for a cut.
 pub(super) fn snap_all(name: &str, app: &mut App) {
     for (w, h) in SIZES {
         let buf = buffer(app, w, h);
         let popup = app.popup.take();
+        let menu = app.cmdline.as_mut().and_then(|l| l.menu.take());
         let panes = buffer(app, w, h);
         app.popup = popup;
+        if let Some(line) = app.cmdline.as_mut() {
+            line.menu = menu;
+        }
         super::checks::check_cuts(app, &panes);
         let mut over = buf.clone();
         for (cell, under) in over.content.iter_mut().zip(panes.content()) {
