@@ -87,8 +87,14 @@ impl PaneId {
     /// The title in four letters, for tabs on a narrow screen.
     pub fn short(self) -> &'static str {
         match self {
+            PaneId::Pending => "Pend",
+            PaneId::Processing => "Proc",
+            PaneId::Failed => "Fail",
+            PaneId::Legs => "Legs",
+            PaneId::Logs => "Logs",
+            PaneId::Schedule => "Sched",
+            PaneId::Done => "Done",
             PaneId::Actions => "Acts",
-            p => &p.title()[..4],
         }
     }
 

@@ -152,7 +152,7 @@ impl App {
                 .map(|(_, s, _)| s.chars().count() + gap)
                 .sum::<usize>()
         };
-        // Titles shorten (`Proc`, `Sche`), then the gaps between tabs go, rather than the
+        // Titles shorten (`Proc`, `Sched`), then the gaps between tabs go, rather than the
         // last tabs fall off the edge.
         let mut all = tabs(false);
         let mut gap = 1;
