@@ -4,9 +4,20 @@
 /// The cause of a failure: `IB <code> <message>` with every other number, conid and id
 /// masked as `#`, spacing folded. An error that names no IB code keeps its text, masked.
 pub fn cause(error: &str) -> String {
+    cause_for(error, "")
+}
+
+/// The cause of a request's failure: [`cause`], with the request's own symbol masked in the
+/// message too (`No security definition has been found for <symbol>`), so one refusal of
+/// many symbols is one group. The IB code before the message is never taken for a symbol.
+pub fn cause_of(r: &crate::queue::Request) -> String {
+    cause_for(r.error_message.as_deref().unwrap_or_default(), &r.symbol)
+}
+
+fn cause_for(error: &str, symbol: &str) -> String {
     let text = error.trim();
     let (code, rest) = ib_code(text).unwrap_or((None, text));
-    let masked = mask(rest);
+    let masked = mask(&mask_symbol(rest, symbol));
     match code {
         Some(c) if masked.is_empty() => format!("IB {c}"),
         Some(c) => format!("IB {c} {masked}"),
@@ -35,6 +46,26 @@ fn ib_code(text: &str) -> Option<(Option<&str>, &str)> {
         None => return None,
     };
     Some((Some(&s[..digits]), rest.trim_start()))
+}
+
+/// Replaces each whole-word `symbol` in `text` by `<symbol>`.
+fn mask_symbol(text: &str, symbol: &str) -> String {
+    if symbol.is_empty() {
+        return text.to_string();
+    }
+    let word = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(symbol) {
+        let (before, after) = (&rest[..i], &rest[i + symbol.len()..]);
+        let alone = !before.chars().next_back().is_some_and(word)
+            && !after.chars().next().is_some_and(|c| word(c) && c != '.');
+        out.push_str(before);
+        out.push_str(if alone { "<symbol>" } else { symbol });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Replaces each word holding a digit (a number, a conid, a UUID, a time) by `#`, and folds
@@ -82,13 +113,15 @@ pub struct Group<T> {
     pub members: Vec<T>,
 }
 
-/// Groups `(item, error)` pairs by cause: the largest group first, ties in the order each
-/// cause first appears. Members keep the order given.
-pub fn group<'a, T>(items: impl IntoIterator<Item = (T, &'a str)>) -> Vec<Group<T>> {
+/// Groups `(item, request)` pairs by the request's cause ([`cause_of`]): the largest group
+/// first, ties in the order each cause first appears. Members keep the order given.
+pub fn group<'a, T>(
+    items: impl IntoIterator<Item = (T, &'a crate::queue::Request)>,
+) -> Vec<Group<T>> {
     let mut groups: Vec<Group<T>> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (item, error) in items {
-        let c = cause(error);
+    for (item, request) in items {
+        let c = cause_of(request);
         match index.get(&c) {
             Some(&i) => groups[i].members.push(item),
             None => {
@@ -160,6 +193,17 @@ mod tests {
         assert_eq!(cause("IBM 5 refused"), "IBM # refused");
     }
 
+    fn failed(symbol: &str, error: &str) -> crate::queue::Request {
+        let mut r = crate::console::sample::request(
+            0,
+            crate::queue::Status::Failed,
+            crate::console::sample::t0(),
+        );
+        r.symbol = symbol.into();
+        r.error_message = Some(error.into());
+        r
+    }
+
     #[test]
     fn groups_count_their_rows_largest_first_in_order() {
         let errors = [
@@ -170,7 +214,8 @@ mod tests {
             "IB 162: no data for conid 2",
             "IB 354: Requested market data is not subscribed",
         ];
-        let groups = group(errors.iter().enumerate().map(|(i, e)| (i, *e)));
+        let rows: Vec<_> = errors.iter().map(|e| failed("SPY", e)).collect();
+        let groups = group(rows.iter().enumerate());
         let shown: Vec<(String, Vec<usize>)> = groups
             .iter()
             .map(|g| (label(g), g.members.clone()))
@@ -189,6 +234,41 @@ mod tests {
                 ),
             ]
         );
-        assert!(group(Vec::<(usize, &str)>::new()).is_empty());
+        assert!(group(Vec::<(usize, &crate::queue::Request)>::new()).is_empty());
+    }
+
+    #[test]
+    fn the_same_refusal_of_several_symbols_is_one_cause() {
+        let rows = [
+            failed(
+                "TSLA",
+                "IB error 200: No security definition has been found for TSLA",
+            ),
+            failed(
+                "BRK.B",
+                "IB error 200: No security definition has been found for BRK.B",
+            ),
+            failed(
+                "IB",
+                "IB error 200: No security definition has been found for IB.",
+            ),
+            // Not a whole word: another symbol's name inside a word stays.
+            failed(
+                "ES",
+                "IB error 200: No security definition has been found for ESTC",
+            ),
+        ];
+        let causes: Vec<String> = rows.iter().map(cause_of).collect();
+        let want = "IB 200 No security definition has been found for <symbol>";
+        assert_eq!(causes[0], want);
+        assert_eq!(causes[1], want);
+        assert_eq!(causes[2], format!("{want}."));
+        assert_eq!(
+            causes[3],
+            "IB 200 No security definition has been found for ESTC"
+        );
+        let groups = group(rows[..2].iter().enumerate());
+        assert_eq!(groups.len(), 1);
+        assert_eq!(label(&groups[0]), format!("{want} ×2"));
     }
 }

@@ -145,10 +145,7 @@ impl QueuePane {
             return false;
         };
         let rows = self.kind.rows(snap);
-        let Some(cause) = rows
-            .get(members[0] as usize)
-            .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()))
-        else {
+        let Some(cause) = rows.get(members[0] as usize).map(|r| causes::cause_of(r)) else {
             return false;
         };
         if !self.expanded.remove(&cause) {
@@ -338,15 +335,7 @@ impl QueuePane {
             Some(ix) => Box::new(ix.iter().copied()),
             None => Box::new(0..rows.len() as u32),
         };
-        let groups = causes::group(shown.map(|j| {
-            (
-                j,
-                rows[j as usize]
-                    .error_message
-                    .as_deref()
-                    .unwrap_or_default(),
-            )
-        }));
+        let groups = causes::group(shown.map(|j| (j, &*rows[j as usize])));
         let mut lines = Vec::with_capacity(groups.len());
         for g in groups {
             let open = self.expanded.contains(&g.cause);

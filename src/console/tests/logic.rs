@@ -392,7 +392,7 @@ fn the_failed_pane_groups_by_cause_expands_and_marks_whole_groups() {
         .snap
         .failed
         .iter()
-        .map(|r| crate::console::causes::cause(r.error_message.as_deref().unwrap()))
+        .map(|r| crate::console::causes::cause_of(r))
         .collect();
     assert!(causes.len() < total, "the sample repeats a cause");
     // Grouping is for the failed pane only.

@@ -193,7 +193,7 @@ impl QueuePane {
         let all_marked = members.iter().all(|r| self.marks.contains(&r.request_id));
         let cause = members
             .first()
-            .map(|r| causes::cause(r.error_message.as_deref().unwrap_or_default()))
+            .map(|r| causes::cause_of(r))
             .unwrap_or_default();
         let open = self.expanded.contains(&cause);
         let mut symbols: Vec<&str> = Vec::new();
