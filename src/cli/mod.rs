@@ -226,6 +226,8 @@ pub mod bench;
 pub mod bench_restarts;
 pub mod bench_year;
 pub mod bench_year_build;
+mod bench_year_rows;
+mod bench_year_time;
 pub mod console;
 pub mod debug;
 pub mod legs;

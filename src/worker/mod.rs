@@ -17,6 +17,7 @@ pub mod ib;
 pub mod market_data;
 pub mod memo;
 pub mod results;
+pub mod written;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
