@@ -36,8 +36,8 @@ pub fn earliest_write(created_at: DateTime<Utc>, now: DateTime<Utc>) -> DateTime
 }
 
 /// Whether a file may hold rows written at or after `since`: not when its statistics say
-/// its newest write time is earlier (Delta keeps them to the millisecond, so that bound is
-/// widened by one), nor when the table is partitioned by the write day and the file's day
+/// its newest write time is earlier (Delta keeps them cut to the millisecond, so the newest
+/// may be up to a millisecond later than stated), nor when the table is partitioned by the write day and the file's day
 /// is earlier. Without either, it may.
 pub fn may_hold_since(
     file: &DataFile,
@@ -55,7 +55,7 @@ pub fn may_hold_since(
                 .map(|t| t.with_timezone(&Utc))
         });
     if let Some(newest) = newest {
-        return newest + Duration::milliseconds(1) >= since;
+        return newest + Duration::milliseconds(1) > since;
     }
     if by_write_day {
         let day = file

@@ -26,7 +26,11 @@ fn blocks(heading: &str, lang: &str) -> Vec<String> {
         .find(heading)
         .unwrap_or_else(|| panic!("{heading} in TABLES.md"));
     let rest = &doc[start + heading.len()..];
-    let end = rest.find("\n#").unwrap_or(rest.len());
+    let end = ["\n## ", "\n### "]
+        .iter()
+        .filter_map(|h| rest.find(h))
+        .min()
+        .unwrap_or(rest.len());
     let section = &rest[..end];
     let mut out = Vec::new();
     let fence = format!("```{lang}\n");
@@ -152,33 +156,61 @@ async fn one_day_of_history_by_python_polars_and_duckdb() {
             .remove(0)
             .unwrap();
     }
+    // One more made and cancelled the day before: history holds two days.
+    let before = Utc::now() - Duration::days(1);
+    let id = store
+        .enqueue_many_at(
+            vec![NewRequest {
+                request_type: RequestType::MarketBars,
+                symbol: "DIA".into(),
+                priority: Priority::NORMAL,
+                parameters: json!({}),
+                changed_by: Actor::Operator,
+                schedule_key: None,
+                during: Default::default(),
+            }],
+            before,
+        )
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap()
+        .request()
+        .request_id;
+    store
+        .change_each(&[id], |q, id| q.prepare_cancel(id, Actor::Operator, before))
+        .await
+        .unwrap()
+        .remove(0)
+        .unwrap();
     store.compact().await.unwrap();
     drop(store);
     let today = ibq::market::calendar::new_york_date(Utc::now());
     let table = lake.join("ib_request_queue_history").display().to_string();
     let doc_path = "data/lake/ib_request_queue_history";
     let dated = |s: &str| {
-        s.replace(doc_path, &table)
-            .replace("2026-11-24", &today.to_string())
-            .replace(
-                "datetime.date(2026, 11, 24)",
-                &format!(
-                    "datetime.date({}, {}, {})",
-                    chrono::Datelike::year(&today),
-                    chrono::Datelike::month(&today),
-                    chrono::Datelike::day(&today)
-                ),
-            )
+        s.replace("2026-11-24", &today.to_string()).replace(
+            "datetime.date(2026, 11, 24)",
+            &format!(
+                "datetime.date({}, {}, {})",
+                chrono::Datelike::year(&today),
+                chrono::Datelike::month(&today),
+                chrono::Datelike::day(&today)
+            ),
+        )
     };
     let heading = "Reading one day of history";
     let py = blocks(heading, "python");
     assert_eq!(py.len(), 2, "the deltalake and the polars recipe");
     let out = python(&format!(
         "{}\nprint(day.num_rows, len(files))\n",
-        dated(&py[0])
+        dated(&py[0]).replace(doc_path, &table)
     ));
     assert_eq!(out.trim(), "3 1", "deltalake: {out}");
-    let out = python(&format!("{}\nprint(day.height)\n", dated(&py[1])));
+    let out = python(&format!(
+        "{}\nprint(day.height)\n",
+        dated(&py[1]).replace(doc_path, &table)
+    ));
     assert_eq!(out.trim(), "3", "polars: {out}");
     let sql = blocks(heading, "sql");
     assert_eq!(sql.len(), 1);
