@@ -751,18 +751,36 @@ impl LakeTable {
         retention: chrono::Duration,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, LakeError> {
-        let (table, metrics) = self
-            .table
-            .clone()
-            .vacuum()
-            .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .with_clock(Arc::new(At(now.timestamp_millis())))
+        let vacuum = |dry_run: bool| {
+            self.table
+                .clone()
+                .vacuum()
+                .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_clock(Arc::new(At(now.timestamp_millis())))
+                .with_dry_run(dry_run)
+        };
+        // A removal stays listed in the log (and its checkpoints) for days after its file
+        // is gone, and Delta's vacuum commits twice (start, end) whenever it lists any file
+        // to delete, gone or not: an hourly upkeep would add two commits an hour to every
+        // table. So it runs only when a file it would delete is still on disk.
+        let (_, plan) = vacuum(true)
+            .await
+            .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
+        let on_disk = plan
+            .files_deleted
+            .iter()
+            .filter(|f| self.path.join(f.as_str()).exists())
+            .count();
+        if on_disk == 0 {
+            return Ok(0);
+        }
+        let (table, _) = vacuum(false)
             .await
             .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
         self.table = table;
-        Ok(metrics.files_deleted.len())
+        Ok(on_disk)
     }
 
     /// Deletes `_delta_log` entries (commits and checkpoints) written more than `retention`
