@@ -33,7 +33,7 @@ impl SetClock {
     pub fn new(at: DateTime<Utc>) -> Self {
         Self(Mutex::new(Settings {
             now: at,
-            log: vec![(SystemTime::now(), at)],
+            log: vec![(settled_now(), at)],
         }))
     }
 
@@ -41,15 +41,44 @@ impl SetClock {
         let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if s.now != at {
             s.now = at;
-            s.log.push((SystemTime::now(), at));
+            s.log.push((settled_now(), at));
         }
     }
 
-    /// The moment the clock showed at wall time `wall` (its earliest setting before any).
+    /// The moment the clock showed when a file got the modification time `wall`: the
+    /// setting made before it (its earliest setting before any).
     fn moment_at(log: &[(SystemTime, DateTime<Utc>)], wall: SystemTime) -> Option<DateTime<Utc>> {
-        let i = log.partition_point(|(w, _)| *w <= wall);
+        let i = log.partition_point(|(w, _)| *w < wall);
         log.get(i.saturating_sub(1)).map(|(_, at)| *at)
     }
+}
+
+/// The wall time now, returned once the file system's clock has passed it: a file
+/// system stamps files from a coarse clock that lags the precise one by up to a tick, so
+/// without the wait a file written just after a setting could look older than it. After
+/// it, every file written before carries a time at or before the returned one, every file
+/// written after a later time.
+fn settled_now() -> SystemTime {
+    let t = SystemTime::now();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(50);
+    while coarse_now().is_some_and(|c| c <= t) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    t
+}
+
+/// The coarse real-time clock file systems stamp files from (Linux).
+fn coarse_now() -> Option<SystemTime> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to write.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    (rc == 0).then(|| {
+        SystemTime::UNIX_EPOCH
+            + std::time::Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32)
+    })
 }
 
 impl Clock for SetClock {
@@ -77,13 +106,13 @@ impl Stamper {
     /// Stamps every file under `root` modified (on the wall clock) since the last pass with
     /// the moment `clock` showed when it was written. Returns how many files it stamped.
     pub fn stamp(&mut self, root: &Path, clock: &SetClock) -> anyhow::Result<usize> {
-        let started = SystemTime::now();
+        let started = settled_now();
         let log = {
             let mut s = clock.0.lock().unwrap_or_else(|p| p.into_inner());
             let log = s.log.clone();
             // Keep the current setting: files written from now on were written at it.
             let last = *s.log.last().expect("the clock has a setting");
-            s.log = vec![(started, last.1)];
+            s.log = vec![last];
             log
         };
         let mut n = 0;
@@ -93,7 +122,7 @@ impl Stamper {
                 continue;
             }
             let modified = entry.metadata()?.modified()?;
-            if modified < self.last_pass {
+            if modified <= self.last_pass {
                 continue;
             }
             let Some(at) = SetClock::moment_at(&log, modified) else {

@@ -8,10 +8,9 @@
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::New_York;
 use ibq::config::QueueConfig;
-use ibq::lake::columns::BatchBuilder;
 use ibq::queue::store::QueueStore;
 use ibq::queue::{Actor, NewRequest, Priority, RequestType};
-use ibq::worker::results::{ResultTables, OPTION_SNAPSHOTS, OPTION_SNAPSHOT_COLUMNS};
+use ibq::worker::results::{ResultTables, OPTION_SNAPSHOTS};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -67,21 +66,7 @@ fn at(d: NaiveDate, h: u32) -> DateTime<Utc> {
 }
 
 fn chain(t: DateTime<Utc>, n: usize) -> deltalake::arrow::array::RecordBatch {
-    let mut b = BatchBuilder::new(OPTION_SNAPSHOT_COLUMNS)
-        .utf8(vec![Some(Uuid::new_v4().to_string()); n])
-        .timestamp(vec![Some(t); n])
-        .utf8(vec![Some("SPY"); n])
-        .f64(vec![Some(600.0); n])
-        .i64((0..n).map(|i| Some(1000 + i as i64)))
-        .utf8(vec![Some("SPY 261218C00600000"); n])
-        .utf8(vec![Some("20261218"); n])
-        .i64(vec![Some(30); n])
-        .f64(vec![Some(600.0); n])
-        .utf8(vec![Some("C"); n]);
-    for _ in 0..12 {
-        b = b.f64(vec![Some(1.5); n]);
-    }
-    b.i64(vec![Some(1); n]).finish()
+    crate::common::option_rows(Uuid::new_v4(), t, 1000, n)
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use ibq::queue::{Enqueued, RequestType, Status};
 use ibq::sim::{SimConfig, Simulator};
 use ibq::worker::results::{
     ResultTables, FUTURES_SNAPSHOTS, FUTURES_SNAPSHOT_COLUMNS, MARKET_BARS, MARKET_BAR_COLUMNS,
-    OPTION_SNAPSHOTS, OPTION_SNAPSHOT_COLUMNS,
+    OPTION_SNAPSHOTS,
 };
 use ibq::worker::written::earliest_write;
 use serde_json::json;
@@ -47,21 +47,7 @@ fn futures_row(id: Uuid, t: DateTime<Utc>) -> RecordBatch {
 }
 
 fn option_rows(id: Uuid, t: DateTime<Utc>, n: usize) -> RecordBatch {
-    let mut b = BatchBuilder::new(OPTION_SNAPSHOT_COLUMNS)
-        .utf8(vec![Some(id.to_string()); n])
-        .timestamp(vec![Some(t); n])
-        .utf8(vec![Some("SPY"); n])
-        .f64(vec![Some(600.0); n])
-        .i64((0..n).map(|i| Some(600_000 + i as i64)))
-        .utf8(vec![Some("SPY 261218C00600000"); n])
-        .utf8(vec![Some("20261218"); n])
-        .i64(vec![Some(30); n])
-        .f64(vec![Some(600.0); n])
-        .utf8(vec![Some("C"); n]);
-    for _ in 0..12 {
-        b = b.f64(vec![Some(1.5); n]);
-    }
-    b.i64(vec![Some(1); n]).finish()
+    crate::common::option_rows(id, t, 600_000, n)
 }
 
 /// Daily bars of `days` for `id`, written at `written`.
