@@ -79,9 +79,15 @@ pub enum BenchWhat {
         /// Seconds `ibq run` runs on each lake while its peak memory is read.
         #[arg(long, default_value_t = 10)]
         session_secs: u64,
-        /// 0: commits as the engine makes them. W > 0: what falls due within W seconds
-        /// shares commits (same rows, fewer commits), to build many days faster.
-        #[arg(long, default_value_t = 0)]
+        /// The last days written with the engine's own commits (and its hourly upkeep);
+        /// the days before them are written in fewer commits (see --commit-window) with one
+        /// upkeep a day, which leaves the same lake once the upkeep has passed over them
+        /// (docs/TABLES.md, The year benchmark).
+        #[arg(long, default_value_t = 7)]
+        exact_days: usize,
+        /// For the days before the last --exact-days: what falls due within this many
+        /// seconds shares one commit per table (the same rows in fewer commits).
+        #[arg(long, default_value_t = 3600)]
         commit_window: u64,
     },
     /// Renders the full console with a large queue and a log flood.
@@ -220,8 +226,20 @@ pub async fn run(
             days,
             json,
             session_secs,
+            exact_days,
             commit_window,
-        } => super::bench_year::year(config, days, json, lake, session_secs, commit_window).await,
+        } => {
+            super::bench_year::year(
+                config,
+                days,
+                json,
+                lake,
+                session_secs,
+                commit_window,
+                exact_days,
+            )
+            .await
+        }
         BenchWhat::Queue {
             requests,
             baseline_requests,

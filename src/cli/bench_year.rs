@@ -9,7 +9,7 @@ use chrono::{NaiveDate, NaiveTime, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use super::bench_year_build::{build, trading_days_before, Built};
+use super::bench_year_build::{build, trading_days_before, Built, Plan};
 use crate::config::Config;
 use crate::market::calendar::{new_york_date, new_york_instant, MarketCalendar};
 use crate::queue::params::DerivedStatsParams;
@@ -27,12 +27,21 @@ pub struct TableFigures {
     /// Files and bytes of `_delta_log`.
     pub log_files: usize,
     pub log_bytes: u64,
+    /// Bytes of the files the table removed in the 24 hours before the lake's moment (one
+    /// day's churn), from the removals its log keeps.
+    pub churn_24h_bytes: u64,
+    /// Seconds to open the table and list its files through `deltalake`, median of three.
+    pub open_s: f64,
 }
 
 /// The figures of one lake.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figures {
     pub days: usize,
+    /// The last days written at the engine's commit sizes (the earlier ones grouped).
+    pub exact_days: usize,
+    /// Hourly upkeeps the build ran, as the engine would have.
+    pub upkeeps: usize,
     pub requests: usize,
     pub build_s: f64,
     pub queue_commits: i64,
@@ -54,12 +63,17 @@ pub async fn year(
     lake: Option<&Path>,
     session_secs: u64,
     window_secs: u64,
+    exact_days: usize,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(days >= 1, "--days must be at least 1");
+    anyhow::ensure!(
+        window_secs >= 1 || exact_days >= days,
+        "--commit-window must be at least 1 second for the days before the last --exact-days"
+    );
     let window_secs = i64::try_from(window_secs)
         .ok()
         .filter(|w| *w <= 86_400)
-        .ok_or_else(|| anyhow::anyhow!("--commit-window must be 0 to 86400 seconds"))?;
+        .ok_or_else(|| anyhow::anyhow!("--commit-window must be 1 to 86400 seconds"))?;
     let work = super::bench::tempfile_dir()?;
     let root = match lake {
         Some(dir) => {
@@ -73,19 +87,45 @@ pub async fn year(
         }
         None => work.join("year"),
     };
-    let outcome = run_both(config, days, &root, &work, session_secs, window_secs).await;
+    let load_before = load_average();
+    let outcome = run_both(
+        config,
+        days,
+        &root,
+        &work,
+        session_secs,
+        window_secs,
+        exact_days,
+    )
+    .await;
     std::fs::remove_dir_all(&work).ok();
     let (year, day) = outcome?;
+    let load = (load_before, load_average());
     if json {
         let mut v = serde_json::to_value(&year)?;
         v["commit_window_s"] = serde_json::json!(window_secs);
+        v["load_average"] = serde_json::json!({"before": load.0, "after": load.1});
         v["baseline"] = serde_json::to_value(&day)?;
         v["lake"] = serde_json::json!(lake.map(|p| p.display().to_string()));
         println!("{}", serde_json::to_string(&v)?);
     } else {
         print!("{}", render(&year, &day));
+        println!(
+            "\nload average (1 min) {:.1} before, {:.1} after; {} cores",
+            load.0,
+            load.1,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
     }
     Ok(())
+}
+
+/// The machine's one-minute load average, from `/proc/loadavg` (0 where there is none).
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0.0)
 }
 
 async fn run_both(
@@ -95,9 +135,12 @@ async fn run_both(
     work: &Path,
     session_secs: u64,
     window_secs: i64,
+    exact_days: usize,
 ) -> anyhow::Result<(Figures, Figures)> {
     let calendar = MarketCalendar::from_config(&config.scheduler);
-    let today = new_york_date(Utc::now());
+    // Both lakes are left as the engine would leave them now, after their days.
+    let until = Utc::now();
+    let today = new_york_date(until);
     let all = trading_days_before(today, days, &calendar);
     let last = *all
         .last()
@@ -112,14 +155,20 @@ async fn run_both(
 
     let baseline_root = work.join("one-day");
     eprintln!("building 1 day ({last})…");
-    let one = build(&baseline_root, config, &all[all.len() - 1..], window_secs).await?;
+    let plan = |days: &[NaiveDate]| Plan {
+        days: days.to_vec(),
+        exact_days,
+        window_secs,
+        until,
+    };
+    let one = build(&baseline_root, config, &plan(&all[all.len() - 1..])).await?;
     eprintln!("  {:.1} s", one.secs);
     eprintln!(
         "building {days} days ({} to {last}) in {}…",
         all[0],
         root.display()
     );
-    let many = build(root, config, &all, window_secs).await?;
+    let many = build(root, config, &plan(&all)).await?;
     eprintln!("  {:.1} s", many.secs);
     let day = measure(
         config,
@@ -144,13 +193,15 @@ async fn measure(
     session_secs: u64,
     built: &Built,
 ) -> anyhow::Result<Figures> {
-    let tables = table_figures(root).await?;
+    let tables = table_figures(root, built.until).await?;
     let startup_s = startup(config, root).await?;
     let derived_stats_s = derived_stats(root, day).await?;
     let q = day_query(root, day).await?;
     let peak_rss_mb = session_peak_rss(root, work, session_at, session_secs).await?;
     Ok(Figures {
         days: built.days,
+        exact_days: built.exact_days,
+        upkeeps: built.upkeeps,
         requests: built.requests,
         build_s: built.secs,
         queue_commits: built.queue_commits,
@@ -208,8 +259,12 @@ async fn startup(base: &Config, root: &Path) -> anyhow::Result<f64> {
 async fn derived_stats(root: &Path, day: NaiveDate) -> anyhow::Result<f64> {
     let results = ResultTables::new(root.to_path_buf());
     let nobody = uuid::Uuid::nil();
-    results.already_written(MARKET_BARS, nobody).await?;
-    results.already_written(OPTION_SNAPSHOTS, nobody).await?;
+    results
+        .already_written(MARKET_BARS, nobody, Utc::now())
+        .await?;
+    results
+        .already_written(OPTION_SNAPSHOTS, nobody, Utc::now())
+        .await?;
     let mut secs = Vec::new();
     for _ in 0..3 {
         let new = NewRequest {
@@ -347,8 +402,12 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<(String, u64)>> {
 
 /// Live and removed data files and log size of every table of the lake: live files are the
 /// ones the newest version lists, removed ones are data files still on disk that it does
-/// not list.
-async fn table_figures(root: &Path) -> anyhow::Result<BTreeMap<String, TableFigures>> {
+/// not list; with one day's churn (what it removed in the 24 hours before `at`) and the
+/// time to open it.
+async fn table_figures(
+    root: &Path,
+    at: chrono::DateTime<Utc>,
+) -> anyhow::Result<BTreeMap<String, TableFigures>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(root)? {
         let dir = e?.path();
@@ -359,23 +418,34 @@ async fn table_figures(root: &Path) -> anyhow::Result<BTreeMap<String, TableFigu
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let live = live_files(&dir).await?;
-        let (mut f, mut log_files, mut log_bytes) = (
-            TableFigures {
-                live_files: 0,
-                live_bytes: 0,
-                removed_files: 0,
-                removed_bytes: 0,
-                log_files: 0,
-                log_bytes: 0,
-            },
-            0,
-            0,
-        );
+        let mut opens = Vec::new();
+        let mut opened = None;
+        for _ in 0..3 {
+            let started = Instant::now();
+            let o = open_and_list(&dir).await?;
+            opens.push(started.elapsed().as_secs_f64());
+            opened = Some(o);
+        }
+        let (live, churn) = opened.expect("opened three times");
+        let since = (at - chrono::Duration::hours(24)).timestamp_millis();
+        let mut f = TableFigures {
+            live_files: 0,
+            live_bytes: 0,
+            removed_files: 0,
+            removed_bytes: 0,
+            log_files: 0,
+            log_bytes: 0,
+            churn_24h_bytes: churn
+                .iter()
+                .filter(|(t, _)| *t >= since)
+                .map(|(_, b)| *b)
+                .sum(),
+            open_s: median(opens),
+        };
         for (path, size) in files_under(&dir)? {
             if path.starts_with("_delta_log") {
-                log_files += 1;
-                log_bytes += size;
+                f.log_files += 1;
+                f.log_bytes += size;
             } else if path.ends_with(".parquet") {
                 if live.contains(&path) {
                     f.live_files += 1;
@@ -386,15 +456,16 @@ async fn table_figures(root: &Path) -> anyhow::Result<BTreeMap<String, TableFigu
                 }
             }
         }
-        f.log_files = log_files;
-        f.log_bytes = log_bytes;
         out.insert(name, f);
     }
     Ok(out)
 }
 
-/// The paths (relative to the table folder) of the table's live files.
-async fn live_files(dir: &Path) -> anyhow::Result<std::collections::HashSet<String>> {
+/// Opens a table as another program would and lists its live files (paths relative to the
+/// table folder) and the removals its log keeps (deletion time in ms, bytes).
+async fn open_and_list(
+    dir: &Path,
+) -> anyhow::Result<(std::collections::HashSet<String>, Vec<(i64, u64)>)> {
     let path = std::path::absolute(dir)?;
     let url = url::Url::from_directory_path(&path)
         .map_err(|_| anyhow::anyhow!("not a usable path: {}", path.display()))?;
@@ -405,7 +476,22 @@ async fn live_files(dir: &Path) -> anyhow::Result<std::collections::HashSet<Stri
         .file_views(table.log_store().as_ref(), None)
         .try_collect()
         .await?;
-    Ok(views.iter().map(|v| v.path().into_owned()).collect())
+    let tombstones: Vec<_> = snapshot
+        .all_tombstones(table.log_store().as_ref())
+        .try_collect()
+        .await?;
+    Ok((
+        views.iter().map(|v| v.path().into_owned()).collect(),
+        tombstones
+            .iter()
+            .map(|t| {
+                (
+                    t.deletion_timestamp().unwrap_or(0),
+                    t.size().unwrap_or(0).max(0) as u64,
+                )
+            })
+            .collect(),
+    ))
 }
 
 /// Peak resident memory (VmHWM) of `ibq run` on the lake over a session of `secs` seconds
@@ -578,8 +664,13 @@ pub fn render(year: &Figures, day: &Figures) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{:<26} {:>17} {:>19} {:>19}",
-        "table (1 day → N days)", "live files / MiB", "removed files / MiB", "log files / MiB"
+        "\n{:<26} {:>17} {:>19} {:>15} {:>19} {:>15}",
+        "table (1 day → N days)",
+        "live files / MiB",
+        "removed files / MiB",
+        "24h churn MiB",
+        "log files / MiB",
+        "open s"
     );
     for (name, y) in &year.tables {
         let d = day.tables.get(name);
@@ -588,12 +679,19 @@ pub fn render(year: &Figures, day: &Figures) -> String {
         };
         let _ = writeln!(
             out,
-            "{name:<26} {:>17} {:>19} {:>19}",
+            "{name:<26} {:>17} {:>19} {:>15} {:>19} {:>15}",
             pair(&|t| format!("{}/{:.1}", t.live_files, mib(t.live_bytes))),
             pair(&|t| format!("{}/{:.1}", t.removed_files, mib(t.removed_bytes))),
+            pair(&|t| format!("{:.1}", mib(t.churn_24h_bytes))),
             pair(&|t| format!("{}/{:.1}", t.log_files, mib(t.log_bytes))),
+            pair(&|t| format!("{:.3}", t.open_s)),
         );
     }
+    let _ = writeln!(
+        out,
+        "\nbuilt: {} of {n} days at the engine's commit sizes, {} hourly upkeeps",
+        year.exact_days, year.upkeeps
+    );
     out
 }
 

@@ -237,6 +237,8 @@ pub mod bench_restarts;
 pub mod bench_sim;
 pub mod bench_year;
 pub mod bench_year_build;
+mod bench_year_rows;
+mod bench_year_time;
 pub mod console;
 pub mod debug;
 pub mod legs;

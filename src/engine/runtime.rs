@@ -133,7 +133,10 @@ impl Engine {
             max_backoff: Duration::from_secs(30),
         });
         let lines = LineBudget::new(config.lines.limit, config.lines.margin);
-        let results = Arc::new(ResultTables::new(root.clone()));
+        let results = Arc::new(ResultTables::with_clock(
+            root.clone(),
+            Arc::clone(&options.clock),
+        ));
         // One choice of live or delayed data per session, for quotes and legs alike.
         let market_data = Arc::new(worker::market_data::MarketDataChoice::new(
             config.market_data.kind,
@@ -319,7 +322,8 @@ pub const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
 /// Runs the upkeep of the result tables every `every` (the first one `every` after the
 /// start) until the engine stops. The partitions of days before the engine's New York date
-/// are closed; retention is measured on the wall clock, as Delta stamps removals.
+/// are closed; retention is measured on the engine's clock, which stamps the tables' rows
+/// and removals (the wall clock but under `--clock`).
 async fn upkeep_results(
     results: Arc<ResultTables>,
     clock: Arc<dyn Clock>,
@@ -336,7 +340,7 @@ async fn upkeep_results(
             return;
         }
         let today = crate::market::calendar::new_york_date(clock.now());
-        for report in results.upkeep(&policy, today, Utc::now()).await {
+        for report in results.upkeep(&policy, today, clock.now()).await {
             match report {
                 Ok(r) => tracing::info!(
                     table = %r.table,

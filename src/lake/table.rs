@@ -19,6 +19,7 @@ use deltalake::DeltaTable;
 use futures::TryStreamExt;
 
 use super::columns::{delta_fields, Col};
+use crate::market::clock::{Clock, SystemClock};
 
 /// A table operation that failed, with the table's name and folder.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +90,10 @@ pub struct LakeTable {
     table: DeltaTable,
     /// Data files read through this handle, for tests and benchmarks of targeted reads.
     files_read: Arc<AtomicU64>,
+    /// The clock removals are stamped with (`deletionTimestamp`), the wall clock unless the
+    /// owner keeps its rows on another (`set_clock`), so a vacuum measured on that clock
+    /// sees the removals' true ages.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for LakeTable {
@@ -228,6 +233,7 @@ impl LakeTable {
             cols: cols.to_vec(),
             table,
             files_read: Arc::new(AtomicU64::new(0)),
+            clock: Arc::new(SystemClock),
         };
         if has_log {
             me.adopt().await?;
@@ -306,6 +312,16 @@ impl LakeTable {
         &self.name
     }
 
+    /// Stamps this handle's removals with `clock` from now on (see the field).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// The time removals are stamped with now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -332,6 +348,21 @@ impl LakeTable {
             .snapshot()
             .file_views(log_store.as_ref(), None)
             .map_ok(|v| data_file(&v))
+            .try_collect()
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// The live data files of the loaded version, each with its Delta statistics (the
+    /// JSON of its add action: `numRecords`, `minValues`, `maxValues`, `nullCount`) when
+    /// its writer recorded them.
+    pub async fn files_with_stats(&self) -> Result<Vec<(DataFile, Option<String>)>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let log_store = self.table.log_store();
+        snapshot
+            .snapshot()
+            .file_views(log_store.as_ref(), None)
+            .map_ok(|v| (data_file(&v), v.stats()))
             .try_collect()
             .await
             .map_err(|e| self.err(e))
@@ -431,6 +462,7 @@ impl LakeTable {
         let store = self.table.log_store().object_store(None);
         let mut out = Vec::with_capacity(files.len());
         for f in files {
+            self.files_read.fetch_add(1, Ordering::Relaxed);
             let path = deltalake::Path::parse(&f.path)
                 .unwrap_or_else(|_| deltalake::Path::from(f.path.as_str()));
             let mut reader = ParquetObjectReader::new(store.clone(), path);
@@ -628,7 +660,7 @@ impl LakeTable {
         for (app, v) in txns {
             actions.push(Action::Txn(Transaction::new(*app, *v)));
         }
-        let now = chrono::Utc::now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         actions.extend(remove.iter().map(|f| {
             Action::Remove(Remove {
                 path: f.path.clone(),
@@ -707,33 +739,64 @@ impl LakeTable {
             .map_err(|e| self.err(format!("checkpoint failed: {e}")))
     }
 
-    /// Deletes data files that left the table more than `retention` ago. Readers of older
-    /// versions within the retention still find their files.
-    pub async fn vacuum(&mut self, retention: chrono::Duration) -> Result<usize, LakeError> {
-        let (table, metrics) = self
-            .table
-            .clone()
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
+    /// Deletes from disk the data files that left the table more than `retention` before
+    /// `now`, and files in the table's folder that no version lists and that were written
+    /// more than `retention` before `now` (a commit that failed after writing its files).
+    /// This is Delta's full vacuum: it does not depend on the removals still being listed
+    /// in the log (a checkpoint drops those older than the table's
+    /// `delta.deletedFileRetentionDuration`). Readers of older versions within the
+    /// retention still find their files. Returns how many files were deleted.
+    pub async fn vacuum(
+        &mut self,
+        retention: chrono::Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, LakeError> {
+        let vacuum = |dry_run: bool| {
+            self.table
+                .clone()
+                .vacuum()
+                .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_clock(Arc::new(At(now.timestamp_millis())))
+                .with_dry_run(dry_run)
+        };
+        // A removal stays listed in the log (and its checkpoints) for days after its file
+        // is gone, and Delta's vacuum commits twice (start, end) whenever it lists any file
+        // to delete, gone or not: an hourly upkeep would add two commits an hour to every
+        // table. So it runs only when a file it would delete is still on disk.
+        let (_, plan) = vacuum(true)
+            .await
+            .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
+        let on_disk = plan
+            .files_deleted
+            .iter()
+            .filter(|f| self.path.join(f.as_str()).exists())
+            .count();
+        if on_disk == 0 {
+            return Ok(0);
+        }
+        let (table, _) = vacuum(false)
             .await
             .map_err(|e| self.err(format!("vacuum failed: {e}")))?;
         self.table = table;
-        Ok(metrics.files_deleted.len())
+        Ok(on_disk)
     }
 
-    /// Deletes `_delta_log` entries (commits and checkpoints) older than `retention` that
-    /// lie before a checkpoint at or below `keep_version`, Delta's rule for expired logs:
-    /// every version from that checkpoint on stays readable. Returns how many were deleted.
+    /// Deletes `_delta_log` entries (commits and checkpoints) written more than `retention`
+    /// before `now` that lie before a checkpoint at or below `keep_version`, Delta's rule
+    /// for expired logs: every version from that checkpoint on stays readable. Returns how
+    /// many were deleted.
     pub async fn cleanup_expired_log(
         &self,
         retention: chrono::Duration,
         keep_version: i64,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, LakeError> {
         if keep_version < 0 {
             return Ok(0);
         }
-        let cutoff = (chrono::Utc::now() - retention).timestamp_millis();
+        let cutoff = (now - retention).timestamp_millis();
         deltalake::checkpoints::cleanup_expired_logs_for(
             keep_version as _,
             self.table.log_store().as_ref(),
@@ -762,11 +825,6 @@ impl LakeTable {
         &self.table
     }
 
-    /// Replaces the loaded Delta table after an upkeep operation committed.
-    pub(super) fn set_delta(&mut self, table: DeltaTable) {
-        self.table = table;
-    }
-
     /// The error of an operation on this table.
     pub(super) fn error(&self, e: impl std::fmt::Display) -> LakeError {
         self.err(e)
@@ -781,6 +839,16 @@ impl LakeTable {
         retries: usize,
     ) -> Result<i64, LakeError> {
         self.commit_retrying(actions, operation, retries).await
+    }
+}
+
+/// A vacuum's "now".
+#[derive(Debug)]
+struct At(i64);
+
+impl deltalake::operations::vacuum::Clock for At {
+    fn current_timestamp_millis(&self) -> i64 {
+        self.0
     }
 }
 

@@ -12,7 +12,6 @@ use chrono::{DateTime, Duration, Utc};
 use deltalake::arrow::array::RecordBatch;
 use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
 use deltalake::kernel::{Action, MetadataExt as _, Remove, StructType};
-use deltalake::operations::vacuum::Clock;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 
@@ -171,33 +170,15 @@ pub async fn checkpoint(table: &LakeTable) -> Result<Option<i64>, LakeError> {
     Ok(Some(version))
 }
 
-#[derive(Debug)]
-struct At(i64);
-
-impl Clock for At {
-    fn current_timestamp_millis(&self) -> i64 {
-        self.0
-    }
-}
-
 /// Deletes from disk the data files that left the table more than `retention` before
-/// `now`. Live files and files removed within the retention stay.
+/// `now` (and stray files no version lists, written before that: see `LakeTable::vacuum`).
+/// Live files and files removed within the retention stay.
 pub async fn vacuum(
     table: &mut LakeTable,
     retention: Duration,
     now: DateTime<Utc>,
 ) -> Result<usize, LakeError> {
-    let (delta, metrics) = table
-        .delta()
-        .clone()
-        .vacuum()
-        .with_retention_period(retention)
-        .with_enforce_retention_duration(false)
-        .with_clock(Arc::new(At(now.timestamp_millis())))
-        .await
-        .map_err(|e| table.error(format!("vacuum failed: {e}")))?;
-    table.set_delta(delta);
-    Ok(metrics.files_deleted.len())
+    table.vacuum(retention, now).await
 }
 
 /// Deletes commit files of `_delta_log` older than `retention` before `now` and older than
@@ -208,19 +189,9 @@ pub async fn cleanup_log(
     retention: Duration,
     now: DateTime<Utc>,
 ) -> Result<usize, LakeError> {
-    let version = table.version();
-    if version < 0 {
-        return Ok(0);
-    }
-    let cutoff = (now - retention).timestamp_millis();
-    deltalake::checkpoints::cleanup_expired_logs_for(
-        version as _,
-        table.delta().log_store().as_ref(),
-        cutoff,
-        None,
-    )
-    .await
-    .map_err(|e| table.error(format!("cleaning the log failed: {e}")))
+    table
+        .cleanup_expired_log(retention, table.version(), now)
+        .await
 }
 
 /// Live and removed data files and the log of a table, as on disk.
@@ -371,7 +342,7 @@ pub async fn repartition(
             "the rewrite wrote {written} rows of {rows}; the table is unchanged"
         )));
     }
-    let now = Utc::now().timestamp_millis();
+    let now = table.now().timestamp_millis();
     let files_after = adds.len();
     let mut actions = vec![Action::Metadata(metadata)];
     actions.extend(adds.iter().cloned().map(Action::Add));

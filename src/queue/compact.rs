@@ -36,8 +36,11 @@ pub const NEXT_SEQ: &str = "ibq.next_seq";
 /// checkpoint covers them, unless the table states its own `delta.logRetentionDuration`.
 pub const LOG_RETENTION: Duration = Duration::days(1);
 
-/// The history table gets a checkpoint at every version that is a multiple of this.
+/// The history table gets a checkpoint once it is this many versions past the last one.
 const HISTORY_CHECKPOINT_EVERY: i64 = 10;
+
+/// Small files a day of the history table still written may hold before they are merged.
+const HISTORY_OPEN_DAY_MAX_FILES: usize = 16;
 
 /// What a compaction did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -52,6 +55,11 @@ pub struct CompactReport {
     /// Finished requests older than `keep_finished_days` that left the queue table (with
     /// every row of their history) for the history table.
     pub requests_archived: usize,
+    /// Files of closed days of the history table merged into one per day.
+    pub history_files_merged: usize,
+    /// Data files of the history table deleted from disk (merged away more than a day
+    /// earlier).
+    pub history_files_deleted: usize,
     /// Data files deleted from disk (removed from the table more than an hour earlier).
     pub files_deleted: usize,
     /// `_delta_log` entries of the queue table deleted (older than the log retention and
@@ -84,7 +92,7 @@ impl QueueStore {
     /// is older than `keep_finished_days` leave the table whole: every row of theirs goes
     /// to history and the state forgets them.
     pub async fn compact(&mut self) -> Result<CompactReport, StoreError> {
-        self.compact_at(Utc::now()).await
+        self.compact_at(self.clock.now()).await
     }
 
     /// `compact` with `now` as the time retention counts from.
@@ -149,8 +157,16 @@ impl QueueStore {
             &[HISTORY_PARTITION],
         )
         .await?;
+        history.set_clock(std::sync::Arc::clone(&self.clock));
         let done = self.table.txn_version(HISTORY_DONE).await?;
         let already = self.unfinished_history(&history, done).await?;
+        // The history table's upkeep runs only while no compaction is unfinished, and before
+        // this one appends, so the version the rewrite records covers it.
+        let history_upkeep = if done == Some(history.version()) {
+            self.history_upkeep(&mut history, now).await
+        } else {
+            HistoryUpkeep::default()
+        };
         let mut already_count: HashMap<String, usize> = HashMap::new();
         for r in &already {
             *already_count.entry(r.to_json().to_string()).or_default() += 1;
@@ -208,9 +224,9 @@ impl QueueStore {
         }
         self.table.checkpoint().await?;
         self.commits_since_checkpoint = 0;
-        let log_files_deleted = self.clean_logs(&history, appended).await;
+        let log_files_deleted = self.clean_logs(&history, now).await;
         // Files compacted away more than an hour ago are no longer read by anyone.
-        let files_deleted = match self.table.vacuum(Duration::hours(1)).await {
+        let files_deleted = match self.table.vacuum(Duration::hours(1), now).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "vacuum of ib_request_queue failed; old files stay on disk until the next compaction");
@@ -225,6 +241,8 @@ impl QueueStore {
             rows_moved_to_history: to_history.len() + skipped,
             rows_already_in_history: skipped,
             requests_archived: archive.len(),
+            history_files_merged: history_upkeep.files_merged,
+            history_files_deleted: history_upkeep.files_deleted,
             files_deleted,
             log_files_deleted,
             rows_read: total,
@@ -234,14 +252,14 @@ impl QueueStore {
     }
 
     /// Deletes expired `_delta_log` entries of the queue table (right after its checkpoint)
-    /// and, when this compaction appended the history table's version that is a multiple
-    /// of ten, checkpoints the history table and cleans its log up to the
-    /// version the rewrite just recorded (a later compaction may need to read that one).
-    /// Upkeep: a failure is logged, never an error. Returns the queue's deleted entries.
-    async fn clean_logs(&self, history: &LakeTable, history_appended: bool) -> usize {
+    /// and, once the history table is ten versions past its last checkpoint, checkpoints
+    /// it and cleans its log up to the version the rewrite just recorded (a later
+    /// compaction may need to read that one). Upkeep: a failure is logged, never an error.
+    /// Returns the queue's deleted entries.
+    async fn clean_logs(&self, history: &LakeTable, now: DateTime<Utc>) -> usize {
         let queue = match self
             .table
-            .cleanup_expired_log(log_retention(&self.table), self.table.version())
+            .cleanup_expired_log(log_retention(&self.table), self.table.version(), now)
             .await
         {
             Ok(n) => n,
@@ -251,9 +269,14 @@ impl QueueStore {
             }
         };
         let v = history.version();
-        if history_appended && v > 0 && v % HISTORY_CHECKPOINT_EVERY == 0 {
+        let last = crate::lake::upkeep::last_checkpoint_version(history.path()).unwrap_or(0);
+        if v - last >= HISTORY_CHECKPOINT_EVERY {
             let cleaned = match history.checkpoint().await {
-                Ok(()) => history.cleanup_expired_log(log_retention(history), v).await,
+                Ok(()) => {
+                    history
+                        .cleanup_expired_log(log_retention(history), v, now)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = cleaned {
@@ -261,6 +284,38 @@ impl QueueStore {
             }
         }
         queue
+    }
+
+    /// The history table's upkeep: the small files of days no compaction writes any more
+    /// (before `keep_finished_days` + 1 days ago: a day's rows arrive as they are
+    /// superseded, then as their requests are archived) merged into one file per day, and
+    /// files merged away more than a day ago deleted from disk. Upkeep: a failure is
+    /// logged, never an error.
+    async fn history_upkeep(&self, history: &mut LakeTable, now: DateTime<Utc>) -> HistoryUpkeep {
+        // A day still written gets a file per compaction (dozens a day): merged once it
+        // holds 16, so a reader of recent history opens a few files, not hundreds.
+        let policy = crate::lake::upkeep::Policy {
+            open_partition_max_files: HISTORY_OPEN_DAY_MAX_FILES,
+            ..Default::default()
+        };
+        let open_from = crate::market::calendar::new_york_date(now)
+            - Duration::days(i64::from(self.config.keep_finished_days) + 1);
+        let mut out = HistoryUpkeep::default();
+        match crate::lake::upkeep::merge_small_files(history, &policy, Some(&open_from.to_string()))
+            .await
+        {
+            Ok((_, files)) => out.files_merged = files,
+            Err(e) => {
+                tracing::warn!(error = %e, "merging the history table's small files failed; they are merged at a later compaction")
+            }
+        }
+        match history.vacuum(policy.vacuum_retention, now).await {
+            Ok(n) => out.files_deleted = n,
+            Err(e) => {
+                tracing::warn!(error = %e, "vacuum of the history table failed; merged-away files stay on disk until a later compaction")
+            }
+        }
+        out
     }
 
     /// History rows appended after the version the last finished rewrite recorded: rows of
@@ -275,7 +330,7 @@ impl QueueStore {
             return Ok(Vec::new());
         }
         let now = history.files().await?;
-        let before: std::collections::HashSet<String> = match done {
+        let mut before: std::collections::HashSet<String> = match done {
             Some(v) => history
                 .files_at(v)
                 .await?
@@ -284,6 +339,24 @@ impl QueueStore {
                 .collect(),
             None => Default::default(),
         };
+        // A commit after `done` that removed files is the history upkeep's merge (it runs
+        // only while nothing is unfinished, so it never merges an unfinished append): the
+        // files it added hold rows that were there before.
+        if let Some(v0) = done {
+            let mut prev = before.clone();
+            for v in v0 + 1..=history.version() {
+                let at: std::collections::HashSet<String> = history
+                    .files_at(v)
+                    .await?
+                    .into_iter()
+                    .map(|f| f.path)
+                    .collect();
+                if prev.iter().any(|p| !at.contains(p)) {
+                    before.extend(at.difference(&prev).cloned());
+                }
+                prev = at;
+            }
+        }
         let new: Vec<DataFile> = now
             .into_iter()
             .filter(|f| !before.contains(&f.path))
@@ -294,6 +367,13 @@ impl QueueStore {
         }
         Ok(out)
     }
+}
+
+/// What the history table's upkeep did in one compaction.
+#[derive(Debug, Default)]
+struct HistoryUpkeep {
+    files_merged: usize,
+    files_deleted: usize,
 }
 
 /// The log retention of a table: its own `delta.logRetentionDuration` when it states one,

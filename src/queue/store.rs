@@ -97,6 +97,10 @@ pub struct QueueStore {
     pub orphans_running_after: Option<std::time::Duration>,
     /// The calendar and clock market-hours windows are checked against.
     market: crate::market::Market,
+    /// The clock the queue's rows are stamped with (the wall clock unless the caller stamps
+    /// its rows on another and says so with `set_clock`): retention, removal stamps,
+    /// vacuum and log cleanup measure ages on it.
+    pub(super) clock: std::sync::Arc<dyn crate::market::clock::Clock>,
     _lock: OwnerLock,
 }
 
@@ -124,6 +128,7 @@ impl QueueStore {
             orphans: HashSet::new(),
             orphaned: 0,
             market: Default::default(),
+            clock: std::sync::Arc::new(crate::market::clock::SystemClock),
             opened_at: started,
             orphans_running_after: None,
             _lock: lock,
@@ -175,6 +180,14 @@ impl QueueStore {
 
     pub fn market(&self) -> &crate::market::Market {
         &self.market
+    }
+
+    /// Measures the queue's upkeep (retention, vacuum, log cleanup) and stamps its removals
+    /// on `clock` from now on: for a caller that stamps the rows it commits with that clock
+    /// (`enqueue_many_at` and the `prepare_*` times), such as a replay of past days.
+    pub fn set_clock(&mut self, clock: std::sync::Arc<dyn crate::market::clock::Clock>) {
+        self.table.set_clock(std::sync::Arc::clone(&clock));
+        self.clock = clock;
     }
 
     /// Commits a `held` row for every PENDING request outside its market-hours window whose

@@ -40,7 +40,11 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<serde_json::Value, WorkError> {
     let table = req.request_type.result_table();
-    if results.already_written(table, req.request_id).await? {
+    let since = super::written::earliest_write(req.created_at, now);
+    if results
+        .already_written(table, req.request_id, since)
+        .await?
+    {
         // A run whose rows were committed but whose success was not (crash, lost
         // connection): the rows stand, nothing is written twice.
         return Ok(

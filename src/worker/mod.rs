@@ -18,6 +18,7 @@ pub mod market_data;
 pub mod memo;
 mod release;
 pub mod results;
+pub mod written;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};

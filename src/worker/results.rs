@@ -10,6 +10,7 @@ use deltalake::arrow::array::RecordBatch;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+use super::written::WrittenIds;
 use crate::lake::columns::{col, BatchReader, Col, ColumnKind::*};
 use crate::lake::table::DataFile;
 use crate::lake::upkeep;
@@ -235,8 +236,8 @@ pub struct Written {
 
 struct Open {
     table: LakeTable,
-    /// Request ids with rows in the table (loaded on first use).
-    written: HashSet<Uuid>,
+    /// Request ids with rows in the table, loaded as far back as requests need.
+    written: WrittenIds,
     /// Commits since the files this process added were last merged.
     commits: usize,
     /// Files this process added since then.
@@ -269,6 +270,8 @@ type PendingWrite = (
 
 pub struct ResultTables {
     root: PathBuf,
+    /// The engine's clock: removals are stamped with it, as its rows are.
+    clock: std::sync::Arc<dyn crate::market::clock::Clock>,
     open: Mutex<HashMap<String, Open>>,
     /// Writes queued per table; whoever holds `open` next commits them all at once.
     pending: std::sync::Mutex<HashMap<String, Vec<PendingWrite>>>,
@@ -277,8 +280,18 @@ pub struct ResultTables {
 
 impl ResultTables {
     pub fn new(root: PathBuf) -> Self {
+        Self::with_clock(root, std::sync::Arc::new(crate::market::clock::SystemClock))
+    }
+
+    /// Result tables whose rows are stamped on `clock` (the engine's clock): their
+    /// removals are stamped on it too, so the upkeep measures retention on that clock.
+    pub fn with_clock(
+        root: PathBuf,
+        clock: std::sync::Arc<dyn crate::market::clock::Clock>,
+    ) -> Self {
         Self {
             root,
+            clock,
             open: Mutex::new(HashMap::new()),
             pending: std::sync::Mutex::new(HashMap::new()),
             bars: Mutex::new(BarTimes::default()),
@@ -309,27 +322,13 @@ impl ResultTables {
                     "table {name} is not partitioned by `{PARTITION_COLUMN}` (an older ibq created it): ibq keeps writing it as it is, and a one-day read reads every file; stop ibq and run `ibq upkeep --migrate` to rewrite it partitioned by day (no row is lost)"
                 );
             }
-            let mut written = HashSet::new();
-            for batch in table.read_all().await? {
-                let ids =
-                    BatchReader::new(&batch)
-                        .utf8("request_id")
-                        .map_err(|m| LakeError::Table {
-                            name: name.into(),
-                            path: table.path().to_path_buf(),
-                            message: m,
-                        })?;
-                written.extend(
-                    ids.into_iter()
-                        .flatten()
-                        .filter_map(|s| Uuid::parse_str(&s).ok()),
-                );
-            }
+            let mut table = table;
+            table.set_clock(std::sync::Arc::clone(&self.clock));
             open.insert(
                 name.to_string(),
                 Open {
                     table,
-                    written,
+                    written: WrittenIds::default(),
                     commits: 0,
                     fresh: Vec::new(),
                 },
@@ -338,10 +337,22 @@ impl ResultTables {
         f(open.get_mut(name).expect("inserted above")).await
     }
 
-    /// True when rows of `request_id` are already in `table`.
-    pub async fn already_written(&self, table: &str, request_id: Uuid) -> Result<bool, LakeError> {
-        self.with_table(table, async |o| Ok(o.written.contains(&request_id)))
-            .await
+    /// True when rows of `request_id` written at or after `since` are already in `table`
+    /// (see `worker::written`: only files that may hold rows written since then are read).
+    pub async fn already_written(
+        &self,
+        table: &str,
+        request_id: Uuid,
+        since: DateTime<Utc>,
+    ) -> Result<bool, LakeError> {
+        self.with_table(table, async |o| {
+            if !o.written.contains(&request_id) {
+                o.table.refresh().await?;
+                o.written.load_since(&o.table, since).await?;
+            }
+            Ok(o.written.contains(&request_id))
+        })
+        .await
     }
 
     /// Appends `batch` to `table` on behalf of `request_id` and returns once it is committed.

@@ -39,6 +39,18 @@ fn check(v: &serde_json::Value, days: u64) {
         "{requests} requests"
     );
     let tables = v["tables"].as_object().unwrap();
+    // The upkeep ran on the build's clock: removed files wait for their vacuum a day at
+    // most, so they never weigh more than the live data and one day's churn.
+    for (t, f) in tables {
+        let bytes = |k: &str| f[k].as_u64().unwrap();
+        assert!(
+            bytes("removed_bytes") <= bytes("live_bytes") + bytes("churn_24h_bytes"),
+            "{t}: {f}"
+        );
+        let open = f["open_s"].as_f64().unwrap();
+        assert!(open > 0.0 && open.is_finite(), "{t}: {f}");
+    }
+    assert!(v["upkeeps"].as_u64().unwrap() >= days, "{v}");
     for t in [
         "ib_request_queue",
         "option_snapshots",
@@ -68,6 +80,8 @@ fn bench_year_reports_every_figure_for_n_days_and_one() {
             "2",
             // Rows as the engine writes them, in fewer commits: at the engine's commit
             // sizes a day is about 9,700 commits, minutes of a test.
+            "--exact-days",
+            "0",
             "--commit-window",
             "3600",
         ])
@@ -104,4 +118,175 @@ fn bench_year_refuses_a_lake_folder_in_use() {
     assert!(err.contains("not empty"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(dir.path().join("something").exists());
+}
+
+/// A small schedule whose day is a few hundred commits, so a test can build days exactly.
+const SMALL: &str = r#"
+[streaming]
+write_interval_secs = 300
+
+[[scheduler.jobs]]
+name = "futures"
+type = "futures_snapshot"
+symbols = ["ES"]
+every = "30m"
+during = "regular"
+
+[[scheduler.jobs]]
+name = "positions"
+type = "position_update"
+every = "30m"
+during = "regular"
+
+[[scheduler.jobs]]
+name = "chains"
+type = "option_chain"
+symbols = ["SPY"]
+parameters = { target_dte = 45 }
+every = "2h"
+during = "regular"
+
+[[scheduler.jobs]]
+name = "bars"
+type = "market_bars"
+symbols = ["SPY"]
+parameters = { duration = "5 D", bar_size = "1 day" }
+at = "16:05"
+
+[[scheduler.jobs]]
+name = "stats"
+type = "derived_stats"
+at = "16:30"
+"#;
+
+/// Per table of a lake: live files, rows per `date` partition, removed files, log files.
+type Shape = std::collections::BTreeMap<String, (usize, Vec<(String, usize)>, usize, usize)>;
+
+async fn shape(root: &std::path::Path) -> Shape {
+    use ibq::lake::upkeep::disk_usage;
+    use ibq::lake::LakeTable;
+    let mut out = Shape::new();
+    for e in std::fs::read_dir(root).unwrap() {
+        let dir = e.unwrap().path();
+        if !dir.join("_delta_log").is_dir() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let table = LakeTable::open_existing(root, &name, &[])
+            .await
+            .unwrap()
+            .unwrap();
+        let usage = disk_usage(&table).await.unwrap();
+        let mut rows = std::collections::BTreeMap::<String, usize>::new();
+        for f in table.files().await.unwrap() {
+            let day = f
+                .partition
+                .get("date")
+                .cloned()
+                .flatten()
+                .unwrap_or_default();
+            let n: usize = table
+                .read(std::slice::from_ref(&f))
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum();
+            *rows.entry(day).or_default() += n;
+        }
+        out.insert(
+            name,
+            (
+                usage.live_files,
+                rows.into_iter().collect(),
+                usage.removed_files,
+                usage.log_files,
+            ),
+        );
+    }
+    out
+}
+
+/// Days built with larger commits and one upkeep a day, followed by days at the engine's
+/// commit sizes with its hourly upkeep, leave the lake a build of every day at the
+/// engine's sizes leaves: the same live files, rows per day and removed files in every
+/// result table, the same rows over the queue and its history; the logs differ only by
+/// where Delta's checkpoints fall (every 100 versions), the queue's live files only by
+/// where its compactions fall (every 64 files).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lake_built_with_larger_commits_before_its_last_days_ends_as_an_exact_one() {
+    use ibq::cli::bench_year_build::{build, trading_days_before, Plan};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ibq.toml");
+    std::fs::write(&cfg, SMALL).unwrap();
+    let config = ibq::config::Config::load(Some(&cfg)).unwrap();
+    assert_eq!(
+        config.scheduler.jobs.len(),
+        5,
+        "the small schedule replaces the default"
+    );
+    let calendar = ibq::market::calendar::MarketCalendar::from_config(&config.scheduler);
+    let until = chrono::Utc::now();
+    let days = trading_days_before(ibq::market::calendar::new_york_date(until), 4, &calendar);
+    let plan = |exact_days| Plan {
+        days: days.clone(),
+        exact_days,
+        window_secs: 3600,
+        until,
+    };
+    let exact = build(&dir.path().join("exact"), &config, &plan(4))
+        .await
+        .unwrap();
+    let mixed = build(&dir.path().join("mixed"), &config, &plan(3))
+        .await
+        .unwrap();
+    assert_eq!((exact.exact_days, mixed.exact_days), (4, 3));
+    assert_eq!(exact.requests, mixed.requests);
+    assert_eq!(exact.stream_rows, mixed.stream_rows);
+    assert!(
+        mixed.queue_commits < exact.queue_commits,
+        "{} commits against {}",
+        mixed.queue_commits,
+        exact.queue_commits
+    );
+    let (a, b) = (
+        shape(&dir.path().join("exact")).await,
+        shape(&dir.path().join("mixed")).await,
+    );
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, x) in &a {
+        let y = &b[name];
+        let rows = |s: &(usize, Vec<(String, usize)>, usize, usize)| -> usize {
+            s.1.iter().map(|(_, n)| n).sum()
+        };
+        eprintln!("{name}: exact {x:?}\n{name}: mixed {y:?}");
+        if name.starts_with("ib_request_queue") {
+            continue;
+        }
+        assert_eq!(x.0, y.0, "{name}: live files");
+        assert_eq!(x.1, y.1, "{name}: rows per day");
+        assert_eq!(x.2, y.2, "{name}: removed files");
+        assert!(
+            x.3.abs_diff(y.3) <= 100,
+            "{name}: log files {} and {}",
+            x.3,
+            y.3
+        );
+        assert!(rows(x) > 0, "{name} has rows");
+    }
+    let queue_rows = |s: &Shape| -> usize {
+        ["ib_request_queue", "ib_request_queue_history"]
+            .iter()
+            .map(|t| s[*t].1.iter().map(|(_, n)| n).sum::<usize>())
+            .sum()
+    };
+    assert_eq!(queue_rows(&a), queue_rows(&b));
+    assert_eq!(queue_rows(&a), 3 * exact.requests);
+    let live = |s: &Shape| s["ib_request_queue"].0;
+    assert!(
+        live(&a).abs_diff(live(&b)) <= 64,
+        "{} and {}",
+        live(&a),
+        live(&b)
+    );
 }

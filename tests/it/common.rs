@@ -90,3 +90,29 @@ pub fn spawn_run(cfg: &Path, lake: &Path, gateway: &str) -> std::process::Child 
         .spawn()
         .expect("ibq run starts")
 }
+
+/// `n` option snapshot rows of request `id` taken at `at`, conids from `first`: a chain as
+/// the worker writes it, prices made up.
+pub fn option_rows(
+    id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    first: i64,
+    n: usize,
+) -> deltalake::arrow::array::RecordBatch {
+    let mut b =
+        ibq::lake::columns::BatchBuilder::new(ibq::worker::results::OPTION_SNAPSHOT_COLUMNS)
+            .utf8(vec![Some(id.to_string()); n])
+            .timestamp(vec![Some(at); n])
+            .utf8(vec![Some("SPY"); n])
+            .f64(vec![Some(600.0); n])
+            .i64((0..n).map(|i| Some(first + i as i64)))
+            .utf8(vec![Some("SPY 261218C00600000"); n])
+            .utf8(vec![Some("20261218"); n])
+            .i64(vec![Some(30); n])
+            .f64(vec![Some(600.0); n])
+            .utf8(vec![Some("C"); n]);
+    for _ in 0..12 {
+        b = b.f64(vec![Some(1.5); n]);
+    }
+    b.i64(vec![Some(1); n]).finish()
+}

@@ -187,7 +187,10 @@ async fn compaction_bounds_files_and_keeps_every_request() {
     .await
     .unwrap()
     .unwrap();
-    let deleted = table.vacuum(chrono::Duration::zero()).await.unwrap();
+    let deleted = table
+        .vacuum(chrono::Duration::zero(), chrono::Utc::now())
+        .await
+        .unwrap();
     assert!(
         deleted > 0 && on_disk(&root) == before - deleted,
         "{deleted} deleted of {before}"

@@ -41,21 +41,7 @@ fn noon(d: NaiveDate) -> DateTime<Utc> {
 
 /// `n` option snapshot rows taken at `at`, conids from `first`.
 fn options(at: DateTime<Utc>, first: i64, n: usize) -> RecordBatch {
-    let mut b = BatchBuilder::new(OPTION_SNAPSHOT_COLUMNS)
-        .utf8(vec![Some(Uuid::new_v4().to_string()); n])
-        .timestamp(vec![Some(at); n])
-        .utf8(vec![Some("SPY"); n])
-        .f64(vec![Some(600.0); n])
-        .i64((0..n).map(|i| Some(first + i as i64)))
-        .utf8(vec![Some("SPY 261218C00600000"); n])
-        .utf8(vec![Some("20261218"); n])
-        .i64(vec![Some(30); n])
-        .f64(vec![Some(600.0); n])
-        .utf8(vec![Some("C"); n]);
-    for _ in 0..12 {
-        b = b.f64(vec![Some(1.5); n]);
-    }
-    b.i64(vec![Some(1); n]).finish()
+    crate::common::option_rows(Uuid::new_v4(), at, first, n)
 }
 
 /// One streamed position row at `at`.
