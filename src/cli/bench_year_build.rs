@@ -4,13 +4,15 @@
 //! starts. The queue store takes one commit per scheduled occurrence (as the scheduler's
 //! sink enqueues them), one per claim and one per outcome; the result tables take one
 //! write per request and one per streamed row of a leg every `[streaming]
-//! write_interval_secs`, merged by the writers' own merges; the result tables' upkeep runs
-//! every hour as the engine's does. Request and result rows carry the day they stand for.
+//! write_interval_secs`, merged by the writers' own merges; the upkeep of the result
+//! tables and of the queue's runs every hour as the engine's does. Request and result rows
+//! carry the day they stand for.
 //! Only the gateway's answers are made up (`bench_year_rows`: plausible prices, never
 //! sentinels); `derived_stats` is the worker's own computation.
 //!
-//! Days before the last `exact_days` may be built with fewer, larger commits (what falls
-//! due within a window shares one) and one upkeep a day. What those days leave behind
+//! Days before the last `exact_days` may be built with fewer, larger commits (a window's
+//! result rows one commit per table, its queue rows one: `bench_year_window`) and one
+//! upkeep a day. What those days leave behind
 //! does not depend on how many commits wrote them once the upkeep has passed over them: a
 //! closed day is merged into one file per table, the files it removed are deleted a day
 //! later, its commit files two days later, and a checkpoint keeps removals for seven days
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, NaiveTime, Utc};
+use deltalake::arrow::array::RecordBatch;
 
 use super::bench_year_rows::*;
 pub use super::bench_year_time::SetClock;
@@ -34,7 +37,7 @@ use crate::market::calendar::{new_york_date, new_york_instant, MarketCalendar};
 use crate::market::clock::Clock;
 use crate::queue::params::Params;
 use crate::queue::store::QueueStore;
-use crate::queue::{Actor, Enqueued, NewRequest, Priority, Request, RequestType};
+use crate::queue::{Actor, NewRequest, Priority, Request, RequestType};
 use crate::scheduler::schedule::{Occurrence, Schedule};
 use crate::worker::results::*;
 
@@ -82,7 +85,7 @@ pub fn trading_days_before(
 }
 
 /// The request the scheduler's sink makes of an occurrence.
-fn request_of(occ: &Occurrence) -> anyhow::Result<NewRequest> {
+pub(super) fn request_of(occ: &Occurrence) -> anyhow::Result<NewRequest> {
     Ok(NewRequest {
         request_type: occ.request_type,
         symbol: if occ.symbol.is_empty() {
@@ -211,25 +214,25 @@ impl Leg {
     }
 }
 
-struct Builder {
+pub(super) struct Builder {
     root: std::path::PathBuf,
-    store: QueueStore,
-    results: ResultTables,
-    clock: Arc<SetClock>,
+    pub(super) store: QueueStore,
+    pub(super) results: ResultTables,
+    pub(super) clock: Arc<SetClock>,
     stamper: Stamper,
     /// The next hourly upkeep (exact days only).
     next_tick: Option<DateTime<Utc>>,
     exact: bool,
     leg: Leg,
     every: Duration,
-    batch: usize,
-    owner: String,
+    pub(super) batch: usize,
+    pub(super) owner: String,
     built: Built,
 }
 
 impl Builder {
     /// Streamed rows per commit for a window (one without).
-    fn per_commit(&self, window_secs: i64) -> usize {
+    pub(super) fn per_commit(&self, window_secs: i64) -> usize {
         if self.exact {
             1
         } else {
@@ -239,7 +242,7 @@ impl Builder {
 
     /// Brings the lake to moment `t`: the hourly upkeeps due by then and the leg's rows
     /// before it (`per_commit` to a commit), each at its own moment; then sets the clock.
-    async fn at(&mut self, t: DateTime<Utc>, per_commit: usize) -> anyhow::Result<()> {
+    pub(super) async fn at(&mut self, t: DateTime<Utc>, per_commit: usize) -> anyhow::Result<()> {
         while let Some(tick) = self.next_tick.filter(|k| *k <= t) {
             self.stream_until(tick, per_commit).await?;
             self.tick(tick).await?;
@@ -278,7 +281,7 @@ impl Builder {
 
     /// One upkeep at `at`, as the engine's hourly one: the files written since the last
     /// one stamped with their moments, then the result tables kept up with the days
-    /// before `at`'s New York date closed.
+    /// before `at`'s New York date closed, and the queue's tables.
     async fn tick(&mut self, at: DateTime<Utc>) -> anyhow::Result<()> {
         self.clock.set(at);
         self.stamper.stamp(&self.root, &self.clock)?;
@@ -289,6 +292,7 @@ impl Builder {
         {
             report?;
         }
+        self.store.upkeep().await?;
         self.built.upkeeps += 1;
         Ok(())
     }
@@ -335,110 +339,32 @@ impl Builder {
         }
         Ok(())
     }
-
-    /// The day by windows of `window_secs`: a window's slots in order, each enqueued,
-    /// claimed and run as the engine would, with their queue rows staged and committed once
-    /// at the window's end, after the requests' rows (a slot's requests run together, so
-    /// the result writer groups them into one commit per table), and the leg's rows of the
-    /// window in one commit.
-    async fn run_day_grouped(
-        &mut self,
-        occurrences: Vec<Occurrence>,
-        window_secs: i64,
-    ) -> anyhow::Result<()> {
-        let bucket = |o: &Occurrence| o.slot.timestamp().div_euclid(window_secs);
-        let per = self.per_commit(window_secs);
-        let mut i = 0;
-        while i < occurrences.len() {
-            let first = i;
-            while i < occurrences.len() && bucket(&occurrences[i]) == bucket(&occurrences[first]) {
-                i += 1;
-            }
-            let group = &occurrences[first..i];
-            self.at(group[0].slot, per).await?;
-            self.run_window(group).await?;
-        }
-        Ok(())
-    }
-
-    async fn run_window(&mut self, group: &[Occurrence]) -> anyhow::Result<()> {
-        let store = &mut self.store;
-        let lease = Duration::seconds(store.lease_secs() as i64);
-        let mut runs = Vec::new();
-        let mut k = 0;
-        while k < group.len() {
-            let slot = group[k].slot;
-            self.clock.set(slot);
-            while k < group.len() && group[k].slot == slot {
-                let (calendar, now) = (&store.market().calendar, store.market().now());
-                if let Enqueued::Added(r) =
-                    store
-                        .state()
-                        .prepare_enqueue_at(request_of(&group[k])?, slot, calendar, now)?
-                {
-                    store.stage(r);
-                }
-                k += 1;
-            }
-            let mut t = slot + Duration::seconds(1);
-            loop {
-                self.clock.set(t);
-                let (calendar, now) = (&store.market().calendar, store.market().now());
-                let claimed = store.state().prepare_claim_at(
-                    self.batch,
-                    &self.owner,
-                    lease,
-                    t,
-                    calendar,
-                    now,
-                );
-                if claimed.is_empty() {
-                    break;
-                }
-                for r in claimed {
-                    let r = store.stage(r);
-                    t += Duration::seconds(1);
-                    runs.push((r, t));
-                }
-            }
-            // The slot's requests finish before the next slot's (an open request would
-            // make the next one a duplicate).
-            let results = &self.results;
-            let done = futures::future::try_join_all(
-                runs.iter()
-                    .map(|(r, at)| async move { run_request(results, r, *at).await }),
-            )
-            .await?;
-            for ((r, at), data) in runs.drain(..).zip(done) {
-                let row = store.state().prepare_succeed(r.request_id, data, at)?;
-                store.stage(row);
-            }
-        }
-        store.flush().await?;
-        Ok(())
-    }
 }
 
-/// Writes one request's rows as its handler would, with the gateway's answers made up.
-async fn run_request(
+/// What one request makes, as its handler would, with the gateway's answers made up: rows
+/// for one table, or, for `derived_stats` (which reads the lake and replaces a date's
+/// rows), what it wrote itself.
+pub(super) enum Made {
+    Rows(&'static str, RecordBatch),
+    Written(Written),
+}
+
+/// The rows one request makes (see `Made`). Bars already stored, or made earlier in the
+/// same build, are left out, as the worker's duplicate check leaves them out.
+pub(super) async fn request_rows(
     results: &ResultTables,
     req: &Request,
     now: DateTime<Utc>,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<Made> {
     let params = Params::parse(req.request_type, &req.parameters).map_err(anyhow::Error::msg)?;
     let mut rng = rng_for(req, now);
-    let written = match (req.request_type, params) {
-        (RequestType::OptionChain, Params::OptionChain(p)) => {
-            let batch = option_chain(req, p.target_dte, p.strikes as usize, now, &mut rng);
-            results
-                .write(OPTION_SNAPSHOTS, Some(req.request_id), batch)
-                .await?
-        }
+    Ok(match (req.request_type, params) {
+        (RequestType::OptionChain, Params::OptionChain(p)) => Made::Rows(
+            OPTION_SNAPSHOTS,
+            option_chain(req, p.target_dte, p.strikes as usize, now, &mut rng),
+        ),
         (RequestType::FuturesSnapshot, _) => {
-            let batch = futures_snapshot(req, now, &mut rng);
-            results
-                .write(FUTURES_SNAPSHOTS, Some(req.request_id), batch)
-                .await?
+            Made::Rows(FUTURES_SNAPSHOTS, futures_snapshot(req, now, &mut rng))
         }
         (RequestType::MarketBars, Params::MarketBars(p)) => {
             let key = (
@@ -461,26 +387,33 @@ async fn run_request(
                 .filter(|t| !stored.contains(&t.timestamp()))
                 .collect();
             let batch = bars(req, &p.bar_size, &p.what_to_show, &times, now, &mut rng);
-            let w = results
-                .write(MARKET_BARS, Some(req.request_id), batch)
-                .await?;
             results
                 .add_bar_times(&key, times.iter().map(|t| t.timestamp()))
                 .await;
-            w
+            Made::Rows(MARKET_BARS, batch)
         }
         (RequestType::PositionUpdate, _) => {
-            let batch = positions(req, now, &mut rng);
-            results
-                .write(POSITION_UPDATES, Some(req.request_id), batch)
-                .await?
+            Made::Rows(POSITION_UPDATES, positions(req, now, &mut rng))
         }
-        (RequestType::DerivedStats, Params::DerivedStats(p)) => {
+        (RequestType::DerivedStats, Params::DerivedStats(p)) => Made::Written(
             crate::worker::handlers::derived_stats(results, req, &p, now)
                 .await
-                .map_err(|e| anyhow::anyhow!("derived_stats: {e}"))?
-        }
+                .map_err(|e| anyhow::anyhow!("derived_stats: {e}"))?,
+        ),
         (t, _) => anyhow::bail!("{t} has parameters of another type"),
+    })
+}
+
+/// Writes one request's rows in a commit of their own (with any written at the same time),
+/// as the engine's worker does. Returns its `result_data`.
+async fn run_request(
+    results: &ResultTables,
+    req: &Request,
+    now: DateTime<Utc>,
+) -> anyhow::Result<serde_json::Value> {
+    let written = match request_rows(results, req, now).await? {
+        Made::Rows(table, batch) => results.write(table, Some(req.request_id), batch).await?,
+        Made::Written(w) => w,
     };
     Ok(serde_json::to_value(written)?)
 }

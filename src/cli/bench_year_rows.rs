@@ -37,9 +37,22 @@ pub(super) fn leg_rows(at: &[DateTime<Utc>], prices: &[f64]) -> RecordBatch {
         .finish()
 }
 
-/// The generator of a request's answers, seeded by the request and the moment.
+/// The generator of a request's answers, seeded by what the request asks (its type,
+/// symbol, parameters and scheduler occurrence, not its random id) and the moment, so two
+/// builds of the same days get the same answers however their commits are cut.
 pub(super) fn rng_for(req: &Request, now: DateTime<Utc>) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(now.timestamp() as u64 ^ req.request_id.as_u128() as u64)
+    // FNV-1a: a hash that stays the same from one build of ibq to the next.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let what = [
+        req.request_type.as_str(),
+        req.symbol.as_str(),
+        &req.parameters.to_string(),
+        req.schedule_key.as_deref().unwrap_or(""),
+    ];
+    for b in what.iter().flat_map(|s| s.bytes().chain([0])) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    ChaCha8Rng::seed_from_u64(now.timestamp() as u64 ^ h)
 }
 
 /// The next price of a leg that moves at most 0.2% a step.

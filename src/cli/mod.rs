@@ -220,8 +220,9 @@ pub enum Command {
     /// Tools for tests.
     #[command(hide = true)]
     Debug(debug::DebugArgs),
-    /// Merge small files, checkpoint, vacuum and clean the log of the result tables (the
-    /// engine does it hourly); `--migrate` first partitions tables an older ibq created.
+    /// Merge small files, checkpoint, vacuum and clean the log of the result tables and the
+    /// queue's (the engine does it hourly); `--migrate` first partitions tables an older
+    /// ibq created.
     Upkeep(upkeep::UpkeepArgs),
 }
 
@@ -239,6 +240,7 @@ pub mod bench_year;
 pub mod bench_year_build;
 mod bench_year_rows;
 mod bench_year_time;
+mod bench_year_window;
 pub mod console;
 pub mod debug;
 pub mod legs;

@@ -1,5 +1,6 @@
-//! `ibq upkeep`: the upkeep of the result tables on demand (the engine runs it hourly), and
-//! `--migrate`, the one-time rewrite of result tables an older ibq created unpartitioned.
+//! `ibq upkeep`: the upkeep of the result tables and of the queue's tables on demand (the
+//! engine runs both hourly), and `--migrate`, the one-time rewrite of result tables an older
+//! ibq created unpartitioned.
 
 use chrono::Utc;
 
@@ -7,7 +8,8 @@ use crate::config::Config;
 use crate::lake::upkeep::{self, Policy, Report};
 use crate::lake::LakeTable;
 use crate::market::calendar::new_york_date;
-use crate::queue::store::{OwnerLock, StoreError};
+use crate::queue::rows::QUEUE_TABLE;
+use crate::queue::store::{OwnerLock, QueueStore, StoreError};
 use crate::worker::results::{self, PARTITION_COLUMN, RESULT_TABLES};
 
 #[derive(Debug, clap::Args)]
@@ -126,8 +128,36 @@ pub async fn run(args: UpkeepArgs, config: &Config) -> anyhow::Result<()> {
             }
         }
     }
-    if !args.json && reports.is_empty() && failed.is_empty() {
-        println!("no result tables under {}", root.display());
+    let queue_kept_by_engine = match queue_upkeep(config).await {
+        Ok(Some(q)) => {
+            for r in std::iter::once(q.queue).chain(q.history) {
+                if !args.json {
+                    println!("{}", line(&r));
+                }
+                reports.push(r);
+            }
+            false
+        }
+        Ok(None) => false,
+        Err(StoreError::Locked(..)) => {
+            if !args.json {
+                println!(
+                    "{QUEUE_TABLE}: kept up by the ibq engine running on {} (every hour)",
+                    root.display()
+                );
+            }
+            true
+        }
+        Err(e) => {
+            if !args.json {
+                eprintln!("{e}");
+            }
+            failed.push(e.to_string());
+            false
+        }
+    };
+    if !args.json && reports.is_empty() && failed.is_empty() && !queue_kept_by_engine {
+        println!("no tables under {}", root.display());
     }
     if args.json {
         println!(
@@ -136,6 +166,7 @@ pub async fn run(args: UpkeepArgs, config: &Config) -> anyhow::Result<()> {
                 "migrated": migrated,
                 "tables": reports,
                 "failed": failed,
+                "queue_kept_by_engine": queue_kept_by_engine,
                 "vacuum_retention_hours": policy.vacuum_retention.num_hours(),
                 "log_retention_hours": policy.log_retention.num_hours(),
             })
@@ -145,4 +176,19 @@ pub async fn run(args: UpkeepArgs, config: &Config) -> anyhow::Result<()> {
         anyhow::bail!("the upkeep of {} table(s) failed", failed.len());
     }
     Ok(())
+}
+
+/// The queue's upkeep as its owner (`queue::upkeep`), when the lake has a queue table and
+/// no engine holds it: an engine keeps its queue itself, and only the owner may merge the
+/// history table (a compaction must not be under way). Opening the queue as owner does
+/// what any owner's start does (orphaned PROCESSING requests released: no engine runs).
+async fn queue_upkeep(
+    config: &Config,
+) -> Result<Option<crate::queue::upkeep::QueueUpkeep>, StoreError> {
+    let root = &config.lake.root;
+    if !root.join(QUEUE_TABLE).join("_delta_log").is_dir() {
+        return Ok(None);
+    }
+    let mut store = QueueStore::open(root, config.queue.clone()).await?;
+    store.upkeep().await.map(Some)
 }

@@ -180,7 +180,8 @@ impl Engine {
 
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(upkeep_results(
+        tasks.push(tokio::spawn(upkeep_tables(
+            queue.clone(),
             Arc::clone(&results),
             Arc::clone(&options.clock),
             UPKEEP_EVERY,
@@ -315,16 +316,19 @@ impl Engine {
     }
 }
 
-/// How often the engine keeps the result tables up (`lake::upkeep`): merges, checkpoint,
-/// vacuum past the retention, log cleanup. Hourly, so removed files stay on disk at most an
-/// hour past the vacuum retention (docs/TABLES.md, Upkeep).
+/// How often the engine keeps its tables up: the result tables (`lake::upkeep`: merges,
+/// checkpoint, vacuum past the retention, log cleanup) and the queue's (`queue::upkeep`:
+/// checkpoint, log cleanup, vacuum, history merges). Hourly, so removed files stay on disk
+/// at most an hour past the vacuum retention (docs/TABLES.md, Upkeep), written or not.
 pub const UPKEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// Runs the upkeep of the result tables every `every` (the first one `every` after the
-/// start) until the engine stops. The partitions of days before the engine's New York date
-/// are closed; retention is measured on the engine's clock, which stamps the tables' rows
-/// and removals (the wall clock but under `--clock`).
-async fn upkeep_results(
+/// Runs the upkeep of the result tables and of the queue every `every` (the first one
+/// `every` after the start) until the engine stops. The result tables' partitions of days
+/// before the engine's New York date are closed, and their retention is measured on the
+/// engine's clock, which stamps their rows and removals (the wall clock but under
+/// `--clock`); the queue's on the clock its own rows and removals are stamped with.
+async fn upkeep_tables(
+    queue: QueueHandle,
     results: Arc<ResultTables>,
     clock: Arc<dyn Clock>,
     every: Duration,
@@ -340,7 +344,17 @@ async fn upkeep_results(
             return;
         }
         let today = crate::market::calendar::new_york_date(clock.now());
-        for report in results.upkeep(&policy, today, clock.now()).await {
+        let mut reports: Vec<Result<crate::lake::upkeep::Report, String>> = results
+            .upkeep(&policy, today, clock.now())
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+        match queue.upkeep().await {
+            Ok(q) => reports.extend(std::iter::once(q.queue).chain(q.history).map(Ok)),
+            Err(e) => reports.push(Err(e)),
+        }
+        for report in reports {
             match report {
                 Ok(r) => tracing::info!(
                     table = %r.table,
@@ -350,10 +364,10 @@ async fn upkeep_results(
                     log_files_deleted = r.log_files_deleted,
                     live_files = r.usage.live_files,
                     removed_files = r.usage.removed_files,
-                    "result table upkeep"
+                    "table upkeep"
                 ),
                 Err(e) => {
-                    tracing::warn!(error = %e, "result table upkeep failed; it runs again later")
+                    tracing::warn!(error = %e, "table upkeep failed; it runs again later")
                 }
             }
         }

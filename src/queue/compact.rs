@@ -12,7 +12,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::ingest;
@@ -20,6 +20,7 @@ use super::model::Request;
 use super::retention;
 use super::rows::{self, RawRow, HISTORY_COLUMNS, HISTORY_PARTITION, HISTORY_TABLE, QUEUE_TABLE};
 use super::store::{QueueStore, StoreError};
+use super::upkeep::{log_retention, merge_history, vacuum_history, QUEUE_VACUUM_RETENTION};
 use crate::lake::table::DataFile;
 use crate::lake::LakeTable;
 
@@ -32,15 +33,8 @@ pub const HISTORY_DONE: &str = "ibq.history_version";
 /// numbers were archived.
 pub const NEXT_SEQ: &str = "ibq.next_seq";
 
-/// How long `_delta_log` entries of the queue and history tables stay once a later
-/// checkpoint covers them, unless the table states its own `delta.logRetentionDuration`.
-pub const LOG_RETENTION: Duration = Duration::days(1);
-
 /// The history table gets a checkpoint once it is this many versions past the last one.
 const HISTORY_CHECKPOINT_EVERY: i64 = 10;
-
-/// Small files a day of the history table still written may hold before they are merged.
-const HISTORY_OPEN_DAY_MAX_FILES: usize = 16;
 
 /// What a compaction did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -224,9 +218,14 @@ impl QueueStore {
         }
         self.table.checkpoint().await?;
         self.commits_since_checkpoint = 0;
+        // The handle adopts the checkpoint it just wrote, so the log entries cleaned next
+        // are none it still reads (the vacuum reads the removals through it).
+        if let Err(e) = self.table.refresh().await {
+            tracing::warn!(error = %e, "reloading ib_request_queue after its checkpoint failed; it is reloaded at the next poll");
+        }
         let log_files_deleted = self.clean_logs(&history, now).await;
         // Files compacted away more than an hour ago are no longer read by anyone.
-        let files_deleted = match self.table.vacuum(Duration::hours(1), now).await {
+        let files_deleted = match self.table.vacuum(QUEUE_VACUUM_RETENTION, now).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "vacuum of ib_request_queue failed; old files stay on disk until the next compaction");
@@ -286,30 +285,18 @@ impl QueueStore {
         queue
     }
 
-    /// The history table's upkeep: the small files of days no compaction writes any more
-    /// (before `keep_finished_days` + 1 days ago: a day's rows arrive as they are
-    /// superseded, then as their requests are archived) merged into one file per day, and
+    /// The history table's upkeep in a compaction (`queue::upkeep`): closed days merged,
     /// files merged away more than a day ago deleted from disk. Upkeep: a failure is
     /// logged, never an error.
     async fn history_upkeep(&self, history: &mut LakeTable, now: DateTime<Utc>) -> HistoryUpkeep {
-        // A day still written gets a file per compaction (dozens a day): merged once it
-        // holds 16, so a reader of recent history opens a few files, not hundreds.
-        let policy = crate::lake::upkeep::Policy {
-            open_partition_max_files: HISTORY_OPEN_DAY_MAX_FILES,
-            ..Default::default()
-        };
-        let open_from = crate::market::calendar::new_york_date(now)
-            - Duration::days(i64::from(self.config.keep_finished_days) + 1);
         let mut out = HistoryUpkeep::default();
-        match crate::lake::upkeep::merge_small_files(history, &policy, Some(&open_from.to_string()))
-            .await
-        {
+        match merge_history(history, self.config.keep_finished_days, now).await {
             Ok((_, files)) => out.files_merged = files,
             Err(e) => {
                 tracing::warn!(error = %e, "merging the history table's small files failed; they are merged at a later compaction")
             }
         }
-        match history.vacuum(policy.vacuum_retention, now).await {
+        match vacuum_history(history, now).await {
             Ok(n) => out.files_deleted = n,
             Err(e) => {
                 tracing::warn!(error = %e, "vacuum of the history table failed; merged-away files stay on disk until a later compaction")
@@ -374,13 +361,4 @@ impl QueueStore {
 struct HistoryUpkeep {
     files_merged: usize,
     files_deleted: usize,
-}
-
-/// The log retention of a table: its own `delta.logRetentionDuration` when it states one,
-/// else [`LOG_RETENTION`].
-fn log_retention(table: &LakeTable) -> Duration {
-    table
-        .stated_log_retention()
-        .and_then(|d| Duration::from_std(d).ok())
-        .unwrap_or(LOG_RETENTION)
 }

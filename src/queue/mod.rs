@@ -16,3 +16,4 @@ pub use state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, Statu
 pub mod rows;
 pub mod service;
 pub mod store;
+pub mod upkeep;

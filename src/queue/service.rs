@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::model::{Actor, Priority, Request, Status};
 use super::state::{Enqueued, NewRequest, QueueError, QueueState, RetryPolicy, StatusCounts};
 use super::store::{self, CompactReport, QueueStore};
+use super::upkeep::QueueUpkeep;
 
 /// A change to apply to each of a set of requests.
 #[derive(Debug, Clone)]
@@ -47,6 +48,7 @@ enum Op {
     HasScheduleKey(String, oneshot::Sender<bool>),
     ScheduleStatuses(Vec<String>, oneshot::Sender<Vec<Option<Status>>>),
     Compact(Reply<CompactReport>),
+    Upkeep(Reply<QueueUpkeep>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -127,6 +129,12 @@ impl QueueHandle {
 
     pub async fn compact(&self) -> Result<CompactReport, String> {
         self.ask(Op::Compact).await
+    }
+
+    /// Keeps the queue and history tables up (`queue::upkeep`) after what is pending is
+    /// committed: old files and expired log entries leave even when nothing is written.
+    pub async fn upkeep(&self) -> Result<QueueUpkeep, String> {
+        self.ask(Op::Upkeep).await
     }
 
     pub async fn has_schedule_key(&self, key: &str) -> bool {
@@ -374,6 +382,7 @@ async fn serve(
     let mut done = Vec::with_capacity(group.len());
     let mut stop = None;
     let mut compacts = Vec::new();
+    let mut upkeeps = Vec::new();
     for op in group {
         match op {
             Op::Enqueue(news, reply) => {
@@ -429,6 +438,7 @@ async fn serve(
                 let _ = reply.send(keys.iter().map(|k| state.schedule_status(k)).collect());
             }
             Op::Compact(reply) => compacts.push(reply),
+            Op::Upkeep(reply) => upkeeps.push(reply),
             Op::Stop(reply) => stop = Some(reply),
         }
     }
@@ -459,6 +469,9 @@ async fn serve(
     }
     for reply in compacts {
         let _ = reply.send(store.compact().await.map_err(|e| e.to_string()));
+    }
+    for reply in upkeeps {
+        let _ = reply.send(store.upkeep().await.map_err(|e| e.to_string()));
     }
     match stop {
         Some(reply) => {

@@ -365,13 +365,45 @@ impl ResultTables {
         batch: RecordBatch,
     ) -> Result<Written, LakeError> {
         let rows = batch.num_rows();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(table.to_string())
-            .or_default()
-            .push((request_id, batch, tx));
+        let version = self
+            .write_together(table, vec![(request_id, batch)])
+            .await?;
+        Ok(Written {
+            table: table.to_string(),
+            rows,
+            version,
+            quote_spread_ms: None,
+            files_read: None,
+        })
+    }
+
+    /// Appends every batch of `writes` to `table`, each on behalf of its request, in one
+    /// commit (with any other writes queued for the table meanwhile), and returns that
+    /// commit's version once it is done.
+    pub async fn write_together(
+        &self,
+        table: &str,
+        writes: Vec<(Option<Uuid>, RecordBatch)>,
+    ) -> Result<i64, LakeError> {
+        let failed = |message: String| LakeError::Table {
+            name: table.into(),
+            path: self.root.join(table),
+            message,
+        };
+        if writes.is_empty() {
+            return Err(failed("no rows to write".into()));
+        }
+        let mut replies = Vec::with_capacity(writes.len());
+        {
+            // Queued at once, so one commit takes them all.
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let queue = pending.entry(table.to_string()).or_default();
+            for (request_id, batch) in writes {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                queue.push((request_id, batch, tx));
+                replies.push(rx);
+            }
+        }
         // Whoever gets the table next commits everything queued for it, ours included
         // unless an earlier holder already did.
         self.with_table(table, async |o| {
@@ -428,25 +460,21 @@ impl ResultTables {
             Ok(())
         })
         .await?;
-        let version = rx
+        let mut version = -1;
+        for rx in replies {
+            version = rx
+                .await
+                .map_err(|_| failed("the write was dropped before its commit".into()))?
+                .map_err(failed)?;
+        }
+        Ok(version)
+    }
+
+    /// The version of `table` this process last loaded or committed (the table is
+    /// created when it does not exist).
+    pub async fn version(&self, table: &str) -> Result<i64, LakeError> {
+        self.with_table(table, async |o| Ok(o.table.version()))
             .await
-            .map_err(|_| LakeError::Table {
-                name: table.into(),
-                path: self.root.join(table),
-                message: "the write was dropped before its commit".into(),
-            })?
-            .map_err(|message| LakeError::Table {
-                name: table.into(),
-                path: self.root.join(table),
-                message,
-            })?;
-        Ok(Written {
-            table: table.to_string(),
-            rows,
-            version,
-            quote_spread_ms: None,
-            files_read: None,
-        })
     }
 
     /// Writes `batch` to `derived_stats` for `request_id` in place of the rows already

@@ -162,10 +162,45 @@ at = "16:30"
 /// Per table of a lake: live files, rows per `date` partition, removed files, log files.
 type Shape = std::collections::BTreeMap<String, (usize, Vec<(String, usize)>, usize, usize)>;
 
-async fn shape(root: &std::path::Path) -> Shape {
+/// Per table of a lake: every row as text, sorted, down to what does not depend on the
+/// order requests of one slot run in. They share a priority and a creation time, so their
+/// order is their random ids' (`QueueState`'s claim order): which of them runs at which
+/// second of the slot differs from build to build, and with it the prices drawn for that
+/// second. So a row's text leaves out its prices (every float column), keeps its moments to
+/// the hour, and leaves out the columns a build fills differently anyway (request ids are
+/// random; `result_data` names commit versions; `seq` numbers and leases follow the
+/// commits). What is left says: the same requests, with the same changes, the same rows
+/// for the same symbols, contracts and days, in the same hours. An option chain's strikes
+/// are those around the price of its second, so its contracts are left out too
+/// ([`CHAIN_STRIKE`]).
+type Rows = std::collections::BTreeMap<String, Vec<String>>;
+
+/// The columns `rows` leaves out.
+const VARYING: [&str; 5] = [
+    "request_id",
+    "result_data",
+    "seq",
+    "lease_owner",
+    "lease_expires_at",
+];
+
+/// The columns of `option_snapshots` that name the strike.
+const CHAIN_STRIKE: [&str; 3] = ["conid", "strike", "local_symbol"];
+
+/// A row's value as `shape` compares it: a moment to its hour.
+fn compared(field: &deltalake::arrow::datatypes::Field, text: String) -> String {
+    match field.data_type() {
+        deltalake::arrow::datatypes::DataType::Timestamp(..) => text.chars().take(13).collect(),
+        _ => text,
+    }
+}
+
+async fn shape(root: &std::path::Path) -> (Shape, Rows) {
+    use deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
     use ibq::lake::upkeep::disk_usage;
     use ibq::lake::LakeTable;
     let mut out = Shape::new();
+    let mut texts = Rows::new();
     for e in std::fs::read_dir(root).unwrap() {
         let dir = e.unwrap().path();
         if !dir.join("_delta_log").is_dir() {
@@ -178,6 +213,7 @@ async fn shape(root: &std::path::Path) -> Shape {
             .unwrap();
         let usage = disk_usage(&table).await.unwrap();
         let mut rows = std::collections::BTreeMap::<String, usize>::new();
+        let mut all = Vec::new();
         for f in table.files().await.unwrap() {
             let day = f
                 .partition
@@ -185,15 +221,42 @@ async fn shape(root: &std::path::Path) -> Shape {
                 .cloned()
                 .flatten()
                 .unwrap_or_default();
-            let n: usize = table
-                .read(std::slice::from_ref(&f))
-                .await
-                .unwrap()
-                .iter()
-                .map(|b| b.num_rows())
-                .sum();
-            *rows.entry(day).or_default() += n;
+            for b in table.read(std::slice::from_ref(&f)).await.unwrap() {
+                *rows.entry(day.clone()).or_default() += b.num_rows();
+                let schema = b.schema();
+                let mut cols: Vec<(deltalake::arrow::datatypes::FieldRef, ArrayFormatter)> =
+                    Vec::new();
+                for (i, field) in schema.fields().iter().enumerate() {
+                    let price = matches!(
+                        field.data_type(),
+                        deltalake::arrow::datatypes::DataType::Float32
+                            | deltalake::arrow::datatypes::DataType::Float64
+                    );
+                    let strike =
+                        name == "option_snapshots" && CHAIN_STRIKE.contains(&field.name().as_str());
+                    if !price && !strike && !VARYING.contains(&field.name().as_str()) {
+                        let fmt = ArrayFormatter::try_new(
+                            b.column(i).as_ref(),
+                            &FormatOptions::default(),
+                        )
+                        .unwrap();
+                        cols.push((field.clone(), fmt));
+                    }
+                }
+                cols.sort_by(|x, y| x.0.name().cmp(y.0.name()));
+                for i in 0..b.num_rows() {
+                    let row: Vec<String> = cols
+                        .iter()
+                        .map(|(n, f)| {
+                            format!("{}={}", n.name(), compared(n, f.value(i).to_string()))
+                        })
+                        .collect();
+                    all.push(row.join(" "));
+                }
+            }
         }
+        all.sort();
+        texts.insert(name.clone(), all);
         out.insert(
             name,
             (
@@ -204,7 +267,7 @@ async fn shape(root: &std::path::Path) -> Shape {
             ),
         );
     }
-    out
+    (out, texts)
 }
 
 /// Days built with larger commits and one upkeep a day, followed by days at the engine's
@@ -249,7 +312,7 @@ async fn a_lake_built_with_larger_commits_before_its_last_days_ends_as_an_exact_
         mixed.queue_commits,
         exact.queue_commits
     );
-    let (a, b) = (
+    let ((a, a_rows), (b, b_rows)) = (
         shape(&dir.path().join("exact")).await,
         shape(&dir.path().join("mixed")).await,
     );
@@ -273,6 +336,8 @@ async fn a_lake_built_with_larger_commits_before_its_last_days_ends_as_an_exact_
             y.3
         );
         assert!(rows(x) > 0, "{name} has rows");
+        // The same rows, down to the order within a slot (see `Rows`).
+        assert!(a_rows[name] == b_rows[name], "{name}: the rows differ");
     }
     let queue_rows = |s: &Shape| -> usize {
         ["ib_request_queue", "ib_request_queue_history"]
@@ -282,6 +347,27 @@ async fn a_lake_built_with_larger_commits_before_its_last_days_ends_as_an_exact_
     };
     assert_eq!(queue_rows(&a), queue_rows(&b));
     assert_eq!(queue_rows(&a), 3 * exact.requests);
+    // The same queue rows over the queue and its history: each request's changes at the
+    // same moments, whichever table holds them.
+    let queue_texts = |r: &Rows| -> Vec<String> {
+        let mut v: Vec<String> = ["ib_request_queue", "ib_request_queue_history"]
+            .iter()
+            .flat_map(|t| r[*t].iter())
+            // The history's `date` partition is the day of `updated_at`, in both.
+            .map(|row| {
+                row.split(' ')
+                    .filter(|c| !c.starts_with("date="))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert!(
+        queue_texts(&a_rows) == queue_texts(&b_rows),
+        "the queue rows differ"
+    );
     let live = |s: &Shape| s["ib_request_queue"].0;
     assert!(
         live(&a).abs_diff(live(&b)) <= 64,

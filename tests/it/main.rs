@@ -24,6 +24,7 @@ mod pace;
 mod queue_cli;
 mod queue_recovery;
 mod queue_store;
+mod queue_upkeep;
 mod recipes;
 mod release;
 mod restarts;
