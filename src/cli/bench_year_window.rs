@@ -20,13 +20,13 @@ use uuid::Uuid;
 use super::bench_year_build::{request_of, request_rows, Builder, Made};
 use crate::queue::{Enqueued, RequestType};
 use crate::scheduler::schedule::Occurrence;
-use crate::worker::results::{ResultTables, Written};
+use crate::worker::results::{ResultTables, Writes, Written};
 
 /// Result rows of a window waiting for their table's one commit, with the version that
 /// commit is to take.
 #[derive(Default)]
 struct WindowRows {
-    tables: BTreeMap<&'static str, (i64, Vec<(Option<Uuid>, RecordBatch)>)>,
+    tables: BTreeMap<&'static str, (i64, Writes)>,
 }
 
 impl WindowRows {

@@ -278,6 +278,9 @@ pub struct ResultTables {
     bars: Mutex<BarTimes>,
 }
 
+/// Batches to append to one table in one commit, each on behalf of its request.
+pub type Writes = Vec<(Option<Uuid>, RecordBatch)>;
+
 impl ResultTables {
     pub fn new(root: PathBuf) -> Self {
         Self::with_clock(root, std::sync::Arc::new(crate::market::clock::SystemClock))
@@ -380,11 +383,7 @@ impl ResultTables {
     /// Appends every batch of `writes` to `table`, each on behalf of its request, in one
     /// commit (with any other writes queued for the table meanwhile), and returns that
     /// commit's version once it is done.
-    pub async fn write_together(
-        &self,
-        table: &str,
-        writes: Vec<(Option<Uuid>, RecordBatch)>,
-    ) -> Result<i64, LakeError> {
+    pub async fn write_together(&self, table: &str, writes: Writes) -> Result<i64, LakeError> {
         let failed = |message: String| LakeError::Table {
             name: table.into(),
             path: self.root.join(table),
