@@ -41,7 +41,6 @@ pub enum QueueError {
     InvalidSymbol(String),
 }
 
-/// A request to add, before it has an id.
 /// The key of `result_data` on a request's first row that keeps parameters given under
 /// old names (`{"dte": 45}`) as they were given.
 pub const GIVEN_PARAMETERS: &str = "given_parameters";
@@ -50,6 +49,7 @@ pub const DISMISS_REASON: &str = "dismiss_reason";
 /// What a request the operator released says of itself (`error_message`).
 pub const RELEASED_BY_OPERATOR: &str = "released by the operator";
 
+/// A request to add, before it has an id.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
     pub request_type: RequestType,
