@@ -153,7 +153,9 @@ impl QueueStore {
         .await?;
         history.set_clock(std::sync::Arc::clone(&self.clock));
         let done = self.table.txn_version(HISTORY_DONE).await?;
-        let already = self.unfinished_history(&history, done).await?;
+        let already = self
+            .unfinished_history(&history, done, &to_history, now)
+            .await?;
         // The history table's upkeep runs only while no compaction is unfinished, and before
         // this one appends, so the version the rewrite records covers it.
         let history_upkeep = if done == Some(history.version()) {
@@ -308,52 +310,87 @@ impl QueueStore {
     /// History rows appended after the version the last finished rewrite recorded: rows of
     /// compactions that crashed before their rewrite. Every history row when no rewrite
     /// recorded a version yet (a lake compacted by an older ibq).
+    ///
+    /// When the history's log no longer reaches that version (Delta's own log cleanup,
+    /// which runs at a checkpoint, deletes entries older than its log retention, whatever
+    /// version a reader recorded), the rows of the days `candidates` fall on are returned
+    /// instead: a candidate equal to one of them is in history already. Without this, every
+    /// later compaction would fail and the queue would grow unbounded.
     async fn unfinished_history(
         &self,
         history: &LakeTable,
         done: Option<i64>,
+        candidates: &[RawRow],
+        now: DateTime<Utc>,
     ) -> Result<Vec<RawRow>, StoreError> {
         if done == Some(history.version()) {
             return Ok(Vec::new());
         }
-        let now = history.files().await?;
-        let mut before: std::collections::HashSet<String> = match done {
-            Some(v) => history
-                .files_at(v)
-                .await?
-                .into_iter()
-                .map(|f| f.path)
-                .collect(),
-            None => Default::default(),
-        };
-        // A commit after `done` that removed files is the history upkeep's merge (it runs
-        // only while nothing is unfinished, so it never merges an unfinished append): the
-        // files it added hold rows that were there before.
-        if let Some(v0) = done {
-            let mut prev = before.clone();
-            for v in v0 + 1..=history.version() {
-                let at: std::collections::HashSet<String> = history
-                    .files_at(v)
-                    .await?
-                    .into_iter()
-                    .map(|f| f.path)
+        let new = match files_after(history, done).await {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::warn!(
+                    error = %e,
+                    "the history table's log no longer holds the version the last compaction recorded; rows already in history are recognised by their content"
+                );
+                let days: HashSet<String> = candidates
+                    .iter()
+                    .map(|r| rows::history_date(r, now).to_string())
                     .collect();
-                if prev.iter().any(|p| !at.contains(p)) {
-                    before.extend(at.difference(&prev).cloned());
+                match history
+                    .files_where(HISTORY_PARTITION, |d| d.is_some_and(|d| days.contains(d)))
+                    .await?
+                {
+                    Some(files) => files,
+                    None => history.files().await?,
                 }
-                prev = at;
             }
-        }
-        let new: Vec<DataFile> = now
-            .into_iter()
-            .filter(|f| !before.contains(&f.path))
-            .collect();
+        };
         let mut out = Vec::new();
         for batch in history.read(&new).await? {
             out.extend(rows::decode_raw(&batch).map_err(|m| corrupt(HISTORY_TABLE, m))?);
         }
         Ok(out)
     }
+}
+
+/// The history files appended after version `done` by commits that removed nothing (every
+/// live file when `done` is `None`). A commit after `done` that removed files is the history
+/// upkeep's merge (it runs only while nothing is unfinished, so it never merges an
+/// unfinished append): the files it added hold rows that were there before.
+async fn files_after(
+    history: &LakeTable,
+    done: Option<i64>,
+) -> Result<Vec<DataFile>, crate::lake::LakeError> {
+    let now = history.files().await?;
+    let mut before: HashSet<String> = match done {
+        Some(v) => history
+            .files_at(v)
+            .await?
+            .into_iter()
+            .map(|f| f.path)
+            .collect(),
+        None => Default::default(),
+    };
+    if let Some(v0) = done {
+        let mut prev = before.clone();
+        for v in v0 + 1..=history.version() {
+            let at: HashSet<String> = history
+                .files_at(v)
+                .await?
+                .into_iter()
+                .map(|f| f.path)
+                .collect();
+            if prev.iter().any(|p| !at.contains(p)) {
+                before.extend(at.difference(&prev).cloned());
+            }
+            prev = at;
+        }
+    }
+    Ok(now
+        .into_iter()
+        .filter(|f| !before.contains(&f.path))
+        .collect())
 }
 
 /// What the history table's upkeep did in one compaction.

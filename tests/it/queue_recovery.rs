@@ -369,6 +369,90 @@ async fn a_crash_between_history_append_and_rewrite_loses_and_duplicates_nothing
     );
 }
 
+/// A compaction that crashed after its history append, then Delta's own log cleanup (at a
+/// checkpoint, of entries past the log retention) removing the history version the last
+/// finished compaction recorded: the next compaction still succeeds, and appends no row
+/// twice.
+#[tokio::test]
+async fn a_compaction_after_deltas_log_cleanup_removed_the_recorded_history_version_doubles_nothing(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = ibq(
+        &lake,
+        &[
+            "debug",
+            "enqueue-burst",
+            "--count",
+            "12",
+            "--per-commit",
+            "1",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("ack ").map(str::to_string))
+        .collect();
+    let cancel = |some: &[String]| {
+        for id in some {
+            let out = ibq(&lake, &["cancel", id]);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+    };
+    cancel(&ids[..4]);
+    let out = ibq(&lake, &["compact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The next compaction crashes right after appending its rows to history.
+    cancel(&ids[4..7]);
+    let out = Command::new(ibq_bin())
+        .args(["compact", "--lake"])
+        .arg(&lake)
+        .env("IBQ_FAULT", "after-history-append")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault point ends the process");
+    assert_eq!(
+        parquet_rows_by_key(&lake, "ib_request_queue_history").trim(),
+        "7 0"
+    );
+    // Delta's log cleanup as another program runs it: a checkpoint of the newest version,
+    // and every log entry before it gone.
+    python(&format!(
+        r#"
+import os
+from deltalake import DeltaTable
+path = "{path}"
+t = DeltaTable(path)
+t.create_checkpoint()
+log = os.path.join(path, "_delta_log")
+for f in os.listdir(log):
+    if f.endswith(".json") and int(f.split(".")[0]) < t.version():
+        os.remove(os.path.join(log, f))
+print(t.version())
+"#,
+        path = lake.join("ib_request_queue_history").display()
+    ));
+
+    let out = ibq(&lake, &["compact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        parquet_rows_by_key(&lake, "ib_request_queue_history").trim(),
+        "7 0",
+        "each superseded row is in history once"
+    );
+    let s = store::read_state(&lake).await.unwrap();
+    assert_eq!((s.len(), s.counts().cancelled), (12, 7));
+    // And compactions go on as before.
+    cancel(&ids[7..9]);
+    let out = ibq(&lake, &["compact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        parquet_rows_by_key(&lake, "ib_request_queue_history").trim(),
+        "9 0"
+    );
+}
+
 /// (request_id, request_type, symbol, priority, status, parameters) of a row another
 /// program appends.
 type ExternalRow = (
