@@ -238,6 +238,7 @@ pub mod bench_restarts;
 pub mod bench_sim;
 pub mod bench_year;
 pub mod bench_year_build;
+mod bench_year_measure;
 mod bench_year_rows;
 mod bench_year_time;
 mod bench_year_window;
