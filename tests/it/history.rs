@@ -2,57 +2,21 @@
 //! into one file, merged-away files leave the disk a day later, and no row is lost or
 //! doubled, also when a compaction stopped after merging and before its rewrite.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use chrono_tz::America::New_York;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use ibq::config::QueueConfig;
-use ibq::lake::columns::BatchReader;
 use ibq::lake::upkeep::{self, Policy};
 use ibq::lake::LakeTable;
 use ibq::market::clock::Clock;
-use ibq::queue::rows::{HISTORY_COLUMNS, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
+use ibq::queue::rows::{HISTORY_COLUMNS, HISTORY_TABLE};
 use ibq::queue::store::{self, QueueStore};
-use ibq::queue::{Actor, NewRequest, Priority, RequestType};
 use serde_json::json;
 use uuid::Uuid;
 
-/// A clock the test moves.
-#[derive(Debug)]
-struct Moved(Mutex<DateTime<Utc>>);
-
-impl Moved {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-impl Clock for Moved {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn at(d: NaiveDate, h: u32, m: u32) -> DateTime<Utc> {
-    New_York
-        .from_local_datetime(&d.and_hms_opt(h, m, 0).unwrap())
-        .unwrap()
-        .with_timezone(&Utc)
-}
-
-fn bars(symbol: &str) -> NewRequest {
-    NewRequest {
-        request_type: RequestType::MarketBars,
-        symbol: symbol.into(),
-        priority: Priority::NORMAL,
-        parameters: json!({"bar_size": "1 day"}),
-        changed_by: Actor::Operator,
-        schedule_key: None,
-        during: Default::default(),
-    }
-}
+use crate::queue_rig::{bars, new_york, stored_rows, Moved};
 
 /// `n` requests made, claimed and finished at `t` and the minutes after it, each step its
 /// own commit (compactions follow as files pile up). Returns their ids.
@@ -85,32 +49,6 @@ async fn day_of_requests(
         ids.push(id);
     }
     ids
-}
-
-/// (request id, seq) → how many times it is stored, over the queue and its history.
-async fn stored_rows(lake: &Path) -> HashMap<(String, i64), usize> {
-    let mut out = HashMap::new();
-    for (name, cols) in [
-        (QUEUE_TABLE, QUEUE_COLUMNS),
-        (HISTORY_TABLE, HISTORY_COLUMNS),
-    ] {
-        let table = LakeTable::open_existing(lake, name, cols)
-            .await
-            .unwrap()
-            .unwrap();
-        for b in table.read_all().await.unwrap() {
-            let r = BatchReader::new(&b);
-            for (id, seq) in r
-                .utf8("request_id")
-                .unwrap()
-                .into_iter()
-                .zip(r.i64("seq").unwrap())
-            {
-                *out.entry((id.unwrap(), seq.unwrap())).or_default() += 1;
-            }
-        }
-    }
-    out
 }
 
 /// Live files of the history table per day.
@@ -148,14 +86,14 @@ async fn closed_days_are_merged_into_one_file_and_merged_files_leave_a_day_later
         ..QueueConfig::default()
     };
     let days = last_days();
-    let clock = Arc::new(Moved(Mutex::new(at(days[0], 9, 0))));
+    let clock = Moved::starting_at(new_york(days[0], 9, 0));
     let mut store = QueueStore::open(&lake, config).await.unwrap();
     store.set_clock(Arc::clone(&clock) as Arc<dyn Clock>);
     let mut made = Vec::new();
     for d in &days {
-        made.push(day_of_requests(&mut store, &clock, at(*d, 10, 0), 8).await);
+        made.push(day_of_requests(&mut store, &clock, new_york(*d, 10, 0), 8).await);
         // The evening's compaction (a restart, a pile of files) closes the day's work.
-        clock.set(at(*d, 18, 0));
+        clock.set(new_york(*d, 18, 0));
         store.compact().await.unwrap();
     }
     drop(store);
@@ -214,11 +152,11 @@ async fn a_compaction_that_stopped_after_merging_history_loses_and_doubles_nothi
         ..QueueConfig::default()
     };
     let days = last_days();
-    let clock = Arc::new(Moved(Mutex::new(at(days[0], 9, 0))));
+    let clock = Moved::starting_at(new_york(days[0], 9, 0));
     let mut store = QueueStore::open(&lake, config.clone()).await.unwrap();
     store.set_clock(Arc::clone(&clock) as Arc<dyn Clock>);
     for d in &days[..2] {
-        day_of_requests(&mut store, &clock, at(*d, 10, 0), 8).await;
+        day_of_requests(&mut store, &clock, new_york(*d, 10, 0), 8).await;
     }
     drop(store);
     let before = history_files_by_day(&lake).await;
@@ -227,7 +165,7 @@ async fn a_compaction_that_stopped_after_merging_history_loses_and_doubles_nothi
         "{before:?}"
     );
     // Three days later a compaction merged the closed days and stopped before its rewrite.
-    let later = at(days[4], 10, 0);
+    let later = new_york(days[4], 10, 0);
     let mut history = LakeTable::open_existing(&lake, HISTORY_TABLE, HISTORY_COLUMNS)
         .await
         .unwrap()

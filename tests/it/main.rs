@@ -23,6 +23,7 @@ mod old_table;
 mod pace;
 mod queue_cli;
 mod queue_recovery;
+mod queue_rig;
 mod queue_store;
 mod queue_upkeep;
 mod recipes;

@@ -5,52 +5,23 @@
 //! Python `deltalake`. `ibq upkeep` does the same on a lake no engine holds, and leaves the
 //! queue to the engine that holds one.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, SystemTime};
 
 use chrono::{DateTime, Duration, Utc};
 use ibq::config::QueueConfig;
-use ibq::lake::columns::BatchReader;
 use ibq::lake::upkeep::{disk_usage, DiskUsage};
 use ibq::lake::LakeTable;
 use ibq::market::clock::Clock;
 use ibq::queue::rows::{HISTORY_COLUMNS, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABLE};
 use ibq::queue::store::{OwnerLock, QueueStore};
-use ibq::queue::{service, Actor, NewRequest, Priority, RequestType, Status};
+use ibq::queue::{service, Status};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::{ibq, python, stderr, stdout};
-
-/// A clock the test moves.
-#[derive(Debug)]
-struct Moved(Mutex<DateTime<Utc>>);
-
-impl Moved {
-    fn set(&self, t: DateTime<Utc>) {
-        *self.0.lock().unwrap() = t;
-    }
-}
-
-impl Clock for Moved {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-fn bars(symbol: &str) -> NewRequest {
-    NewRequest {
-        request_type: RequestType::MarketBars,
-        symbol: symbol.into(),
-        priority: Priority::NORMAL,
-        parameters: json!({"bar_size": "1 day"}),
-        changed_by: Actor::Operator,
-        schedule_key: None,
-        during: Default::default(),
-    }
-}
+use crate::queue_rig::{bars, stored_rows, Moved};
 
 /// Compactions every 6 files; finished requests kept a day.
 fn config() -> QueueConfig {
@@ -141,33 +112,6 @@ fn log_entries(lake: &Path, name: &str) -> usize {
         .count()
 }
 
-/// (request id, seq) → how many times it is stored, over the queue and its history; rows
-/// without `seq` (other writers') under -1.
-async fn stored_rows(lake: &Path) -> HashMap<(String, i64), usize> {
-    let mut out = HashMap::new();
-    for (name, cols) in [
-        (QUEUE_TABLE, QUEUE_COLUMNS),
-        (HISTORY_TABLE, HISTORY_COLUMNS),
-    ] {
-        let table = LakeTable::open_existing(lake, name, cols)
-            .await
-            .unwrap()
-            .unwrap();
-        for b in table.read_all().await.unwrap() {
-            let r = BatchReader::new(&b);
-            for (id, seq) in r
-                .utf8("request_id")
-                .unwrap()
-                .into_iter()
-                .zip(r.i64("seq").unwrap())
-            {
-                *out.entry((id.unwrap(), seq.unwrap_or(-1))).or_default() += 1;
-            }
-        }
-    }
-    out
-}
-
 /// Rows of a table as Python `deltalake` reads them.
 fn python_rows(lake: &Path, name: &str) -> usize {
     python(&format!(
@@ -184,7 +128,7 @@ async fn removed_files_and_old_log_entries_leave_while_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let t0 = Utc::now();
-    let clock = Arc::new(Moved(Mutex::new(t0)));
+    let clock = Moved::starting_at(t0);
     let mut store = QueueStore::open(&lake, config()).await.unwrap();
     store.set_clock(Arc::clone(&clock) as Arc<dyn Clock>);
     let last = requests(&mut store, &clock, t0, 20).await;
@@ -306,7 +250,7 @@ async fn ibq_upkeep_keeps_the_queue_unless_an_engine_holds_it() {
     let lake = dir.path().join("lake");
     // Two days ago: the compactions' removals are older than the retention by now.
     let t0 = Utc::now() - Duration::days(2);
-    let clock = Arc::new(Moved(Mutex::new(t0)));
+    let clock = Moved::starting_at(t0);
     // Finished requests kept a week, as `ibq upkeep`'s default configuration keeps them.
     let config = QueueConfig {
         keep_finished_days: 7,

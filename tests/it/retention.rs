@@ -10,23 +10,12 @@ use std::time::{Duration as StdDuration, SystemTime};
 use chrono::{DateTime, Duration, Utc};
 use ibq::config::QueueConfig;
 use ibq::queue::store::{self, QueueStore};
-use ibq::queue::{Actor, NewRequest, Priority, RequestType, RetryPolicy, Status};
+use ibq::queue::{Actor, RetryPolicy, Status};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::{ibq, ibq_bin, python, stderr, stdout};
-
-fn bars(symbol: &str) -> NewRequest {
-    NewRequest {
-        request_type: RequestType::MarketBars,
-        symbol: symbol.into(),
-        priority: Priority::NORMAL,
-        parameters: json!({"bar_size": "1 day"}),
-        changed_by: Actor::Operator,
-        schedule_key: None,
-        during: Default::default(),
-    }
-}
+use crate::queue_rig::bars;
 
 fn policy() -> RetryPolicy {
     RetryPolicy {
