@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{later, QueueState};
+use super::{later, stamp, QueueState};
 use crate::market::calendar::MarketCalendar;
 use crate::queue::model::{Actor, During, Event, Request, Status};
 
@@ -69,9 +69,7 @@ impl QueueState {
             .map(|r| {
                 let mut r = (**r).clone();
                 r.status = Status::Processing;
-                r.event = Event::Claimed;
-                r.changed_by = Actor::Worker;
-                r.updated_at = now;
+                stamp(&mut r, Event::Claimed, Actor::Worker, now);
                 r.lease_owner = Some(owner.to_string());
                 r.lease_expires_at = Some(later(now, lease));
                 r
@@ -98,9 +96,7 @@ impl QueueState {
                 }
                 let mut r = (**r).clone();
                 r.next_attempt_at = Some(start);
-                r.event = Event::Held;
-                r.changed_by = Actor::Worker;
-                r.updated_at = now;
+                stamp(&mut r, Event::Held, Actor::Worker, now);
                 Some(r)
             })
             .collect()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::model::{Actor, DedupKey, During, Priority, Request, RequestType, Status};
+use super::model::{Actor, DedupKey, During, Event, Priority, Request, RequestType, Status};
 
 mod claim;
 mod enqueue;
@@ -131,6 +131,14 @@ impl StatusCounts {
     pub fn total(&self) -> usize {
         self.pending + self.processing + self.success + self.failed + self.cancelled
     }
+}
+
+/// Records on `r` what changed it, who did and when: the three columns every new row of a
+/// request carries.
+fn stamp(r: &mut Request, event: Event, by: Actor, now: DateTime<Utc>) {
+    r.event = event;
+    r.changed_by = by;
+    r.updated_at = now;
 }
 
 type OrderKey = (Priority, DateTime<Utc>, Uuid);

@@ -5,8 +5,14 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{later, QueueError, QueueState, RetryPolicy, DISMISS_REASON};
+use super::{later, stamp, QueueError, QueueState, RetryPolicy, DISMISS_REASON};
 use crate::queue::model::{Actor, Event, Priority, Request, Status};
+
+/// A request leaving PROCESSING holds no lease any more.
+fn unlease(r: &mut Request) {
+    r.lease_owner = None;
+    r.lease_expires_at = None;
+}
 
 impl QueueState {
     fn transition(
@@ -40,9 +46,7 @@ impl QueueState {
         r.failures = 0;
         r.next_attempt_at = None;
         r.error_message = None;
-        r.event = Event::Retried;
-        r.changed_by = by;
-        r.updated_at = now;
+        stamp(&mut r, Event::Retried, by, now);
         Ok(r)
     }
 
@@ -61,9 +65,7 @@ impl QueueState {
             "PENDING or FAILED",
         )?;
         r.priority = priority;
-        r.event = Event::Reprioritized;
-        r.changed_by = by;
-        r.updated_at = now;
+        stamp(&mut r, Event::Reprioritized, by, now);
         Ok(r)
     }
 
@@ -76,9 +78,7 @@ impl QueueState {
     ) -> Result<Request, QueueError> {
         let mut r = self.transition(id, "cancel", &[Status::Pending], "PENDING")?;
         r.status = Status::Cancelled;
-        r.event = Event::Cancelled;
-        r.changed_by = by;
-        r.updated_at = now;
+        stamp(&mut r, Event::Cancelled, by, now);
         Ok(r)
     }
 
@@ -108,9 +108,7 @@ impl QueueState {
         );
         r.result_data = Some(serde_json::Value::Object(data));
         r.next_attempt_at = None;
-        r.event = Event::Dismissed;
-        r.changed_by = by;
-        r.updated_at = now;
+        stamp(&mut r, Event::Dismissed, by, now);
         Ok(r)
     }
 
@@ -123,15 +121,12 @@ impl QueueState {
     ) -> Result<Request, QueueError> {
         let mut r = self.transition(id, "complete", &[Status::Processing], "PROCESSING")?;
         r.status = Status::Success;
-        r.event = Event::Succeeded;
-        r.changed_by = Actor::Worker;
+        stamp(&mut r, Event::Succeeded, Actor::Worker, now);
+        unlease(&mut r);
         r.attempts += 1;
         r.result_data = Some(result_data);
         r.error_message = None;
         r.next_attempt_at = None;
-        r.lease_owner = None;
-        r.lease_expires_at = None;
-        r.updated_at = now;
         Ok(r)
     }
 
@@ -150,20 +145,18 @@ impl QueueState {
         r.attempts += 1;
         r.failures += 1;
         r.error_message = Some(error.to_string());
-        r.changed_by = Actor::Worker;
-        r.updated_at = now;
-        r.lease_owner = None;
-        r.lease_expires_at = None;
+        unlease(&mut r);
         let young_enough = now - r.created_at < policy.max_age;
-        if retryable && r.failures < policy.max_attempts && young_enough {
+        let event = if retryable && r.failures < policy.max_attempts && young_enough {
             r.status = Status::Pending;
-            r.event = Event::RetryScheduled;
             r.next_attempt_at = Some(later(now, policy.backoff(r.failures, jitter)));
+            Event::RetryScheduled
         } else {
             r.status = Status::Failed;
-            r.event = Event::Failed;
             r.next_attempt_at = None;
-        }
+            Event::Failed
+        };
+        stamp(&mut r, event, Actor::Worker, now);
         Ok(r)
     }
 
@@ -188,12 +181,9 @@ impl QueueState {
     ) -> Result<Request, QueueError> {
         let mut r = self.transition(id, "release", &[Status::Processing], "PROCESSING")?;
         r.status = Status::Pending;
-        r.event = Event::Released;
-        r.changed_by = by;
+        stamp(&mut r, Event::Released, by, now);
+        unlease(&mut r);
         r.error_message = Some(reason.to_string());
-        r.lease_owner = None;
-        r.lease_expires_at = None;
-        r.updated_at = now;
         Ok(r)
     }
 }
