@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::common::{ibq, ibq_bin, python, spawn_run, stderr, stdout, wait_until, PY_EXIT};
+use crate::queue_rig::{burst_by_cli, cancel_by_cli};
 
 fn chain(symbol: &str, dte: u32) -> NewRequest {
     NewRequest {
@@ -275,29 +276,8 @@ print(len(rows), sum(1 for v in c.values() if v > 1))
 async fn a_crash_between_history_append_and_rewrite_loses_and_duplicates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let out = ibq(
-        &lake,
-        &[
-            "debug",
-            "enqueue-burst",
-            "--count",
-            "20",
-            "--per-commit",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ids: Vec<String> = stdout(&out)
-        .lines()
-        .filter_map(|l| l.strip_prefix("ack ").map(str::to_string))
-        .collect();
-    assert_eq!(ids.len(), 20);
-    let cancel = |some: &[String]| {
-        for id in some {
-            let out = ibq(&lake, &["cancel", id]);
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
-    };
+    let ids = burst_by_cli(&lake, 20);
+    let cancel = |some: &[String]| cancel_by_cli(&lake, some);
     let crashing_compact = || {
         let out = Command::new(ibq_bin())
             .args(["compact", "--lake"])
@@ -378,28 +358,8 @@ async fn a_compaction_after_deltas_log_cleanup_removed_the_recorded_history_vers
 ) {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let out = ibq(
-        &lake,
-        &[
-            "debug",
-            "enqueue-burst",
-            "--count",
-            "12",
-            "--per-commit",
-            "1",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let ids: Vec<String> = stdout(&out)
-        .lines()
-        .filter_map(|l| l.strip_prefix("ack ").map(str::to_string))
-        .collect();
-    let cancel = |some: &[String]| {
-        for id in some {
-            let out = ibq(&lake, &["cancel", id]);
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
-    };
+    let ids = burst_by_cli(&lake, 12);
+    let cancel = |some: &[String]| cancel_by_cli(&lake, some);
     cancel(&ids[..4]);
     let out = ibq(&lake, &["compact"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -638,7 +598,8 @@ for s in ["AAA", "BBB", "CCC", "DDD", "EEE", "FFF", "GGG", "SP\x1b[2JY", "HHH"]:
 
 /// Compaction racing another writer: 2,000 requests appended by Python `deltalake` in 200
 /// commits, without retry, while the owner takes them in, runs them and compacts after
-/// every round. No append fails; every request is taken in once and completed.
+/// every round (the writer waits for one compaction every 20 commits, so at least ten
+/// race it). No append fails; every request is taken in once and completed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_racing_2000_appends_fails_none_and_sees_each_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -647,11 +608,14 @@ async fn compaction_racing_2000_appends_fails_none_and_sees_each_once() {
     let mut store = QueueStore::open(&root, QueueConfig::default())
         .await
         .unwrap();
+    // How many compactions have run, for the writer to pace itself by.
+    let compacted = dir.path().join("compacted");
+    std::fs::write(&compacted, "0").unwrap();
     let mut writer = Command::new("python3")
         .arg("-c")
         .arg(format!(
             r#"
-import datetime, json, uuid, pyarrow as pa
+import datetime, json, time, uuid, pyarrow as pa
 from deltalake import write_deltalake
 ts = pa.timestamp("us", tz="UTC")
 for c in range(200):
@@ -667,9 +631,19 @@ for c in range(200):
         "updated_at": pa.array([now] * 10, ts),
     }})
     write_deltalake("{}", t, mode="append", schema_mode="merge")
+    if c % 20 == 19:
+        # Every 20 commits, wait for a compaction since the last wait, so the two race
+        # throughout however loaded the machine is.
+        waited = 0
+        while int(open("{}").read() or 0) < c // 20 + 1:
+            time.sleep(0.01)
+            waited += 1
+            if waited > 12000:
+                raise SystemExit("no compaction in 120 s")
 print("appended", 200)
 {PY_EXIT}"#,
-            table.display()
+            table.display(),
+            compacted.display()
         ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -700,6 +674,7 @@ print("appended", 200)
         if finished.is_none() {
             store.compact().await.unwrap();
             compactions += 1;
+            std::fs::write(&compacted, compactions.to_string()).unwrap();
         } else {
             rounds_after += 1;
             if taken >= 2000 || rounds_after > 100 {

@@ -14,6 +14,8 @@ use ibq::queue::rows::{HISTORY_COLUMNS, HISTORY_TABLE, QUEUE_COLUMNS, QUEUE_TABL
 use ibq::queue::{Actor, NewRequest, Priority, RequestType};
 use serde_json::json;
 
+use crate::common::{ibq, stderr, stdout};
+
 /// A clock the test moves.
 #[derive(Debug)]
 pub struct Moved(Mutex<DateTime<Utc>>);
@@ -80,4 +82,28 @@ pub async fn stored_rows(lake: &Path) -> HashMap<(String, i64), usize> {
         }
     }
     out
+}
+
+/// `count` requests made by `ibq debug enqueue-burst`, one commit each; their ids.
+pub fn burst_by_cli(lake: &Path, count: usize) -> Vec<String> {
+    let n = count.to_string();
+    let out = ibq(
+        lake,
+        &["debug", "enqueue-burst", "--count", &n, "--per-commit", "1"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ids: Vec<String> = stdout(&out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("ack ").map(str::to_string))
+        .collect();
+    assert_eq!(ids.len(), count, "{}", stdout(&out));
+    ids
+}
+
+/// Each of `ids` cancelled by `ibq cancel`.
+pub fn cancel_by_cli(lake: &Path, ids: &[String]) {
+    for id in ids {
+        let out = ibq(lake, &["cancel", id]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
 }
