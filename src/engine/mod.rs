@@ -14,4 +14,6 @@ pub use snapshot::{
 pub mod actions;
 pub mod journal;
 pub mod observer;
+mod publish;
 pub mod runtime;
+mod serve;
