@@ -30,6 +30,32 @@ async fn rig_at(start: &str) -> (ibq::sim::SimHandle, Engine, tempfile::TempDir)
     (sim, engine, dir)
 }
 
+/// A simulator whose clock starts at `start` (RFC 3339) and runs at a thousandth of real
+/// time, so the day stays put, and an `ibapi` client connected to it as `client_id`.
+async fn client_at(start: &str, client_id: i32) -> (ibq::sim::SimHandle, ibapi::Client) {
+    let sim = Simulator::start(SimConfig {
+        port: 0,
+        clock_start: DateTime::parse_from_rfc3339(start).ok(),
+        speed: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("the simulator starts");
+    let client = connect(&sim, client_id).await;
+    (sim, client)
+}
+
+/// An `ibapi` client connected to `sim` as `client_id`.
+async fn connect(sim: &ibq::sim::SimHandle, client_id: i32) -> ibapi::Client {
+    tokio::time::timeout(
+        Duration::from_secs(15),
+        ibapi::Client::connect(&sim.address(), client_id),
+    )
+    .await
+    .expect("connect in time")
+    .expect("connect")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn futures_expiry_with_time_and_zone_gives_the_front_month_and_its_utc_last_trade() {
     // Monday 23 Nov 2026: the December contract (last trade Fri 18 Dec) is the front month.
@@ -116,13 +142,7 @@ async fn a_bid_and_ask_of_minus_one_read_as_no_price() {
     // An index has no bid or ask: a gateway sends -1 for each.
     let (sim, engine, _dir) = rig_at("2026-11-23T10:30:00-05:00").await;
     engine.shutdown().await;
-    let client = tokio::time::timeout(
-        Duration::from_secs(15),
-        ibapi::Client::connect(&sim.address(), 7),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect");
+    let client = connect(&sim, 7).await;
     let mut sub = client
         .market_data(&ibq::worker::ib::index("VIX"))
         .snapshot()
@@ -159,21 +179,7 @@ async fn accounts_before_the_order_id_and_a_zoned_historical_end_are_read() {
 
     // The simulator answers the handshake with managedAccounts first, then nextValidId,
     // and ends historical data with `YYYYMMDD HH:MM:SS US/Eastern`, as a gateway does.
-    let sim = Simulator::start(SimConfig {
-        port: 0,
-        clock_start: DateTime::parse_from_rfc3339("2026-11-23T10:30:00-05:00").ok(),
-        speed: 0.001,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let client = tokio::time::timeout(
-        Duration::from_secs(15),
-        ibapi::Client::connect(&sim.address(), 3),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect");
+    let (_sim, client) = client_at("2026-11-23T10:30:00-05:00", 3).await;
     assert_eq!(
         client.handshake_managed_accounts(),
         vec!["DU1234567".to_string()]
@@ -205,21 +211,7 @@ async fn days_count_trading_sessions_and_over_long_durations_are_refused_with_32
     use ibapi::market_data::historical::{BarSize, BarTimestamp, ToDuration};
 
     // Monday 30 Nov 2026, after Thanksgiving (Thursday 26th, NYSE closed).
-    let sim = Simulator::start(SimConfig {
-        port: 0,
-        clock_start: DateTime::parse_from_rfc3339("2026-11-30T10:30:00-05:00").ok(),
-        speed: 0.001,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let client = tokio::time::timeout(
-        Duration::from_secs(15),
-        ibapi::Client::connect(&sim.address(), 4),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect");
+    let (_sim, client) = client_at("2026-11-30T10:30:00-05:00", 4).await;
     let spy = ibq::worker::ib::stock("SPY");
     let daily = client
         .historical_data(&spy, BarSize::Day)
@@ -326,21 +318,7 @@ async fn an_early_close_ends_the_session_and_its_bars_at_13_00() {
     use chrono::Timelike;
     use ibapi::market_data::historical::{BarSize, BarTimestamp, ToDuration};
 
-    let sim = Simulator::start(SimConfig {
-        port: 0,
-        clock_start: DateTime::parse_from_rfc3339("2026-11-27T17:00:00-05:00").ok(),
-        speed: 0.001,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
-    let client = tokio::time::timeout(
-        Duration::from_secs(15),
-        ibapi::Client::connect(&sim.address(), 5),
-    )
-    .await
-    .expect("connect in time")
-    .expect("connect");
+    let (sim, client) = client_at("2026-11-27T17:00:00-05:00", 5).await;
     let spy = ibq::worker::ib::stock("SPY");
     let hourly = client
         .historical_data(&spy, BarSize::Hour)

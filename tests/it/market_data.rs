@@ -400,16 +400,7 @@ async fn a_leg_refused_market_data_says_why_and_writes_no_row() {
     let s = sim(Permissions::None, false).await;
     let (engine, dir) = start_engine(&s, MarketDataMode::Auto).await;
     let conid = s.universe().conid_of("SPY").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match crate::streaming::promote(&engine, conid).await {
-            Ok(_) => break,
-            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    crate::streaming::promote_when_connected(&engine, conid).await;
     let mut snap = engine.handle().snapshot();
     let reason = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
@@ -457,16 +448,7 @@ async fn a_leg_refused_live_data_streams_delayed_data_under_auto() {
     let s = sim(Permissions::Delayed, false).await;
     let (engine, dir) = start_engine(&s, MarketDataMode::Auto).await;
     let conid = s.universe().conid_of("SPY").unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match crate::streaming::promote(&engine, conid).await {
-            Ok(_) => break,
-            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    crate::streaming::promote_when_connected(&engine, conid).await;
     let mut snap = engine.handle().snapshot();
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {

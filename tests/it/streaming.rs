@@ -24,6 +24,21 @@ pub async fn promote(engine: &Engine, conid: i32) -> Result<String, String> {
     }
 }
 
+/// Promotes `conid` once the engine is connected: "not connected" is retried for 30 s, any
+/// other refusal fails the test.
+pub async fn promote_when_connected(engine: &Engine, conid: i32) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match promote(engine, conid).await {
+            Ok(m) => return m,
+            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Waits until every leg streams and has ticked after `since`.
 async fn all_streaming(engine: &Engine, n: usize, since: chrono::DateTime<chrono::Utc>) {
     let mut snap = engine.handle().snapshot();
@@ -79,16 +94,7 @@ async fn legs_share_ten_lines_with_snapshots_and_survive_restarts() {
     assert!(err.contains("unknown conid 424242"), "{err}");
 
     // Wait for the connection, then stream 8 legs.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match promote(&engine, conids[0]).await {
-            Ok(_) => break,
-            Err(e) if e.contains("not connected") && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    promote_when_connected(&engine, conids[0]).await;
     for c in &conids[1..8] {
         promote(&engine, *c).await.unwrap();
     }
