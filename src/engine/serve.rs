@@ -156,6 +156,17 @@ pub(super) async fn serve_actions(
     }
 }
 
+/// The ids of the requests the queue's view shows as FAILED.
+fn failed_ids(queue: &QueueHandle) -> Vec<uuid::Uuid> {
+    queue
+        .view()
+        .borrow()
+        .failed
+        .iter()
+        .map(|r| r.request_id)
+        .collect()
+}
+
 fn summarize(
     verb: &str,
     results: Vec<Result<crate::queue::Request, crate::queue::QueueError>>,
@@ -235,13 +246,7 @@ async fn execute(cmd: Command, services: &Services) -> CommandResult {
     match cmd {
         Command::Retry(ids) => summarize("retried", queue.change(ids, Change::Retry(by)).await?),
         Command::RetryAllFailed => {
-            let ids: Vec<_> = queue
-                .view()
-                .borrow()
-                .failed
-                .iter()
-                .map(|r| r.request_id)
-                .collect();
+            let ids = failed_ids(queue);
             if ids.is_empty() {
                 return Ok(Reply::Done("no FAILED requests".into()));
             }
@@ -263,13 +268,7 @@ async fn execute(cmd: Command, services: &Services) -> CommandResult {
             queue.change(ids, Change::Dismiss(reason, by)).await?,
         ),
         Command::DismissAllFailed(reason) => {
-            let ids: Vec<_> = queue
-                .view()
-                .borrow()
-                .failed
-                .iter()
-                .map(|r| r.request_id)
-                .collect();
+            let ids = failed_ids(queue);
             if ids.is_empty() {
                 return Ok(Reply::Done("no FAILED requests".into()));
             }

@@ -326,7 +326,8 @@ pub async fn repartition(
     for f in &files {
         for b in table.read(std::slice::from_ref(f)).await? {
             let b = stamp(b).map_err(|e| table.error(format!("{}: {e}", f.path)))?;
-            let b = conform_to(&b, &arrow).map_err(|e| table.error(format!("{}: {e}", f.path)))?;
+            let b = crate::lake::table::conform(&b, &arrow)
+                .map_err(|e| table.error(format!("{}: {e}", f.path)))?;
             rows += b.num_rows();
             writer.write(b).await.map_err(|e| table.error(e))?;
         }
@@ -378,26 +379,6 @@ pub async fn repartition(
         files_after,
         version,
     })
-}
-
-/// A batch laid out as `schema`: its columns by name, cast where the type differs, and
-/// nulls for the columns it lacks.
-fn conform_to(
-    batch: &RecordBatch,
-    schema: &deltalake::arrow::datatypes::SchemaRef,
-) -> Result<RecordBatch, String> {
-    use deltalake::arrow::array::new_null_array;
-    use deltalake::arrow::compute::cast;
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(a) if a.data_type() == f.data_type() => Ok(a.clone()),
-            Some(a) => cast(a, f.data_type()).map_err(|e| format!("column `{}`: {e}", f.name())),
-            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
 }
 
 /// Deletes files a failed rewrite wrote (never part of a commit).

@@ -15,6 +15,8 @@ mod maintain;
 mod read;
 mod write;
 
+pub(crate) use write::conform;
+
 use super::columns::{delta_fields, Col};
 use crate::market::clock::{Clock, SystemClock};
 

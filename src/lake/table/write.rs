@@ -14,7 +14,7 @@ use super::*;
 /// A batch of the project's columns laid out as the table's schema: the table's column
 /// order, its timestamp kinds, and nulls for columns of the table the project does not
 /// write (another program's extra columns).
-fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
     if batch.schema().fields() == schema.fields() {
         return Ok(batch.clone());
     }
